@@ -1,0 +1,1 @@
+"""Shared plumbing every role imports: settings, database engine, blob stores, ffmpeg binary."""

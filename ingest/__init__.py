@@ -1,0 +1,1 @@
+"""Upload intake: size limits, container sniffing, probing, recording and enqueueing."""

@@ -1,0 +1,8 @@
+"""Refusals that carry the HTTP status and the message a creator sees."""
+
+
+class IngestError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail

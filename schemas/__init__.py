@@ -1,0 +1,1 @@
+"""SQLModel tables (tables.py) and the API's request/response models (api.py)."""

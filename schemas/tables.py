@@ -1,0 +1,90 @@
+"""Database tables. Status strings are plain VARCHARs so adding a state never needs an enum migration."""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class VideoStatus(StrEnum):
+    uploaded = "uploaded"
+    queued = "queued"
+    processing = "processing"
+    ready = "ready"
+    failed = "failed"
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+def _ts(**kw: object) -> Column:
+    return Column(DateTime(timezone=True), **kw)
+
+
+class Video(SQLModel, table=True):
+    __tablename__ = "videos"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    title: str = Field(sa_type=String(200))
+    status: str = Field(default=VideoStatus.uploaded, sa_type=String(16), index=True)
+    progress: float = 0.0
+    error: str | None = Field(default=None, sa_type=Text)
+    source_filename: str | None = Field(default=None, sa_type=String(255))
+    source_key: str = Field(sa_type=String(255))
+    source_size: int
+    source_format: str = Field(sa_type=String(32))
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    has_video: bool = True
+    has_audio: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Rendition(SQLModel, table=True):
+    __tablename__ = "renditions"
+    __table_args__ = (UniqueConstraint("video_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("videos.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(sa_type=String(32))
+    width: int | None = None
+    height: int | None = None
+    frame_rate: float | None = None
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str = Field(sa_type=String(64))
+    playlist_key: str = Field(sa_type=String(255))
+
+
+class TranscodeJob(SQLModel, table=True):
+    __tablename__ = "transcode_jobs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    video_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("videos.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    state: str = Field(default=JobState.queued, sa_type=String(16), index=True)
+    attempts: int = 0
+    progress: float = 0.0
+    speed: float | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    log_tail: str | None = Field(default=None, sa_type=Text)
+    worker: str | None = Field(default=None, sa_type=String(255))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -1,0 +1,1 @@
+"""Celery app and the transcode pipeline: plan (pure) -> argv (pure) -> run -> publish."""

@@ -1,0 +1,91 @@
+"""Turn a ladder plan into one ffmpeg argv: decode once, split/scale, encode every rung, mux HLS.
+
+Pure: builds a list of strings with ffmpeg-python and runs nothing.
+"""
+
+import math
+from pathlib import Path
+
+import ffmpeg
+
+from workers.ladder import LadderPlan
+
+MASTER_NAME = "master.m3u8"
+MEDIA_PLAYLIST = "index.m3u8"
+INIT_NAME = "init.mp4"
+SEGMENT_PATTERN = "seg_%05d.m4s"
+
+
+def _input(src: Path, demuxer: str) -> ffmpeg.nodes.FilterableStream:
+    # Force the sniffed demuxer and the file protocol: ffmpeg must not probe or follow references.
+    opts: dict[str, str] = {"f": demuxer, "protocol_whitelist": "file"}
+    if demuxer == "mov":
+        opts["enable_drefs"] = "0"
+    return ffmpeg.input(f"file:{src.resolve()}", **opts)
+
+
+def build_transcode_argv(
+    plan: LadderPlan, src: Path, demuxer: str, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg",
+    has_audio: bool = True,
+) -> list[str]:
+    inp = _input(src, demuxer)
+    streams: list = []
+    stream_opts: dict[str, object] = {}
+    variants: list[str] = []
+    n = len(plan.renditions)
+
+    if plan.audio_only:
+        streams.append(_stereo(inp))
+        stream_opts.update({"c:a": "aac", "b:a": f"{plan.audio_kbps}k"})
+        variants.append("a:0,name:audio")
+    else:
+        video = inp["v:0"].split() if n > 1 else None
+        audio = _stereo(inp).asplit() if has_audio and n > 1 else None
+        for i, r in enumerate(plan.renditions):
+            v = video.stream(i) if video is not None else inp["v:0"]
+            v = (v.filter("fps", fps=str(r.fps))
+                 .filter("scale", r.width, r.height, flags="lanczos")
+                 .filter("setsar", "1").filter("format", "yuv420p"))
+            streams.append(v)
+            stream_opts.update({f"maxrate:v:{i}": f"{r.maxrate_kbps}k", f"bufsize:v:{i}": f"{r.bufsize_kbps}k"})
+            if has_audio:
+                streams.append(audio.stream(i) if audio is not None else _stereo(inp))
+                stream_opts[f"b:a:{i}"] = f"{r.audio_kbps}k"
+                variants.append(f"v:{i},a:{i},name:{r.name}")
+            else:
+                variants.append(f"v:{i},name:{r.name}")
+        top_fps = max(r.fps for r in plan.renditions)
+        stream_opts.update({
+            "c:v": "libx264", "preset": plan.preset, "profile:v": "high", "crf": plan.crf,
+            # Keyframes on a time grid, identical in every rung: switching lands on aligned segments.
+            "force_key_frames": f"expr:gte(t,n_forced*{plan.gop_seconds})",
+            "g": math.ceil(top_fps * plan.gop_seconds), "sc_threshold": 0,
+        })
+        if has_audio:
+            stream_opts["c:a"] = "aac"
+
+    out = ffmpeg.output(
+        *streams,
+        str(out_dir / "%v" / MEDIA_PLAYLIST),
+        f="hls",
+        hls_time=plan.segment_seconds,
+        hls_playlist_type="vod",
+        hls_segment_type="fmp4",
+        hls_flags="independent_segments",
+        hls_fmp4_init_filename=INIT_NAME,
+        hls_segment_filename=str(out_dir / "%v" / SEGMENT_PATTERN),
+        master_pl_name=MASTER_NAME,
+        var_stream_map=" ".join(variants),
+        map_metadata=-1,  # strip creator metadata (GPS, device) from what viewers download
+        map_chapters=-1,
+        **stream_opts,
+    )
+    # Global options go first: newer ffmpeg ignores (and warns about) options after the last output.
+    return [ffmpeg_exe, "-hide_banner", "-nostdin", "-nostats", "-y", "-progress", "pipe:1", *out.get_args()]
+
+
+def _stereo(inp: ffmpeg.nodes.FilterableStream):
+    """AAC stereo 48 kHz whatever the layout in: aformat makes swresample down/up-mix."""
+    return inp["a:0"].filter("aresample", 48000).filter(
+        "aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo"
+    )

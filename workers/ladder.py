@@ -1,0 +1,141 @@
+"""Ladder planning: which renditions to encode for a source, as pure data.
+
+A rung is a bounding box (e.g. 720p = 1280x720, turned upright for portrait sources). The source is
+scaled to fit each box it overflows; the first box it fits inside gets the source's own size and ends
+the ladder, so nothing is ever upscaled and an odd-sized source keeps its full resolution.
+"""
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ingest.probe import SourceInfo
+
+
+@dataclass(frozen=True)
+class Rung:
+    label: int  # short side of the box: 1080 for 1920x1080
+    kbps: int  # video bitrate cap at <= 30 fps for a source that fills the box
+
+
+LADDER_TABLE: tuple[Rung, ...] = (
+    Rung(240, 400),
+    Rung(360, 800),
+    Rung(480, 1400),
+    Rung(720, 2800),
+    Rung(1080, 5000),
+    Rung(1440, 8000),
+    Rung(2160, 14000),
+)
+MAX_FPS = 60
+HIGH_FPS_MIN_LABEL = 720  # rungs below this are halved to <= 30 fps, as players on small screens expect
+MIN_KBPS = 150
+AUDIO_KBPS = 128
+LOW_AUDIO_KBPS = 96
+NEAR_DUPLICATE = 1.2
+
+
+@dataclass(frozen=True)
+class VideoRendition:
+    name: str
+    width: int
+    height: int
+    fps: Fraction
+    maxrate_kbps: int
+    bufsize_kbps: int
+    audio_kbps: int | None  # None when the source has no audio
+
+
+@dataclass(frozen=True)
+class LadderPlan:
+    renditions: tuple[VideoRendition, ...]
+    audio_kbps: int | None  # the audio-only variant, when the source has no video
+    segment_seconds: int
+    gop_seconds: int
+    crf: int
+    preset: str
+
+    @property
+    def audio_only(self) -> bool:
+        return not self.renditions
+
+    @property
+    def variant_names(self) -> list[str]:
+        return [r.name for r in self.renditions] or ["audio"]
+
+
+def _even_floor(x: float) -> int:
+    return max(2, int(x) // 2 * 2)
+
+
+def _even_round(x: float) -> int:
+    return max(2, round(x / 2) * 2)
+
+
+def output_fps(source_fps: float, label: int) -> Fraction:
+    fps = Fraction(source_fps).limit_denominator(1001) if source_fps > 0 else Fraction(30)
+    while fps > MAX_FPS:
+        fps /= 2
+    if label < HIGH_FPS_MIN_LABEL and fps > 30:
+        fps /= 2
+    return fps
+
+
+def _box(label: int, portrait: bool) -> tuple[int, int]:
+    long_side = _even_round(label * 16 / 9)
+    return (label, long_side) if portrait else (long_side, label)
+
+
+def _video_kbps(rung: Rung, width: int, height: int, fps: Fraction, portrait: bool, source_kbps: int) -> int:
+    bw, bh = _box(rung.label, portrait)
+    fill = max(0.4, min(1.0, (width * height) / (bw * bh)))  # a letterboxed 2.39:1 source needs fewer bits
+    kbps = rung.kbps * fill * (1.5 if fps > 30 else 1.0)
+    if source_kbps > 0:
+        kbps = min(kbps, max(source_kbps, MIN_KBPS))  # never spend more bits than the source had
+    return int(kbps)
+
+
+def plan_ladder(
+    src: SourceInfo,
+    *,
+    max_height: int = 1080,
+    segment_seconds: int = 4,
+    gop_seconds: int = 2,
+    crf: int = 21,
+    preset: str = "veryfast",
+    table: tuple[Rung, ...] = LADDER_TABLE,
+) -> LadderPlan:
+    if not 0 < gop_seconds <= 2:
+        raise ValueError("keyframe interval must be at most 2 s")
+    if segment_seconds % gop_seconds:
+        raise ValueError("segment duration must be a multiple of the keyframe interval")
+    common = dict(segment_seconds=segment_seconds, gop_seconds=gop_seconds, crf=crf, preset=preset)
+    if not src.has_video:
+        if not src.has_audio:
+            raise ValueError("source has neither video nor audio")
+        return LadderPlan(renditions=(), audio_kbps=AUDIO_KBPS, **common)
+
+    dw, dh = src.display_width, src.display_height
+    portrait = dh > dw
+    source_kbps = src.video_bitrate // 1000
+    rungs: list[VideoRendition] = []
+    for rung in sorted(table, key=lambda r: r.label):
+        if rung.label > max_height:
+            break
+        bw, bh = _box(rung.label, portrait)
+        scale = min(bw / dw, bh / dh)
+        native = scale >= 1
+        if native:
+            width, height = _even_floor(dw), _even_floor(dh)
+            if rungs and height * width < rungs[-1].height * rungs[-1].width * NEAR_DUPLICATE:
+                rungs.pop()  # the source is barely above the previous rung: keep only the native size
+        else:
+            width = min(_even_round(dw * scale), _even_floor(dw))
+            height = min(_even_round(dh * scale), _even_floor(dh))
+        fps = output_fps(src.fps, rung.label)
+        kbps = _video_kbps(rung, width, height, fps, portrait, source_kbps)
+        audio = (AUDIO_KBPS if rung.label >= 360 else LOW_AUDIO_KBPS) if src.has_audio else None
+        rungs.append(VideoRendition(f"{rung.label}p", width, height, fps, kbps, 2 * kbps, audio))
+        if native:
+            break
+    rungs.reverse()  # highest first, the order players list them in
+    return LadderPlan(renditions=tuple(rungs), audio_kbps=None, **common)
