@@ -5,6 +5,7 @@ fetch). Keeping them apart means a public media URL or SAS can never reach an or
 Content-Type and Cache-Control are decided here, by key, for both backends.
 """
 
+import contextlib
 import mimetypes
 import shutil
 import time
@@ -123,9 +124,7 @@ class LocalBlobStore:
         base = self.root / prefix if prefix else self.root
         if not base.exists():
             return []
-        return sorted(
-            p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()
-        )
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
 
     def delete_prefix(self, prefix: str) -> int:
         check_key(prefix.rstrip("/"))
@@ -165,14 +164,17 @@ class AzureBlobStore:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.blob import CorsRule
 
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self.container.create_container()
-        except ResourceExistsError:
-            pass
         if self.settings.azure_cors_origins:
             # Players fetch segments cross-origin straight from the account.
-            rule = CorsRule(self.settings.azure_cors_origins.split(","), ["GET", "HEAD", "OPTIONS"],
-                            allowed_headers=["*"], exposed_headers=["*"], max_age_in_seconds=3600)
+            rule = CorsRule(
+                self.settings.azure_cors_origins.split(","),
+                ["GET", "HEAD", "OPTIONS"],
+                allowed_headers=["*"],
+                exposed_headers=["*"],
+                max_age_in_seconds=3600,
+            )
             self.service.set_service_properties(cors=[rule])
 
     def check(self) -> None:
@@ -184,8 +186,9 @@ class AzureBlobStore:
         return ContentSettings(content_type=content_type_for(key), cache_control=cache_control_for(key))
 
     def put_stream(self, key: str, stream: BinaryIO) -> None:
-        self.container.upload_blob(check_key(key), stream, overwrite=True,
-                                   content_settings=self._settings_for(key), max_concurrency=2)
+        self.container.upload_blob(
+            check_key(key), stream, overwrite=True, content_settings=self._settings_for(key), max_concurrency=2
+        )
 
     def put_file(self, key: str, path: Path) -> None:
         with path.open("rb") as f:
@@ -219,7 +222,7 @@ class AzureBlobStore:
     def delete_prefix(self, prefix: str) -> int:
         names = self.list(prefix)
         for start in range(0, len(names), 256):  # batch delete takes at most 256 blobs
-            self.container.delete_blobs(*names[start:start + 256])
+            self.container.delete_blobs(*names[start : start + 256])
         return len(names)
 
     def _container_sas(self) -> str:
@@ -230,7 +233,8 @@ class AzureBlobStore:
         if now >= self._sas.renew_at:
             ttl = self.settings.sas_ttl_seconds
             self._sas.token = generate_container_sas(
-                account_name=self.service.account_name, container_name=self.container_name,
+                account_name=self.service.account_name,
+                container_name=self.container_name,
                 account_key=self.service.credential.account_key,
                 permission=ContainerSasPermissions(read=True),
                 start=datetime.now(UTC) - timedelta(minutes=5),
@@ -277,10 +281,8 @@ MEDIA_URL_PREFIX = "/media"
 def make_stores(settings: Settings) -> Stores:
     if settings.uses_azure:
         assert settings.azure_connection_string
-        sources: BlobStore = AzureBlobStore(settings.azure_connection_string,
-                                            settings.azure_source_container, settings)
-        media: BlobStore = AzureBlobStore(settings.azure_connection_string,
-                                          settings.azure_media_container, settings)
+        sources: BlobStore = AzureBlobStore(settings.azure_connection_string, settings.azure_source_container, settings)
+        media: BlobStore = AzureBlobStore(settings.azure_connection_string, settings.azure_media_container, settings)
     else:
         sources = LocalBlobStore(settings.blob_dir / "sources", "")
         media = LocalBlobStore(settings.blob_dir / "media", MEDIA_URL_PREFIX)

@@ -83,16 +83,26 @@ def probe(path: Path, demuxer: str | None = None) -> SourceInfo:
             duration = _duration(container)
             if duration <= 0:
                 raise IngestError(422, "corrupt media file: its duration is zero")
-            info = SourceInfo(demuxer=demuxer, duration=duration, has_video=has_video, has_audio=has_audio,
-                              audio_channels=audio.codec_context.channels if has_audio and audio else 0)
+            info = SourceInfo(
+                demuxer=demuxer,
+                duration=duration,
+                has_video=has_video,
+                has_audio=has_audio,
+                audio_channels=audio.codec_context.channels if has_audio and audio else 0,
+            )
             if has_video and video is not None and frame is not None:
                 rate = video.average_rate or video.guessed_rate or 0
                 sar = video.sample_aspect_ratio or Fraction(1)
                 info = SourceInfo(
-                    **{**info.__dict__, "width": frame.width, "height": frame.height,
-                       "rotation": int(getattr(frame, "rotation", 0) or 0) % 360,
-                       "sample_aspect": Fraction(sar) if sar > 0 else Fraction(1),
-                       "fps": float(rate), "video_bitrate": int(video.bit_rate or 0)},
+                    **{
+                        **info.__dict__,
+                        "width": frame.width,
+                        "height": frame.height,
+                        "rotation": int(getattr(frame, "rotation", 0) or 0) % 360,
+                        "sample_aspect": Fraction(sar) if sar > 0 else Fraction(1),
+                        "fps": float(rate),
+                        "video_bitrate": int(video.bit_rate or 0),
+                    },
                 )
             return info
     except IngestError:

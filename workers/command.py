@@ -25,7 +25,12 @@ def _input(src: Path, demuxer: str) -> ffmpeg.nodes.FilterableStream:
 
 
 def build_transcode_argv(
-    plan: LadderPlan, src: Path, demuxer: str, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg",
+    plan: LadderPlan,
+    src: Path,
+    demuxer: str,
+    out_dir: Path,
+    *,
+    ffmpeg_exe: str = "ffmpeg",
     has_audio: bool = True,
 ) -> list[str]:
     inp = _input(src, demuxer)
@@ -43,9 +48,12 @@ def build_transcode_argv(
         audio = _stereo(inp).asplit() if has_audio and n > 1 else None
         for i, r in enumerate(plan.renditions):
             v = video.stream(i) if video is not None else inp["v:0"]
-            v = (v.filter("fps", fps=str(r.fps))
-                 .filter("scale", r.width, r.height, flags="lanczos")
-                 .filter("setsar", "1").filter("format", "yuv420p"))
+            v = (
+                v.filter("fps", fps=str(r.fps))
+                .filter("scale", r.width, r.height, flags="lanczos")
+                .filter("setsar", "1")
+                .filter("format", "yuv420p")
+            )
             streams.append(v)
             stream_opts.update({f"maxrate:v:{i}": f"{r.maxrate_kbps}k", f"bufsize:v:{i}": f"{r.bufsize_kbps}k"})
             if has_audio:
@@ -55,12 +63,18 @@ def build_transcode_argv(
             else:
                 variants.append(f"v:{i},name:{r.name}")
         top_fps = max(r.fps for r in plan.renditions)
-        stream_opts.update({
-            "c:v": "libx264", "preset": plan.preset, "profile:v": "high", "crf": plan.crf,
-            # Keyframes on a time grid, identical in every rung: switching lands on aligned segments.
-            "force_key_frames": f"expr:gte(t,n_forced*{plan.gop_seconds})",
-            "g": math.ceil(top_fps * plan.gop_seconds), "sc_threshold": 0,
-        })
+        stream_opts.update(
+            {
+                "c:v": "libx264",
+                "preset": plan.preset,
+                "profile:v": "high",
+                "crf": plan.crf,
+                # Keyframes on a time grid, identical in every rung: switching lands on aligned segments.
+                "force_key_frames": f"expr:gte(t,n_forced*{plan.gop_seconds})",
+                "g": math.ceil(top_fps * plan.gop_seconds),
+                "sc_threshold": 0,
+            }
+        )
         if has_audio:
             stream_opts["c:a"] = "aac"
 
@@ -86,6 +100,8 @@ def build_transcode_argv(
 
 def _stereo(inp: ffmpeg.nodes.FilterableStream):
     """AAC stereo 48 kHz whatever the layout in: aformat makes swresample down/up-mix."""
-    return inp["a:0"].filter("aresample", 48000).filter(
-        "aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo"
+    return (
+        inp["a:0"]
+        .filter("aresample", 48000)
+        .filter("aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo")
     )

@@ -47,6 +47,13 @@ def measure_variant(variant_dir: Path, frame_rate: float | None) -> VariantFacts
     if not init:
         raise ValueError(f"{variant_dir.name}: no init segment")
     codecs, width, height = codec_string(variant_dir / init)
-    return VariantFacts(name=variant_dir.name, bandwidth=int(max(peak, average)), average_bandwidth=int(average),
-                        codecs=codecs, width=width, height=height,
-                        frame_rate=frame_rate if width else None, duration=total_duration)
+    return VariantFacts(
+        name=variant_dir.name,
+        bandwidth=int(max(peak, average)),
+        average_bandwidth=int(average),
+        codecs=codecs,
+        width=width,
+        height=height,
+        frame_rate=frame_rate if width else None,
+        duration=total_duration,
+    )

@@ -62,13 +62,18 @@ def parse_progress(block: dict[str, str], duration: float) -> Progress:
     return Progress(fraction=fraction, speed=speed, out_time=out_time)
 
 
-def run_ffmpeg(argv: list[str], duration: float, log_path: Path,
-               on_progress: Callable[[Progress], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> None:
+def run_ffmpeg(
+    argv: list[str],
+    duration: float,
+    log_path: Path,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     with log_path.open("w") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                errors="replace", start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
+        )
 
         def drain_stderr() -> None:  # read stderr concurrently so neither pipe can fill and block ffmpeg
             assert proc.stderr
@@ -99,16 +104,27 @@ def run_ffmpeg(argv: list[str], duration: float, log_path: Path,
         raise TranscodeError(f"ffmpeg exited with status {code}: {last}".strip(), "\n".join(tail))
 
 
-def transcode(src: Path, out_dir: Path, settings: Settings,
-              on_progress: Callable[[Progress], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> TranscodeResult:
+def transcode(
+    src: Path,
+    out_dir: Path,
+    settings: Settings,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TranscodeResult:
     started = time.monotonic()
     info = probe(src)
-    plan = plan_ladder(info, max_height=settings.ladder_max_height, segment_seconds=settings.segment_seconds,
-                       gop_seconds=settings.gop_seconds, crf=settings.x264_crf, preset=settings.x264_preset)
+    plan = plan_ladder(
+        info,
+        max_height=settings.ladder_max_height,
+        segment_seconds=settings.segment_seconds,
+        gop_seconds=settings.gop_seconds,
+        crf=settings.x264_crf,
+        preset=settings.x264_preset,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
-    argv = build_transcode_argv(plan, src, info.demuxer, out_dir, ffmpeg_exe=ffmpeg_exe(settings),
-                                has_audio=info.has_audio)
+    argv = build_transcode_argv(
+        plan, src, info.demuxer, out_dir, ffmpeg_exe=ffmpeg_exe(settings), has_audio=info.has_audio
+    )
     run_ffmpeg(argv, info.duration, out_dir.parent / f"{out_dir.name}.ffmpeg.log", on_progress, should_stop)
 
     rates = {r.name: float(r.fps) for r in plan.renditions}
@@ -123,5 +139,4 @@ def transcode(src: Path, out_dir: Path, settings: Settings,
         raise TranscodeError("master playlist invalid: " + "; ".join(problems))
     master_path.write_text(fixed)
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
-    return TranscodeResult(source=info, plan=plan, variants=variants, elapsed=time.monotonic() - started,
-                           files=files)
+    return TranscodeResult(source=info, plan=plan, variants=variants, elapsed=time.monotonic() - started, files=files)

@@ -1,0 +1,1 @@
+"""The FastAPI service: video metadata, uploads, playlists, health."""

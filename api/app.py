@@ -1,0 +1,47 @@
+"""FastAPI application factory."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import get_stores
+from api.limits import BodySizeLimit
+from api.media import MediaFiles
+from api.routes import health, playback, videos
+from core.blobs import MEDIA_URL_PREFIX
+from core.settings import Settings, get_settings
+from ingest.errors import IngestError
+from player.pages import mount_player
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    stores = get_stores(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        stores.ensure()
+        yield
+
+    app = FastAPI(
+        title="Streamify",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Upload videos, transcode them to adaptive HLS, play them with hls.js.",
+    )
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
+
+    @app.exception_handler(IngestError)
+    async def _refused(_request: Request, exc: IngestError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    app.include_router(health.router)
+    app.include_router(videos.router)
+    app.include_router(playback.router)
+    if not settings.uses_azure:
+        media_dir = settings.blob_dir / "media"
+        media_dir.mkdir(parents=True, exist_ok=True)
+        app.mount(MEDIA_URL_PREFIX, MediaFiles(directory=media_dir), name="media")
+    mount_player(app)
+    return app

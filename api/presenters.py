@@ -1,0 +1,29 @@
+"""Tables -> API models."""
+
+from schemas.api import RenditionRead, VideoRead
+from schemas.tables import Rendition, Video, VideoStatus
+
+
+def playback_url(video: Video) -> str:
+    return f"/api/v1/videos/{video.id}/master.m3u8"
+
+
+def video_read(video: Video, renditions: list[Rendition]) -> VideoRead:
+    ready = video.status == VideoStatus.ready
+    ordered = sorted(renditions, key=lambda r: r.bandwidth, reverse=True)
+    return VideoRead(
+        id=video.id,
+        title=video.title,
+        status=video.status,
+        progress=video.progress,
+        error=video.error,
+        duration=video.duration,
+        width=video.width,
+        height=video.height,
+        has_video=video.has_video,
+        has_audio=video.has_audio,
+        created_at=video.created_at,
+        renditions=[RenditionRead.model_validate(r, from_attributes=True) for r in ordered],
+        playback_url=playback_url(video) if ready else None,
+        watch_url=f"/watch/{video.id}",
+    )

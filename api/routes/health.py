@@ -1,0 +1,33 @@
+"""Liveness and readiness: /readyz checks every backing service."""
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.deps import SessionDep, StoresDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(session: SessionDep, stores: StoresDep) -> JSONResponse:
+    from workers.celery_app import app as celery_app
+
+    checks: dict[str, str] = {}
+    for name, check in (
+        ("database", lambda: session.execute(text("SELECT 1"))),
+        ("broker", lambda: celery_app.connection_for_write().ensure_connection(max_retries=1, timeout=2)),
+        ("storage", stores.check),
+    ):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"unavailable: {type(exc).__name__}: {exc}"[:300]
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

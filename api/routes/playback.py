@@ -1,0 +1,65 @@
+"""Master and media playlists. Segments never pass through here: media playlists point players at
+the media store's URLs (local static mount, nginx, Azure Blob SAS or a CDN)."""
+
+import re
+
+import m3u8
+from fastapi import APIRouter, HTTPException, Response
+from sqlmodel import select
+
+from api.deps import SessionDep, SettingsDep, StoresDep, VideoDep
+from core.blobs import BlobNotFound, content_type_for
+from schemas.tables import Rendition, Video, VideoStatus
+from workers.command import MASTER_NAME
+from workers.job import media_prefix
+
+router = APIRouter(prefix="/api/v1/videos", tags=["playback"])
+SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PLAYLIST_TYPE = content_type_for(MASTER_NAME)
+
+
+def _ready(video: Video) -> None:
+    if video.status != VideoStatus.ready:
+        raise HTTPException(404, f"video {video.id} is not ready to play (status: {video.status})")
+
+
+def _max_age(settings) -> int:
+    # Rewritten playlists embed SAS tokens when served from Azure: expire well before they do.
+    if settings.uses_azure and not settings.segment_base_url:
+        return max(60, settings.sas_ttl_seconds // 4)
+    return 86400
+
+
+def _playlist(text: str, settings) -> Response:
+    return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": f"public, max-age={_max_age(settings)}"})
+
+
+@router.get("/{video_id}/master.m3u8", response_class=Response)
+def master_playlist(video: VideoDep, stores: StoresDep, settings: SettingsDep) -> Response:
+    _ready(video)
+    try:
+        text = stores.media.read_bytes(media_prefix(video.id) + MASTER_NAME).decode()
+    except BlobNotFound as exc:
+        raise HTTPException(404, "master playlist missing") from exc
+    return _playlist(text, settings)
+
+
+@router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response)
+def media_playlist(
+    video: VideoDep, rendition: str, session: SessionDep, stores: StoresDep, settings: SettingsDep
+) -> Response:
+    _ready(video)
+    row = session.exec(select(Rendition).where(Rendition.video_id == video.id, Rendition.name == rendition)).first()
+    if row is None:  # names come from the database only: a path parameter never reaches storage
+        raise HTTPException(404, f"rendition {rendition!r} not found")
+    try:
+        playlist = m3u8.loads(stores.media.read_bytes(row.playlist_key).decode())
+    except BlobNotFound as exc:
+        raise HTTPException(404, "media playlist missing") from exc
+    base = f"{media_prefix(video.id)}{row.name}/"
+    inits = {id(seg.init_section): seg.init_section for seg in playlist.segments if seg.init_section}
+    for item in [*inits.values(), *playlist.segments]:
+        if not SEGMENT_NAME.match(item.uri or ""):
+            raise HTTPException(500, "media playlist names an unexpected file")
+        item.uri = stores.media.url_for(base + item.uri)
+    return _playlist(playlist.dumps(), settings)

@@ -1,0 +1,100 @@
+"""Accept one upload: bound its size, check what it is, store it, record it, enqueue its transcode.
+
+Either everything happens or nothing is left behind: a refusal removes the temp file, and a failure
+after the source blob was written removes the blob and any row.
+"""
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import delete, update
+from sqlmodel import Session
+
+from core.blobs import CHUNK, Stores
+from core.settings import Settings
+from ingest.errors import IngestError
+from ingest.probe import probe
+from ingest.sniff import sniff_demuxer
+from schemas.tables import TranscodeJob, Video, VideoStatus
+
+MAX_TITLE = 200
+
+
+def copy_bounded(stream: BinaryIO, dest: Path, limit: int) -> int:
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := stream.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise IngestError(413, f"file too large: the limit is {limit} bytes")
+            out.write(chunk)
+    return size
+
+
+def clean_title(title: str | None, filename: str | None) -> str:
+    text = (title or "").strip() or Path(filename or "").stem or "Untitled"
+    text = "".join(ch for ch in text if ch.isprintable())
+    if len(text) > MAX_TITLE:
+        raise IngestError(422, f"title too long: at most {MAX_TITLE} characters")
+    return text
+
+
+def accept_upload(
+    stream: BinaryIO,
+    filename: str | None,
+    title: str | None,
+    *,
+    session: Session,
+    stores: Stores,
+    settings: Settings,
+    enqueue: Callable[[uuid.UUID], None],
+) -> Video:
+    title = clean_title(title, filename)
+    tmp_dir = settings.tmp_dir / "uploads"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / uuid.uuid4().hex
+    try:
+        size = copy_bounded(stream, tmp, settings.max_upload_bytes)
+        demuxer = sniff_demuxer(tmp)  # also refuses an empty file
+        info = probe(tmp, demuxer)
+        video = Video(
+            title=title,
+            source_filename=(filename or "")[:255] or None,
+            source_key="",
+            source_size=size,
+            source_format=demuxer,
+            duration=info.duration,
+            width=info.display_width or None,
+            height=info.display_height or None,
+            has_video=info.has_video,
+            has_audio=info.has_audio,
+        )
+        video.source_key = f"{video.id}/source"
+        job = TranscodeJob(video_id=video.id)
+        stores.sources.put_file(video.source_key, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+    try:
+        session.add(video)
+        session.flush()
+        session.add(job)
+        session.commit()
+        enqueue(job.id)
+    except Exception as exc:
+        session.rollback()
+        session.execute(delete(Video).where(Video.id == video.id))  # cascades to the job
+        session.commit()
+        stores.sources.delete_prefix(f"{video.id}/")
+        raise IngestError(503, f"could not queue the transcode, upload not kept: {exc}") from exc
+    # The worker may already have moved the video on; only advance it from `uploaded`.
+    session.execute(
+        update(Video)
+        .where(Video.id == video.id, Video.status == VideoStatus.uploaded)
+        .values(status=VideoStatus.queued)
+    )
+    session.commit()
+    session.refresh(video)
+    return video

@@ -1,0 +1,31 @@
+"""Page routes. Pages are thin shells: they read the same JSON API a script would."""
+
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+HLS_JS = HERE / "static" / "vendor" / "hls.min.js"
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "index.html", {})
+
+
+@router.get("/watch/{video_id}", response_class=HTMLResponse)
+def watch(request: Request, video_id: uuid.UUID) -> HTMLResponse:
+    return templates.TemplateResponse(request, "watch.html", {"video_id": str(video_id)})
+
+
+def mount_player(app: FastAPI) -> None:
+    if not HLS_JS.is_file():
+        raise RuntimeError(f"{HLS_JS} missing: run `npm ci` (it copies hls.js from node_modules)")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)

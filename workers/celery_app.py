@@ -1,0 +1,48 @@
+"""The Celery app, configured from settings: Redis in the real stack, kombu's filesystem broker embedded."""
+
+import uuid
+
+from celery import Celery
+
+from core.settings import Settings, get_settings
+
+TRANSCODE_TASK = "streamify.transcode"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("streamify", broker=settings.effective_broker_url, include=["workers.tasks"])
+    transport_options: dict[str, object] = {}
+    if settings.effective_broker_url.startswith("filesystem"):
+        folder = settings.broker_dir.resolve()
+        (folder / "queue").mkdir(parents=True, exist_ok=True)
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        transport_options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    else:
+        # A long encode must not be redelivered to a second worker while the first is still on it.
+        transport_options = {"visibility_timeout": 12 * 3600}
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_acks_late=True,  # a job whose worker dies is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # encodes are long: never hoard queued jobs on a busy worker
+        task_ignore_result=True,  # job state lives in the database
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_celery(get_settings())
+
+
+def enqueue_transcode(job_id: uuid.UUID) -> None:
+    app.send_task(TRANSCODE_TASK, args=[str(job_id)], queue=get_settings().queue)
