@@ -1,0 +1,204 @@
+"""Real services for the tests: PostgreSQL, Redis, Azurite, a Celery worker and API processes.
+
+A service that is missing makes the tests that need it fail (never skip): CI must not go green on a
+machine where half the stack is absent.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from tests.media import make_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("STREAMIFY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("STREAMIFY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+UPLOAD_LIMIT = 48 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # service still starting
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {timeout}s: {last}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def new_pg_database() -> tuple[str, str]:
+    name = f"streamify_test_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required at {PG_ADMIN}: {exc}")
+    return name, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "1080p": make_clip(d / "1080p_51.mp4"),
+        "720p_short": make_clip(d / "720p.mp4", size="1280x720", seconds=5, channels=2),
+        "silent": make_clip(d / "silent.mkv", size="640x360", seconds=4, audio=False),
+        "audio": make_clip(d / "music.m4a", video=False, seconds=6, channels=2),
+    }
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name, url = new_pg_database()
+    yield url.replace("postgresql://", "postgresql+psycopg://")
+    drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is required at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@dataclass
+class Azurite:
+    port: int
+    connection_string: str
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory) -> Iterator[Azurite]:
+    if not AZURITE_BIN.exists():
+        pytest.fail(f"Azurite is required: {AZURITE_BIN} missing (run `npm ci`)")
+    port = free_port()
+    location = tmp_path_factory.mktemp("azurite")
+    proc = subprocess.Popen(
+        [str(AZURITE_BIN), "--silent", "--location", str(location), "--blobHost", "127.0.0.1",
+         "--blobPort", str(port), "--skipApiVersionCheck", "--loose"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, "Azurite",
+             proc=proc)
+    conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    yield Azurite(port, conn)
+    stop(proc)
+
+
+@dataclass
+class Stack:
+    url: str
+    env: dict[str, str]
+    database_url: str
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs: Path | None = None
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+    def settings(self):
+        from core.settings import Settings
+
+        return Settings(**{k.removeprefix("STREAMIFY_").lower(): v for k, v in self.env.items()
+                           if k.startswith("STREAMIFY_")})
+
+
+def start_api(env: dict[str, str], logs: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
+    out = (logs / f"api-{port}.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                             "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "API", timeout=60, proc=proc)
+    return proc, url
+
+
+def start_worker(env: dict[str, str], logs: Path, name: str = "worker") -> subprocess.Popen:
+    out = (logs / f"{name}.log").open("w")
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel",
+                             "INFO", "--pool", "prefork", "--concurrency", "1", "--queues", env["STREAMIFY_QUEUE"],
+                             "--without-gossip", "--without-mingle", "--hostname", f"{name}@%h"],
+                            env=env, cwd=ROOT, stdout=out, stderr=out)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, postgres_url, redis_url, azurite) -> Iterator[Stack]:
+    """The real stack: PostgreSQL + Redis broker + Azurite blobs, one API process, one worker process."""
+    from core.db import migrate
+    from core.settings import Settings
+
+    data = tmp_path_factory.mktemp("stack")
+    logs = ROOT / "test-artifacts" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "STREAMIFY_DATA_DIR": str(data),
+        "STREAMIFY_DATABASE_URL": postgres_url,
+        "STREAMIFY_BROKER_URL": redis_url,
+        "STREAMIFY_QUEUE": f"transcode-test-{secrets.token_hex(4)}",
+        "STREAMIFY_AZURE_CONNECTION_STRING": azurite.connection_string,
+        "STREAMIFY_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+    }
+    migrate(Settings(database_url=postgres_url, data_dir=data))
+    worker = start_worker(env, logs)
+    api, url = start_api(env, logs)
+    s = Stack(url=url, env=env, database_url=postgres_url, procs={"api": api, "worker": worker}, logs=logs)
+    yield s
+    for proc in s.procs.values():
+        stop(proc)
+
+
+def wait_status(client: httpx.Client, video_id: str, statuses=("ready", "failed"), timeout: float = 300) -> dict:
+    def check():
+        video = client.get(f"/api/v1/videos/{video_id}").json()
+        return video if video["status"] in statuses else None
+
+    return wait_for(check, f"video {video_id} to reach {statuses}", timeout=timeout)
+
+
+def upload(client: httpx.Client, path: Path, title: str | None = None) -> httpx.Response:
+    with path.open("rb") as f:
+        return client.post("/api/v1/videos", files={"file": (path.name, f)}, data={"title": title} if title else {})
