@@ -2,13 +2,19 @@
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ingest.errors import too_large_detail
 
 MULTIPART_SLACK = 64 * 1024  # boundaries and the title field around the file part
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """An HTTPException so FastAPI's body parser re-raises it instead of answering 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_detail(limit), headers={"connection": "close"})
 
 
 class BodySizeLimit:
@@ -31,7 +37,7 @@ class BodySizeLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise _TooLarge
+                raise _TooLarge(self.limit - MULTIPART_SLACK)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -46,7 +52,7 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"file too large: the limit is {self.limit - MULTIPART_SLACK} bytes"})
+        body = json.dumps({"detail": too_large_detail(self.limit - MULTIPART_SLACK)})
         await send(
             {
                 "type": "http.response.start",

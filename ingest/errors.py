@@ -6,3 +6,7 @@ class IngestError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+def too_large_detail(limit: int) -> str:
+    return f"file too large: the limit is {limit} bytes"

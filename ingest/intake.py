@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from core.blobs import CHUNK, Stores
 from core.settings import Settings
-from ingest.errors import IngestError
+from ingest.errors import IngestError, too_large_detail
 from ingest.probe import probe
 from ingest.sniff import sniff_demuxer
 from schemas.tables import TranscodeJob, Video, VideoStatus
@@ -28,7 +28,7 @@ def copy_bounded(stream: BinaryIO, dest: Path, limit: int) -> int:
         while chunk := stream.read(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise IngestError(413, f"file too large: the limit is {limit} bytes")
+                raise IngestError(413, too_large_detail(limit))
             out.write(chunk)
     return size
 

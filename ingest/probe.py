@@ -70,7 +70,7 @@ def probe(path: Path, demuxer: str | None = None) -> SourceInfo:
             video = container.streams.video[0] if container.streams.video else None
             audio = container.streams.audio[0] if container.streams.audio else None
             if video is None and audio is None:
-                raise IngestError(422, "no video or audio stream found in the file")
+                raise IngestError(422, "no decodable video or audio: the file has no video or audio stream")
             frame = _first_frame(container, video) if video is not None else None
             has_video = frame is not None
             has_audio = False

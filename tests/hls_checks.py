@@ -51,9 +51,8 @@ def fetch_ladder(client: httpx.Client, base_url: str, playback_url: str) -> tupl
 
 
 def _open(data: bytes):
-    tmp = tempfile.NamedTemporaryFile(suffix=".mp4", delete=False)
-    tmp.write(data)
-    tmp.close()
+    with tempfile.NamedTemporaryFile(suffix=".mp4", delete=False) as tmp:
+        tmp.write(data)
     return av.open(tmp.name, format="mov"), Path(tmp.name)
 
 

@@ -44,6 +44,9 @@ class TranscodeError(Exception):
         self.reason = reason
         self.log_tail = log_tail
 
+# A rendition shorter than the source by more than this means ffmpeg hit unreadable data.
+DURATION_TOLERANCE = 0.5
+
 
 def parse_progress(block: dict[str, str], duration: float) -> Progress:
     """One `-progress` block (key=value lines up to `progress=`) -> fraction done and speed."""
@@ -134,6 +137,12 @@ def transcode(
         fixed = finalize_master(master_path.read_text(), variants)
     except (OSError, ValueError) as exc:
         raise TranscodeError(f"encoded output is incomplete: {exc}") from exc
+    short = [v for v in variants if info.duration - v.duration > DURATION_TOLERANCE]
+    if short:
+        got = min(v.duration for v in short)
+        raise TranscodeError(
+            f"source is truncated or corrupt: only {got:.1f} s of its {info.duration:.1f} s could be decoded"
+        )
     problems = master_problems(fixed)
     if problems:
         raise TranscodeError("master playlist invalid: " + "; ".join(problems))
