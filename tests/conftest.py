@@ -116,14 +116,26 @@ def azurite(tmp_path_factory) -> Iterator[Azurite]:
     port = free_port()
     location = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
-        [str(AZURITE_BIN), "--silent", "--location", str(location), "--blobHost", "127.0.0.1",
-         "--blobPort", str(port), "--skipApiVersionCheck", "--loose"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(AZURITE_BIN),
+            "--silent",
+            "--location",
+            str(location),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--skipApiVersionCheck",
+            "--loose",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, "Azurite",
-             proc=proc)
-    conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, "Azurite", proc=proc)
+    conn = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
     yield Azurite(port, conn)
     stop(proc)
 
@@ -142,15 +154,31 @@ class Stack:
     def settings(self):
         from core.settings import Settings
 
-        return Settings(**{k.removeprefix("STREAMIFY_").lower(): v for k, v in self.env.items()
-                           if k.startswith("STREAMIFY_")})
+        return Settings(
+            **{k.removeprefix("STREAMIFY_").lower(): v for k, v in self.env.items() if k.startswith("STREAMIFY_")}
+        )
 
 
 def start_api(env: dict[str, str], logs: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     port = port or free_port()
     out = (logs / f"api-{port}.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
-                             "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, stdout=out, stderr=out)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=out,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "API", timeout=60, proc=proc)
     return proc, url
@@ -158,10 +186,32 @@ def start_api(env: dict[str, str], logs: Path, port: int | None = None) -> tuple
 
 def start_worker(env: dict[str, str], logs: Path, name: str = "worker") -> subprocess.Popen:
     out = (logs / f"{name}.log").open("w")
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel",
-                             "INFO", "--pool", "prefork", "--concurrency", "1", "--queues", env["STREAMIFY_QUEUE"],
-                             "--without-gossip", "--without-mingle", "--hostname", f"{name}@%h"],
-                            env=env, cwd=ROOT, stdout=out, stderr=out)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--queues",
+            env["STREAMIFY_QUEUE"],
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"{name}@%h",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=out,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -78,8 +78,11 @@ def decoded_stream_facts(variant: Variant) -> dict:
                 end = max(end, float((packet.pts + packet.duration) * packet.time_base))
         audio = container.streams.audio[0].codec_context.channels if container.streams.audio else 0
         video = container.streams.video[0] if container.streams.video else None
-        return {"duration": end, "channels": audio,
-                "size": (video.codec_context.width, video.codec_context.height) if video else None}
+        return {
+            "duration": end,
+            "channels": audio,
+            "size": (video.codec_context.width, video.codec_context.height) if video else None,
+        }
     finally:
         container.close()
         path.unlink()

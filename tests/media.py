@@ -12,8 +12,17 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
-def make_clip(path: Path, *, size: str = "1920x1080", rate: int = 30, seconds: float = 9, audio: bool = True,
-              video: bool = True, channels: int = 6, extra: tuple[str, ...] = ()) -> Path:
+def make_clip(
+    path: Path,
+    *,
+    size: str = "1920x1080",
+    rate: int = 30,
+    seconds: float = 9,
+    audio: bool = True,
+    video: bool = True,
+    channels: int = 6,
+    extra: tuple[str, ...] = (),
+) -> Path:
     """testsrc2 with light temporal noise (so the encoder has real work) and a multichannel tone."""
     args: list[str] = []
     if video:

@@ -119,8 +119,10 @@ def _raw_post(url: str, head: str, body_chunks) -> str:
 
 def _multipart(size: int) -> tuple[str, list[bytes]]:
     boundary = "streamifyboundary"
-    start = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n'
-             "Content-Type: video/mp4\r\n\r\n").encode()
+    start = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
     end = f"\r\n--{boundary}--\r\n".encode()
     mib = b"\0" * (1024 * 1024)
     return boundary, [start, *([mib] * (size // len(mib))), end]
@@ -177,4 +179,3 @@ def test_truncated_media_fails_with_a_reason_and_the_worker_keeps_working(stack,
         good = wait_status(client, upload(client, clips["720p_short"]).json()["id"])
         assert good["status"] == "ready", good["error"]
         assert client.delete(f"/api/v1/videos/{video['id']}").status_code == 204
-

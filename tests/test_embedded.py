@@ -26,13 +26,19 @@ def _clean_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    data = tmp_path_factory.mktemp("embedded") / "data"
+    cwd = tmp_path_factory.mktemp("embedded")
+    data = cwd / "data"
     port = free_port()
     logs = ROOT / "test-artifacts" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out = (logs / "streamify-up.log").open("w")
-    proc = subprocess.Popen([STREAMIFY, "up", "--port", str(port), "--data-dir", str(data)], env=_clean_env(),
-                            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(
+        [STREAMIFY, "up", "--port", str(port), "--data-dir", str(data)],
+        env=_clean_env(),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "streamify up", timeout=60, proc=proc)
     yield url, data, proc
@@ -42,8 +48,13 @@ def embedded(tmp_path_factory):
 def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
     url, data, proc = embedded
     source = probe(clips["1080p"])
-    done = subprocess.run([STREAMIFY, "upload", str(clips["1080p"]), "--server", url, "--title", "embedded"],
-                          env=_clean_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [STREAMIFY, "upload", str(clips["1080p"]), "--server", url, "--title", "embedded"],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     watch = re.search(r"watch: (\S+)", done.stdout)
     assert watch, done.stdout
@@ -63,6 +74,7 @@ def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
         assert part.status_code == 206 and part.content == whole.content[100:200]
         # Everything lives under the one data directory the user chose.
         assert (data / "streamify.db").exists()
+        assert [p.name for p in data.parent.iterdir()] == ["data"]
         assert list((data / "blobs").rglob("master.m3u8"))
         assert client.delete(f"/api/v1/videos/{video_id}").status_code == 204
         assert not list((data / "blobs").rglob(f"*{video_id}*"))
@@ -72,8 +84,13 @@ def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
 def test_path_traversal_is_refused(embedded):
     url, data, _ = embedded
     with httpx.Client(base_url=url, timeout=10) as client:
-        for path in ["/media/../streamify.db", "/media/%2e%2e/streamify.db", "/media/..%2fstreamify.db",
-                     "/api/v1/videos/..%2f..%2fetc/master.m3u8", "/static/../../core/settings.py"]:
+        for path in [
+            "/media/../streamify.db",
+            "/media/%2e%2e/streamify.db",
+            "/media/..%2fstreamify.db",
+            "/api/v1/videos/..%2f..%2fetc/master.m3u8",
+            "/static/../../core/settings.py",
+        ]:
             r = client.get(path)
             assert r.status_code in (400, 404, 422), (path, r.status_code)
             assert b"sqlite" not in r.content.lower() and b"STREAMIFY_" not in r.content
@@ -81,8 +98,14 @@ def test_path_traversal_is_refused(embedded):
 
 def test_streamify_transcode_writes_a_local_ladder(clips, tmp_path):
     out = tmp_path / "hls"
-    done = subprocess.run([STREAMIFY, "transcode", str(clips["720p_short"]), str(out)], env=_clean_env(),
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    done = subprocess.run(
+        [STREAMIFY, "transcode", str(clips["720p_short"]), str(out)],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     master = m3u8.load(str(out / "master.m3u8"))
     sizes = [tuple(p.stream_info.resolution) for p in master.playlists]
@@ -90,6 +113,12 @@ def test_streamify_transcode_writes_a_local_ladder(clips, tmp_path):
     for p in master.playlists:
         media = m3u8.load(str(out / p.uri))
         assert media.is_endlist and all((out / Path(p.uri).parent / s.uri).exists() for s in media.segments)
-    refused = subprocess.run([STREAMIFY, "transcode", str(ROOT / "pyproject.toml"), str(tmp_path / "x")],
-                             env=_clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    refused = subprocess.run(
+        [STREAMIFY, "transcode", str(ROOT / "pyproject.toml"), str(tmp_path / "x")],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert refused.returncode == 1 and "not a media file" in refused.stdout

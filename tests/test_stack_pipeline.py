@@ -68,8 +68,10 @@ def test_upload_becomes_a_playable_ladder_in_azurite(stack, clips, azurite):
         assert not list(media.list_blobs(name_starts_with=f"{video['id']}/"))
         assert not list(sources.list_blobs(name_starts_with=f"{video['id']}/"))
         with _pg(stack) as conn:
-            counts = [conn.execute(f"SELECT count(*) FROM {t} WHERE video_id = %s", (video["id"],)).fetchone()[0]
-                      for t in ("renditions", "transcode_jobs")]
+            counts = [
+                conn.execute(f"SELECT count(*) FROM {t} WHERE video_id = %s", (video["id"],)).fetchone()[0]
+                for t in ("renditions", "transcode_jobs")
+            ]
         assert counts == [0, 0]
 
 

@@ -14,12 +14,13 @@ def make_celery(settings: Settings) -> Celery:
     transport_options: dict[str, object] = {}
     if settings.effective_broker_url.startswith("filesystem"):
         folder = settings.broker_dir.resolve()
-        (folder / "queue").mkdir(parents=True, exist_ok=True)
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
         transport_options = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # default is ./control in the working directory
             "store_processed": False,
         }
     else:

@@ -44,6 +44,7 @@ class TranscodeError(Exception):
         self.reason = reason
         self.log_tail = log_tail
 
+
 # A rendition shorter than the source by more than this means ffmpeg hit unreadable data.
 DURATION_TOLERANCE = 0.5
 

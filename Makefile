@@ -1,0 +1,60 @@
+# Two entry points for a fresh machine:  `make up`  (run the product)  and  `make test`  (run the tests).
+# Everything the tests need is installed and started here, so CI and a laptop do the same thing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up test lint bench services system-packages clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+venv: $(STAMP)
+assets: node_modules/.package-lock.json
+
+## Run Streamify on embedded defaults (SQLite, local blobs, filesystem broker) at http://127.0.0.1:8000
+up: $(STAMP) assets
+	$(BIN)/streamify up
+
+## Debian packages the tests use: ffmpeg (system build), nginx, Chromium for the browser tests.
+system-packages:
+	@missing=""; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+## PostgreSQL and Redis on their standard local ports; started if they are down.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+
+## Install and start everything, then run the whole test suite.
+test: $(STAMP) assets system-packages services
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+## Ladder benchmark: one-process pipeline vs one ffmpeg per rendition (time ratio, VMAF per rung).
+bench: $(STAMP)
+	$(BIN)/python -m bench.ladder
+
+clean:
+	rm -rf $(VENV) node_modules streamify-data test-artifacts
