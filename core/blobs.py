@@ -54,8 +54,8 @@ class BlobNotFound(KeyError):
 
 def check_key(key: str) -> str:
     """Keys are built by the server, but refuse anything that could escape a prefix all the same."""
-    parts = PurePosixPath(key).parts
-    if not key or key.startswith("/") or any(p in ("..", ".", "") for p in parts) or "\\" in key:
+    parts = key.split("/")
+    if not key or any(p in ("..", ".", "") for p in parts) or "\\" in key:
         raise ValueError(f"invalid blob key {key!r}")
     return key
 
@@ -153,7 +153,11 @@ class AzureBlobStore:
         from azure.storage.blob import BlobServiceClient
 
         self.service = BlobServiceClient.from_connection_string(
-            connection_string, max_single_put_size=CHUNK, max_block_size=CHUNK
+            connection_string,
+            max_single_put_size=CHUNK,
+            max_block_size=CHUNK,
+            max_single_get_size=CHUNK,
+            max_chunk_get_size=CHUNK,
         )
         self.container_name = container
         self.container = self.service.get_container_client(container)

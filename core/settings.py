@@ -33,7 +33,7 @@ class Settings(BaseSettings):
 
     # Transcoding.
     ffmpeg_path: str | None = Field(default=None, description="System ffmpeg; default: imageio-ffmpeg's.")
-    ladder_max_height: int = 1080
+    ladder_max_height: int = Field(default=1080, ge=240, le=2160)
     x264_preset: str = "veryfast"
     x264_crf: int = 21
     segment_seconds: int = 4

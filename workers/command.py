@@ -31,7 +31,7 @@ def build_transcode_argv(
     out_dir: Path,
     *,
     ffmpeg_exe: str = "ffmpeg",
-    has_audio: bool = True,
+    has_audio: bool,
 ) -> list[str]:
     inp = _input(src, demuxer)
     streams: list = []

@@ -133,6 +133,8 @@ def plan_ladder(
             height = min(_even_round(dh * scale), _even_floor(dh))
         fps = output_fps(src.fps, rung.label)
         kbps = _video_kbps(rung, width, height, fps, portrait, source_kbps)
+        if rungs:  # a native top rung in a much larger box must not get fewer bits than the rung below
+            kbps = max(kbps, rungs[-1].maxrate_kbps)
         audio = (AUDIO_KBPS if rung.label >= 360 else LOW_AUDIO_KBPS) if src.has_audio else None
         rungs.append(VideoRendition(f"{rung.label}p", width, height, fps, kbps, 2 * kbps, audio))
         if native:

@@ -54,7 +54,10 @@ def _apply(info, fact: VariantFacts) -> None:
 def master_problems(master_text: str) -> list[str]:
     """What a player would trip over; empty when the master is complete."""
     problems = []
-    playlist = m3u8.loads(master_text)
+    try:
+        playlist = m3u8.loads(master_text)
+    except KeyError as exc:  # m3u8 cannot load a variant that lacks a required attribute (BANDWIDTH)
+        return [f"master has a variant with no {str(exc.args[0]).upper()}"]
     if not playlist.is_variant or not playlist.playlists:
         return ["master lists no variants"]
     for variant in playlist.playlists:

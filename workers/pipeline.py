@@ -136,7 +136,7 @@ def transcode(
         variants = [measure_variant(out_dir / name, rates.get(name)) for name in plan.variant_names]
         master_path = out_dir / MASTER_NAME
         fixed = finalize_master(master_path.read_text(), variants)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         raise TranscodeError(f"encoded output is incomplete: {exc}") from exc
     short = [v for v in variants if info.duration - v.duration > DURATION_TOLERANCE]
     if short:

@@ -1,0 +1,269 @@
+"""build_transcode_argv: the single ffmpeg argv for a ladder plan, inspected without running ffmpeg."""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from ingest.probe import SourceInfo
+from workers.command import INIT_NAME, MASTER_NAME, MEDIA_PLAYLIST, build_transcode_argv
+from workers.ladder import LadderPlan, plan_ladder
+
+GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-y")
+
+
+def video(width: int, height: int, *, audio: bool = True, demuxer: str = "mov", **kw) -> SourceInfo:
+    return SourceInfo(demuxer=demuxer, duration=30.0, has_video=True, has_audio=audio, width=width, height=height, **kw)
+
+
+SOURCES = {
+    "ladder": video(1920, 1080, fps=30, video_bitrate=8_000_000),
+    "ladder 60fps": video(1920, 1080, fps=60, video_bitrate=12_000_000),
+    "no audio": video(1280, 720, audio=False, fps=25),
+    "rotated": video(1920, 1080, rotation=90, fps=30),
+    "single rung": video(320, 240, fps=15, demuxer="matroska"),
+    "single rung no audio": video(320, 240, audio=False, demuxer="matroska"),
+    "audio only": SourceInfo(demuxer="mp3", duration=30.0, has_video=False, has_audio=True, audio_channels=6),
+}
+
+
+def build(src: SourceInfo, tmp_path: Path, plan: LadderPlan | None = None, **kw) -> tuple[LadderPlan, list[str]]:
+    plan = plan or plan_ladder(src)
+    argv = build_transcode_argv(
+        plan, tmp_path / "src.bin", src.demuxer, tmp_path / "hls", has_audio=src.has_audio, **kw
+    )
+    return plan, argv
+
+
+def opt(argv: list[str], name: str) -> str:
+    """The value of an option that must occur exactly once."""
+    assert argv.count(name) == 1, (name, argv)
+    return argv[argv.index(name) + 1]
+
+
+def opts(argv: list[str], prefix: str) -> dict[str, str]:
+    """Every `-<prefix>...` option with its value, e.g. prefix "-maxrate:v:"."""
+    return {a: argv[i + 1] for i, a in enumerate(argv[:-1]) if a.startswith(prefix)}
+
+
+def filter_chains(argv: list[str]) -> list[str]:
+    return opt(argv, "-filter_complex").split(";")
+
+
+def var_streams(argv: list[str]) -> list[dict[str, str]]:
+    out = []
+    for entry in opt(argv, "-var_stream_map").split(" "):
+        fields = dict(part.split(":", 1) for part in entry.split(","))
+        out.append(fields)
+    return out
+
+
+@pytest.mark.parametrize("kind", SOURCES, ids=SOURCES.keys())
+def test_one_forced_format_file_only_input_after_global_options(kind, tmp_path):
+    src = SOURCES[kind]
+    _, argv = build(src, tmp_path)
+    assert all(isinstance(a, str) for a in argv)
+    assert argv[0] == "ffmpeg"
+    assert argv.count("-i") == 1
+    i = argv.index("-i")
+    assert argv[i + 1] == f"file:{(tmp_path / 'src.bin').resolve()}"
+    before = argv[1:i]
+    # The sniffed demuxer is forced and only the file protocol may be opened, both as input options.
+    fmt = before.index("-f")
+    assert before[fmt + 1] == src.demuxer
+    wl = before.index("-protocol_whitelist")
+    assert before[wl + 1] == "file"
+    # Global options come before any input option.
+    for g in GLOBAL_OPTIONS:
+        assert g in before and before.index(g) < fmt, g
+    assert before.index("-progress") < fmt and before[before.index("-progress") + 1] == "pipe:1"
+    # Exactly one output, the HLS media playlist pattern, at the very end.
+    assert argv[-1] == str(tmp_path / "hls" / "%v" / MEDIA_PLAYLIST)
+    assert opt(argv[i:], "-f") == "hls"
+
+
+def test_mov_input_disables_external_data_references(tmp_path):
+    _, argv = build(SOURCES["ladder"], tmp_path)
+    i = argv.index("-i")
+    assert opt(argv[:i], "-enable_drefs") == "0"
+
+
+def test_other_demuxers_are_not_given_mov_options(tmp_path):
+    _, argv = build(SOURCES["single rung"], tmp_path)
+    assert "-enable_drefs" not in argv
+
+
+@pytest.mark.parametrize("kind", SOURCES, ids=SOURCES.keys())
+def test_hls_fmp4_output_without_source_metadata(kind, tmp_path):
+    plan, argv = build(SOURCES[kind], tmp_path)
+    out = argv[argv.index("-i") + 2 :]  # output options
+    assert opt(out, "-hls_segment_type") == "fmp4"
+    assert opt(out, "-hls_fmp4_init_filename") == INIT_NAME
+    assert opt(out, "-hls_segment_filename") == str(tmp_path / "hls" / "%v" / "seg_%05d.m4s")
+    assert opt(out, "-hls_playlist_type") == "vod"
+    assert opt(out, "-master_pl_name") == MASTER_NAME
+    assert "independent_segments" in opt(out, "-hls_flags")
+    assert opt(out, "-map_metadata") == "-1"
+    assert opt(out, "-map_chapters") == "-1"
+    hls_time = int(opt(out, "-hls_time"))
+    assert hls_time == plan.segment_seconds
+    assert hls_time % plan.gop_seconds == 0
+
+
+@pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "no audio", "rotated", "single rung"])
+def test_one_variant_per_rung_named_like_the_rung(kind, tmp_path):
+    src = SOURCES[kind]
+    plan, argv = build(src, tmp_path)
+    streams = var_streams(argv)
+    assert [s["name"] for s in streams] == [r.name for r in plan.renditions] == plan.variant_names
+    for i, s in enumerate(streams):
+        assert s["v"] == str(i)
+        if src.has_audio:
+            assert s["a"] == str(i)
+        else:
+            assert "a" not in s
+    per_rung = 2 if src.has_audio else 1
+    assert argv.count("-map") == per_rung * len(plan.renditions)
+
+
+@pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "no audio", "rotated", "single rung"])
+def test_keyframes_on_a_fixed_time_grid(kind, tmp_path):
+    plan, argv = build(SOURCES[kind], tmp_path)
+    expr = opt(argv, "-force_key_frames")
+    m = re.fullmatch(r"expr:gte\(t,n_forced\*(\d+(?:\.\d+)?)\)", expr)
+    assert m, expr
+    assert float(m.group(1)) == plan.gop_seconds
+    assert opt(argv, "-sc_threshold") == "0"  # no extra keyframes at scene cuts: rungs stay aligned
+    top_fps = max(r.fps for r in plan.renditions)
+    assert int(opt(argv, "-g")) == math.ceil(top_fps * plan.gop_seconds)
+
+
+def test_keyframe_grid_and_segment_length_follow_the_plan(tmp_path):
+    src = SOURCES["ladder"]
+    plan = plan_ladder(src, segment_seconds=6, gop_seconds=1)
+    _, argv = build(src, tmp_path, plan=plan)
+    assert opt(argv, "-force_key_frames") == "expr:gte(t,n_forced*1)"
+    assert opt(argv, "-hls_time") == "6"
+    assert opt(argv, "-g") == "30"
+
+
+@pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "no audio", "rotated", "single rung"])
+def test_video_encoder_settings_per_stream(kind, tmp_path):
+    plan, argv = build(SOURCES[kind], tmp_path)
+    assert opt(argv, "-c:v") == "libx264"
+    assert opt(argv, "-crf") == str(plan.crf)
+    assert opt(argv, "-preset") == plan.preset
+    assert opt(argv, "-profile:v") == "high"
+    n = len(plan.renditions)
+    assert opts(argv, "-maxrate:v:") == {f"-maxrate:v:{i}": f"{r.maxrate_kbps}k" for i, r in enumerate(plan.renditions)}
+    assert opts(argv, "-bufsize:v:") == {f"-bufsize:v:{i}": f"{r.bufsize_kbps}k" for i, r in enumerate(plan.renditions)}
+    assert len(opts(argv, "-maxrate")) == n  # no global maxrate that would override the per-rung ones
+
+
+@pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "no audio", "rotated", "single rung"])
+def test_filtergraph_decodes_once_and_scales_once_per_rung(kind, tmp_path):
+    plan, argv = build(SOURCES[kind], tmp_path)
+    graph = opt(argv, "-filter_complex")
+    n = len(plan.renditions)
+    splits = re.findall(r"\[0:v:0\]split=(\d+)", graph)
+    if n > 1:
+        assert splits == [str(n)], graph
+    else:
+        assert splits == [] and "split" not in graph
+    assert graph.count("[0:v:0]") == 1
+    scales = re.findall(r"scale=(\d+):(\d+)", graph)
+    assert sorted((int(w), int(h)) for w, h in scales) == sorted((r.width, r.height) for r in plan.renditions)
+    rates = re.findall(r"fps=fps=([\d/]+)", graph)
+    assert sorted(rates) == sorted(str(r.fps) for r in plan.renditions)
+    assert graph.count("setsar=1") == n
+    assert graph.count("format=yuv420p") == n
+
+
+@pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "rotated", "single rung"])
+def test_audio_is_stereo_aac_per_rung(kind, tmp_path):
+    plan, argv = build(SOURCES[kind], tmp_path)
+    n = len(plan.renditions)
+    graph = opt(argv, "-filter_complex")
+    assert graph.count("[0:a:0]") == 1  # audio decoded once too
+    assert len(re.findall(r"aformat=[^;\[]*channel_layouts=stereo", graph)) == 1
+    assert "sample_rates=48000" in graph
+    splits = re.findall(r"asplit=(\d+)", graph)
+    assert splits == ([str(n)] if n > 1 else [])
+    assert opt(argv, "-c:a") == "aac"
+    assert opts(argv, "-b:a:") == {f"-b:a:{i}": f"{r.audio_kbps}k" for i, r in enumerate(plan.renditions)}
+
+
+@pytest.mark.parametrize("kind", ["no audio", "single rung no audio"])
+def test_silent_source_maps_no_audio(kind, tmp_path):
+    _, argv = build(SOURCES[kind], tmp_path)
+    graph = opt(argv, "-filter_complex")
+    assert "0:a" not in graph and "aformat" not in graph
+    assert "-c:a" not in argv
+    assert not opts(argv, "-b:a")
+    assert all("a" not in s for s in var_streams(argv))
+
+
+def test_audio_only_plan_encodes_one_stereo_aac_variant(tmp_path):
+    plan, argv = build(SOURCES["audio only"], tmp_path)
+    assert plan.audio_only
+    assert var_streams(argv) == [{"a": "0", "name": "audio"}]
+    assert opt(argv, "-c:a") == "aac"
+    assert opt(argv, "-b:a") == f"{plan.audio_kbps}k"
+    graph = opt(argv, "-filter_complex")
+    assert "channel_layouts=stereo" in graph  # 5.1 in, stereo out
+    assert "0:v" not in graph and "scale" not in graph
+    for video_opt in ("-c:v", "-force_key_frames", "-g", "-crf", "-sc_threshold"):
+        assert video_opt not in argv
+    assert not opts(argv, "-maxrate")
+    assert argv.count("-map") == 1
+
+
+def test_rotated_source_is_scaled_to_its_upright_display_size(tmp_path):
+    plan, argv = build(SOURCES["rotated"], tmp_path)
+    scales = [(int(w), int(h)) for w, h in re.findall(r"scale=(\d+):(\d+)", opt(argv, "-filter_complex"))]
+    assert scales and all(h > w for w, h in scales)
+    assert scales[0] == (1080, 1920)
+    # The scale sizes assume ffmpeg's autorotation: it must not be turned off.
+    assert "-noautorotate" not in argv and "-autorotate" not in argv
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "my holiday video.mp4",
+        'it\'s a "quoted" name.mov',
+        "x.mp4; rm -rf ~ && echo $(id) `id` | tee >out",
+        "-i.mp4",
+        "semi;colon[0:v]split.mkv",
+    ],
+)
+def test_paths_cannot_inject_arguments(name, tmp_path):
+    src_dir = tmp_path / "up loads $HOME"
+    out_dir = tmp_path / "out 'dir'; echo"
+    src = src_dir / name
+    plan = plan_ladder(SOURCES["ladder"])
+    argv = build_transcode_argv(plan, src, "mov", out_dir, has_audio=True)
+    baseline = build_transcode_argv(plan, Path("/a.mp4"), "mov", Path("/o"), has_audio=True)
+    # Same shape: each path is one argv element, nothing was split or added.
+    assert len(argv) == len(baseline)
+    assert argv.count("-i") == 1
+    assert argv[argv.index("-i") + 1] == f"file:{src.resolve()}"
+    assert argv[-1] == str(out_dir / "%v" / MEDIA_PLAYLIST)
+    holding_name = [a for a in argv if name in a]
+    assert holding_name == [f"file:{src.resolve()}"]
+    # The filtergraph never embeds a path.
+    assert str(src_dir) not in opt(argv, "-filter_complex")
+
+
+def test_relative_source_path_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = plan_ladder(SOURCES["ladder"])
+    argv = build_transcode_argv(plan, Path("-y.mp4"), "mov", tmp_path / "hls", has_audio=True)
+    assert argv[argv.index("-i") + 1] == f"file:{tmp_path.resolve() / '-y.mp4'}"
+
+
+def test_ffmpeg_executable_is_configurable(tmp_path):
+    _, argv = build(SOURCES["ladder"], tmp_path, ffmpeg_exe="/opt/ffmpeg/bin/ffmpeg")
+    assert argv[0] == "/opt/ffmpeg/bin/ffmpeg"
+    assert "ffmpeg" not in argv[1:]
