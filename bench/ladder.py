@@ -24,8 +24,8 @@ from core.ffmpeg import ffmpeg_exe
 from core.settings import Settings
 from ingest.probe import SourceInfo, probe
 from workers.command import MEDIA_PLAYLIST, build_transcode_argv
-from workers.ladder import LadderPlan, plan_ladder
-from workers.pipeline import run_ffmpeg
+from workers.ladder import LadderPlan
+from workers.pipeline import plan_for, run_ffmpeg
 
 
 @dataclass
@@ -127,14 +127,7 @@ def main() -> None:
     try:
         src = args.source or generate_source(work / "source.mp4", args.seconds, args.size, ffmpeg)
         info = probe(src)
-        plan = plan_ladder(
-            info,
-            max_height=settings.ladder_max_height,
-            segment_seconds=settings.segment_seconds,
-            gop_seconds=settings.gop_seconds,
-            crf=settings.x264_crf,
-            preset=settings.x264_preset,
-        )
+        plan = plan_for(info, settings)
         runs: dict[str, list[Run]] = {"pipeline": [], "naive": []}
         for i in range(args.repeat):
             for way, encode in (("pipeline", encode_pipeline), ("naive", encode_naive)):

@@ -26,7 +26,7 @@ def _settings(data_dir: Path | None = None):
     return get_settings()
 
 
-def _worker_argv(concurrency: int, pool: str, queue: str) -> list[str]:
+def worker_argv(concurrency: int, pool: str, queue: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -70,7 +70,7 @@ def up(
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     run_migrations(settings)
-    worker = subprocess.Popen(_worker_argv(1, "solo", settings.queue))
+    worker = subprocess.Popen(worker_argv(1, "solo", settings.queue))
     console.print(f"[bold green]Streamify is up:[/] http://{host}:{port}/  (API docs: /docs)")
     console.print(f"data: {settings.data_dir.resolve()}")
     try:
@@ -98,7 +98,7 @@ def api(
 def worker(concurrency: Annotated[int, typer.Option(help="parallel encodes")] = 1) -> None:
     """Run a transcode worker."""
     settings = _settings()
-    os.execv(sys.executable, _worker_argv(concurrency, "prefork", settings.queue))  # noqa: S606
+    os.execv(sys.executable, worker_argv(concurrency, "prefork", settings.queue))  # noqa: S606
 
 
 class _Counting:

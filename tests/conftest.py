@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.media import make_clip
+from tests.media import make_clip, make_rotated
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("STREAMIFY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -84,6 +84,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         "720p_short": make_clip(d / "720p.mp4", size="1280x720", seconds=5, channels=2),
         "silent": make_clip(d / "silent.mkv", size="640x360", seconds=4, audio=False),
         "audio": make_clip(d / "music.m4a", video=False, seconds=6, channels=2),
+        "phone": make_rotated(make_clip(d / "land.mp4", size="1280x720", seconds=5, channels=1), d / "phone.mov", 90),
     }
 
 
@@ -185,33 +186,12 @@ def start_api(env: dict[str, str], logs: Path, port: int | None = None) -> tuple
 
 
 def start_worker(env: dict[str, str], logs: Path, name: str = "worker") -> subprocess.Popen:
+    """The worker exactly as `streamify worker` runs it, with a name of its own."""
+    from cli.main import worker_argv
+
     out = (logs / f"{name}.log").open("w")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.celery_app",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "1",
-            "--queues",
-            env["STREAMIFY_QUEUE"],
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            f"{name}@%h",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=out,
-        stderr=out,
-    )
+    argv = [*worker_argv(1, "prefork", env["STREAMIFY_QUEUE"]), "--hostname", f"{name}@%h"]
+    return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out)
 
 
 @pytest.fixture(scope="session")

@@ -36,3 +36,9 @@ def make_clip(
         args += ["-c:a", "aac", "-ac", str(channels), "-b:a", "192k"]
     ffmpeg(*args, *extra, str(path))
     return path
+
+
+def make_rotated(src: Path, path: Path, degrees: int) -> Path:
+    """What a phone writes: landscape-coded frames plus a display matrix that says to turn them."""
+    ffmpeg("-display_rotation", str(degrees), "-i", str(src), "-c", "copy", str(path))
+    return path

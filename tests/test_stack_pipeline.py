@@ -101,3 +101,20 @@ def test_listing_is_paginated_and_newest_first(stack, clips):
         assert client.get("/api/v1/videos", params={"limit": 1000}).status_code == 422
         for video_id in ids:
             wait_status(client, video_id)
+
+
+def test_phone_video_comes_out_upright(stack, clips):
+    """Coded 1280x720 with a 90 degree display matrix: every rendition is portrait, in the master and in the
+    decoded frames, and the mono audio comes out stereo."""
+    source = probe(clips["phone"])
+    assert (source.width, source.height, source.rotation) == (1280, 720, 90)
+    with stack.client() as client:
+        video = wait_status(client, upload(client, clips["phone"]).json()["id"])
+        assert video["status"] == "ready", video["error"]
+        assert (video["width"], video["height"]) == (720, 1280)
+        _, variants = fetch_ladder(client, stack.url, video["playback_url"])
+    assert_playable_ladder(variants, source.duration, min_variants=3)
+    for v in variants:
+        width, height = v.stream_info.resolution
+        assert height > width, (v.uri, v.stream_info.resolution)
+    assert tuple(variants[0].stream_info.resolution) == (720, 1280)

@@ -66,6 +66,18 @@ def parse_progress(block: dict[str, str], duration: float) -> Progress:
     return Progress(fraction=fraction, speed=speed, out_time=out_time)
 
 
+def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
+    """The ladder this install's settings ask for."""
+    return plan_ladder(
+        info,
+        max_height=settings.ladder_max_height,
+        segment_seconds=settings.segment_seconds,
+        gop_seconds=settings.gop_seconds,
+        crf=settings.x264_crf,
+        preset=settings.x264_preset,
+    )
+
+
 def run_ffmpeg(
     argv: list[str],
     duration: float,
@@ -117,14 +129,7 @@ def transcode(
 ) -> TranscodeResult:
     started = time.monotonic()
     info = probe(src)
-    plan = plan_ladder(
-        info,
-        max_height=settings.ladder_max_height,
-        segment_seconds=settings.segment_seconds,
-        gop_seconds=settings.gop_seconds,
-        crf=settings.x264_crf,
-        preset=settings.x264_preset,
-    )
+    plan = plan_for(info, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = build_transcode_argv(
         plan, src, info.demuxer, out_dir, ffmpeg_exe=ffmpeg_exe(settings), has_audio=info.has_audio
