@@ -1,19 +1,23 @@
 """Tables -> API models."""
 
 from schemas.api import RenditionRead, VideoRead
-from schemas.tables import Rendition, Video, VideoStatus
+from schemas.tables import Rendition, User, Video, VideoStatus
 
 
 def playback_url(video: Video) -> str:
     return f"/api/v1/videos/{video.id}/master.m3u8"
 
 
-def video_read(video: Video, renditions: list[Rendition]) -> VideoRead:
+def video_read(video: Video, renditions: list[Rendition], *, owner: User, viewer: User | None) -> VideoRead:
     ready = video.status == VideoStatus.ready
     ordered = sorted(renditions, key=lambda r: r.bandwidth, reverse=True)
     return VideoRead(
         id=video.id,
         title=video.title,
+        description=video.description,
+        visibility=video.visibility,
+        owner_name=owner.display_name,
+        is_owner=viewer is not None and viewer.id == video.owner_id,
         status=video.status,
         progress=video.progress,
         error=video.error,

@@ -70,6 +70,7 @@ def up(
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     run_migrations(settings)
+    _first_user(settings)
     worker = subprocess.Popen(worker_argv(1, "solo", settings.queue))
     console.print(f"[bold green]Streamify is up:[/] http://{host}:{port}/  (API docs: /docs)")
     console.print(f"data: {settings.data_dir.resolve()}")
@@ -78,6 +79,113 @@ def up(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def _first_user(settings) -> None:
+    """A fresh install gets an operator account, so the product is usable straight away."""
+    import secrets
+
+    from sqlmodel import Session, select
+
+    from core.accounts import create_user, mint_token
+    from core.db import get_engine
+    from schemas.tables import TokenKind, User
+
+    with Session(get_engine(settings)) as session:
+        if session.exec(select(User.id).limit(1)).first() is not None:
+            return
+        password = secrets.token_urlsafe(12)
+        user = create_user(session, "admin@localhost", password, "Admin", is_operator=True)
+        token, _ = mint_token(session, user, TokenKind.api, name="streamify up")
+    console.print("[bold]First account created[/] (operator): admin@localhost  password: " + password, soft_wrap=True)
+    console.print(f"API token for the CLI:  export STREAMIFY_TOKEN={token}", soft_wrap=True)
+
+
+users = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+app.add_typer(users, name="users")
+
+
+@users.command("create")
+def users_create(
+    email: str,
+    operator: Annotated[bool, typer.Option(help="may watch and steer the job queue")] = False,
+    name: Annotated[str, typer.Option(help="display name")] = "",
+) -> None:
+    """Create an account; asks for its password."""
+    from sqlmodel import Session
+
+    from core.accounts import AccountError, create_user
+    from core.db import get_engine
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with Session(get_engine(_settings())) as session:
+        try:
+            user = create_user(session, email, password, name, is_operator=operator)
+        except AccountError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from exc
+    console.print(f"created {user.email}" + (" (operator)" if user.is_operator else ""))
+
+
+def _user_or_exit(session, email: str):
+    from sqlmodel import select
+
+    from core.accounts import normalize_email
+    from schemas.tables import User
+
+    user = session.exec(select(User).where(User.email == normalize_email(email))).first()
+    if user is None:
+        console.print(f"[red]no account {email}[/]")
+        raise typer.Exit(1)
+    return user
+
+
+@users.command("password")
+def users_password(email: str) -> None:
+    """Set an account's password (signs out its browser sessions)."""
+    from sqlmodel import Session
+
+    from core.accounts import AccountError, set_password
+    from core.db import get_engine
+
+    with Session(get_engine(_settings())) as session:
+        user = _user_or_exit(session, email)
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+        try:
+            set_password(session, user, password)
+        except AccountError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from exc
+    console.print("password changed")
+
+
+@users.command("operator")
+def users_operator(email: str, revoke: Annotated[bool, typer.Option("--revoke")] = False) -> None:
+    """Grant (or --revoke) the operator role."""
+    from sqlmodel import Session
+
+    from core.db import get_engine
+
+    with Session(get_engine(_settings())) as session:
+        user = _user_or_exit(session, email)
+        user.is_operator = not revoke
+        session.add(user)
+        session.commit()
+    console.print(f"{email} is {'no longer ' if revoke else ''}an operator")
+
+
+@users.command("token")
+def users_token(email: str, name: Annotated[str, typer.Option(help="what the token is for")] = "cli") -> None:
+    """Mint an API token for an account (printed once)."""
+    from sqlmodel import Session
+
+    from core.accounts import mint_token
+    from core.db import get_engine
+    from schemas.tables import TokenKind
+
+    with Session(get_engine(_settings())) as session:
+        token, _ = mint_token(session, _user_or_exit(session, email), TokenKind.api, name=name)
+    console.print(token)
 
 
 @app.command()
@@ -121,10 +229,18 @@ def upload(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     server: Annotated[str, typer.Option(envvar="STREAMIFY_SERVER")] = "http://127.0.0.1:8000",
     title: Annotated[str | None, typer.Option()] = None,
+    visibility: Annotated[str, typer.Option(help="public, unlisted or private")] = "public",
+    token: Annotated[str | None, typer.Option(envvar="STREAMIFY_TOKEN", help="API token")] = None,
     wait: Annotated[bool, typer.Option(help="wait until the video is ready")] = True,
 ) -> None:
     """Upload a file, wait for the transcode, print the watch URL."""
     import httpx
+
+    if not token:
+        console.print("[red]an API token is needed:[/] --token or STREAMIFY_TOKEN (mint one on the site or with "
+                      "`streamify users token EMAIL`)")  # fmt: skip
+        raise typer.Exit(2)
+    headers = {"Authorization": f"Bearer {token}"}
 
     server = server.rstrip("/")
     size = file.stat().st_size
@@ -137,29 +253,32 @@ def upload(
         console=console,
     ) as bar:
         task = bar.add_task("uploading", total=size)
-        with file.open("rb") as f, httpx.Client(timeout=httpx.Timeout(60, read=600)) as client:
+        with (
+            file.open("rb") as f,
+            httpx.Client(timeout=httpx.Timeout(60, read=600), headers=headers) as client,
+        ):
             body = _Counting(f, lambda n: bar.advance(task, n))
-            data = {"title": title} if title else {}
+            data = {"visibility": visibility, **({"title": title} if title else {})}
             r = client.post(f"{server}/api/v1/videos", files={"file": (file.name, body)}, data=data)
     if r.status_code != 202:
         console.print(f"[red]refused ({r.status_code}):[/] {r.json().get('detail', r.text)}")
         raise typer.Exit(1)
     video = r.json()
     if wait:
-        video = _wait_ready(server, video["id"])
+        video = _wait_ready(server, video["id"], headers)
     console.print(f"watch: {server}{video['watch_url']}")
     if video["status"] == "failed":
         raise typer.Exit(1)
 
 
-def _wait_ready(server: str, video_id: str) -> dict:
+def _wait_ready(server: str, video_id: str, headers: dict[str, str]) -> dict:
     import httpx
 
     with (
         Progress(
             "[progress.description]{task.description}", BarColumn(), "{task.percentage:>3.0f}%", console=console
         ) as bar,
-        httpx.Client(timeout=30) as client,
+        httpx.Client(timeout=30, headers=headers) as client,
     ):
         task = bar.add_task("queued", total=1.0)
         while True:

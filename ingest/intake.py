@@ -46,6 +46,9 @@ def accept_upload(
     filename: str | None,
     title: str | None,
     *,
+    owner_id: uuid.UUID,
+    description: str = "",
+    visibility: str = "public",
     session: Session,
     stores: Stores,
     settings: Settings,
@@ -60,7 +63,10 @@ def accept_upload(
         demuxer = sniff_demuxer(tmp)  # also refuses an empty file
         info = probe(tmp, demuxer)
         video = Video(
+            owner_id=owner_id,
             title=title,
+            description=description,
+            visibility=visibility,
             source_filename=(filename or "")[:255] or None,
             source_key="",
             source_size=size,

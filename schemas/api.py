@@ -2,8 +2,16 @@
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel
+import email_validator
+from pydantic import BaseModel, Field, field_validator
+
+# Self-hosted installs live on intranet names (localhost, .local, .internal, .test): allow them. The
+# library documents this list as the knob for it.
+email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = []
+
+VisibilityName = Literal["public", "unlisted", "private"]
 
 
 class RenditionRead(BaseModel):
@@ -19,6 +27,10 @@ class RenditionRead(BaseModel):
 class VideoRead(BaseModel):
     id: uuid.UUID
     title: str
+    description: str
+    visibility: str
+    owner_name: str
+    is_owner: bool  # whether the caller may edit and delete it
     status: str
     progress: float
     error: str | None
@@ -42,3 +54,52 @@ class VideoPage(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class VideoUpdate(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    visibility: VisibilityName | None = None
+
+
+class SignUp(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=128)
+    display_name: str = Field(default="", max_length=100)
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        try:
+            checked = email_validator.validate_email(value, check_deliverability=False, globally_deliverable=False)
+        except email_validator.EmailNotValidError as exc:
+            raise ValueError(f"not a valid email address: {exc}") from exc
+        return checked.normalized
+
+
+class SignIn(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=128)
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    is_operator: bool
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TokenRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenRead):
+    token: str  # the secret: shown once, never again

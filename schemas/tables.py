@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -20,6 +20,17 @@ class VideoStatus(StrEnum):
     failed = "failed"
 
 
+class Visibility(StrEnum):
+    public = "public"  # listed in the index, playable by anyone
+    unlisted = "unlisted"  # playable by anyone with the link, never listed
+    private = "private"  # only the owner
+
+
+class TokenKind(StrEnum):
+    session = "session"  # browser sign-in, sent as an HttpOnly cookie
+    api = "api"  # minted by the creator for the CLI and scripts, sent as a Bearer token
+
+
 class JobState(StrEnum):
     queued = "queued"
     running = "running"
@@ -32,17 +43,49 @@ def _ts(**kw: object) -> Column:
     return Column(DateTime(timezone=True), **kw)
 
 
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(sa_type=String(254), unique=True, index=True)  # stored lower-cased
+    display_name: str = Field(sa_type=String(100))
+    password_hash: str = Field(sa_type=String(255))
+    is_operator: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class AuthToken(SQLModel, table=True):
+    """Sessions and API tokens. Only a SHA-256 of the secret is stored: a leaked table signs nobody in."""
+
+    __tablename__ = "auth_tokens"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    kind: str = Field(sa_type=String(16))
+    name: str = Field(default="", sa_type=String(100))
+    token_hash: str = Field(sa_type=String(64), unique=True, index=True)
+    prefix: str = Field(sa_type=String(16))  # first characters, so a creator can tell tokens apart
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
 class Video(SQLModel, table=True):
     __tablename__ = "videos"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     title: str = Field(sa_type=String(200))
+    description: str = Field(default="", sa_type=Text)
+    visibility: str = Field(default=Visibility.public, sa_type=String(16), index=True)
     status: str = Field(default=VideoStatus.uploaded, sa_type=String(16), index=True)
     progress: float = 0.0
     error: str | None = Field(default=None, sa_type=Text)
     source_filename: str | None = Field(default=None, sa_type=String(255))
     source_key: str = Field(sa_type=String(255))
-    source_size: int
+    source_size: int = Field(sa_type=BigInteger)  # sources above 2 GiB are normal
     source_format: str = Field(sa_type=String(32))
     duration: float | None = None
     width: int | None = None

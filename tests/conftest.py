@@ -148,9 +148,17 @@ class Stack:
     database_url: str
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: Path | None = None
+    token: str = ""  # API token of the stack's default creator
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+    def client(self, token: str | None = None, *, anonymous: bool = False) -> httpx.Client:
+        """A client signed in as the default creator (or with `token`, or as an anonymous viewer)."""
+        token = None if anonymous else (token or self.token)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=60, headers=headers)
+
+    def new_user(self, email: str | None = None, *, operator: bool = False) -> tuple[str, str]:
+        """Create an account straight in the database; returns (email, API token)."""
+        return make_user(self.database_url, email, operator=operator)
 
     def settings(self):
         from core.settings import Settings
@@ -158,6 +166,24 @@ class Stack:
         return Settings(
             **{k.removeprefix("STREAMIFY_").lower(): v for k, v in self.env.items() if k.startswith("STREAMIFY_")}
         )
+
+
+def make_user(database_url: str, email: str | None = None, *, operator: bool = False) -> tuple[str, str]:
+    from sqlmodel import Session
+
+    from core.accounts import create_user, mint_token
+    from core.db import make_engine
+    from schemas.tables import TokenKind
+
+    email = email or f"creator-{secrets.token_hex(4)}@example.test"
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            user = create_user(session, email, "correct horse battery", is_operator=operator)
+            token, _ = mint_token(session, user, TokenKind.api, name="tests")
+    finally:
+        engine.dispose()
+    return email, token
 
 
 def start_api(env: dict[str, str], logs: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
@@ -215,7 +241,8 @@ def stack(tmp_path_factory, postgres_url, redis_url, azurite) -> Iterator[Stack]
     migrate(Settings(database_url=postgres_url, data_dir=data))
     worker = start_worker(env, logs)
     api, url = start_api(env, logs)
-    s = Stack(url=url, env=env, database_url=postgres_url, procs={"api": api, "worker": worker}, logs=logs)
+    _, token = make_user(postgres_url)
+    s = Stack(url=url, env=env, database_url=postgres_url, procs={"api": api, "worker": worker}, logs=logs, token=token)
     yield s
     for proc in s.procs.values():
         stop(proc)

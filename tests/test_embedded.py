@@ -41,16 +41,23 @@ def embedded(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "streamify up", timeout=60, proc=proc)
-    yield url, data, proc
+    # A fresh install prints its first account and a CLI token.
+    printed = (logs / "streamify-up.log").read_text()
+    token = re.search(r"export STREAMIFY_TOKEN=(\S+)", printed)
+    assert token and "admin@localhost" in printed, printed
+    yield url, data, proc, token.group(1)
     stop(proc)
 
 
 def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
-    url, data, proc = embedded
+    url, data, proc, token = embedded
     source = probe(clips["1080p"])
+    refused = subprocess.run([STREAMIFY, "upload", str(clips["1080p"]), "--server", url], env=_clean_env(),
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 2 and "token" in refused.stdout
     done = subprocess.run(
         [STREAMIFY, "upload", str(clips["1080p"]), "--server", url, "--title", "embedded"],
-        env=_clean_env(),
+        env={**_clean_env(), "STREAMIFY_TOKEN": token},
         capture_output=True,
         text=True,
         timeout=600,
@@ -59,7 +66,7 @@ def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
     watch = re.search(r"watch: (\S+)", done.stdout)
     assert watch, done.stdout
     video_id = watch.group(1).rsplit("/", 1)[1]
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
         video = client.get(f"/api/v1/videos/{video_id}").json()
         assert video["status"] == "ready" and video["title"] == "embedded"
         assert client.get(f"/watch/{video_id}").status_code == 200
@@ -82,7 +89,7 @@ def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
 
 
 def test_path_traversal_is_refused(embedded):
-    url, data, _ = embedded
+    url, data, _, _ = embedded
     with httpx.Client(base_url=url, timeout=10) as client:
         for path in [
             "/media/../streamify.db",

@@ -93,12 +93,12 @@ def test_video_without_audio_and_audio_only_sources(stack, clips):
 def test_listing_is_paginated_and_newest_first(stack, clips):
     with stack.client() as client:
         ids = [upload(client, clips["720p_short"], title=f"page {i}").json()["id"] for i in range(3)]
-        first = client.get("/api/v1/videos", params={"limit": 2}).json()
-        second = client.get("/api/v1/videos", params={"limit": 2, "offset": 2}).json()
+        first = client.get("/api/v1/me/videos", params={"limit": 2}).json()
+        second = client.get("/api/v1/me/videos", params={"limit": 2, "offset": 2}).json()
         assert first["total"] >= 3 and first["limit"] == 2 and len(first["items"]) == 2
         assert [v["id"] for v in first["items"]] == ids[::-1][:2]
         assert second["items"][0]["id"] == ids[0]
-        assert client.get("/api/v1/videos", params={"limit": 1000}).status_code == 422
+        assert client.get("/api/v1/me/videos", params={"limit": 1000}).status_code == 422
         for video_id in ids:
             wait_status(client, video_id)
 

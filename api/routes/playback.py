@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StoresDep, VideoDep
 from core.blobs import BlobNotFound, content_type_for
-from schemas.tables import Rendition, Video, VideoStatus
+from schemas.tables import Rendition, Video, VideoStatus, Visibility
 from workers.command import MASTER_NAME
 from workers.job import media_prefix
 
@@ -30,8 +30,10 @@ def _max_age(settings) -> int:
     return 86400
 
 
-def _playlist(text: str, settings) -> Response:
-    return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": f"public, max-age={_max_age(settings)}"})
+def _playlist(text: str, settings, video: Video) -> Response:
+    # A shared cache (CDN, nginx) must never hand a private video's playlist to someone else.
+    scope = "private" if video.visibility == Visibility.private else "public"
+    return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": f"{scope}, max-age={_max_age(settings)}"})
 
 
 @router.get("/{video_id}/master.m3u8", response_class=Response)
@@ -41,7 +43,7 @@ def master_playlist(video: VideoDep, stores: StoresDep, settings: SettingsDep) -
         text = stores.media.read_bytes(media_prefix(video.id) + MASTER_NAME).decode()
     except BlobNotFound as exc:
         raise HTTPException(404, "master playlist missing") from exc
-    return _playlist(text, settings)
+    return _playlist(text, settings, video)
 
 
 @router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response)
@@ -62,4 +64,4 @@ def media_playlist(
         if not SEGMENT_NAME.match(item.uri or ""):
             raise HTTPException(500, "media playlist names an unexpected file")
         item.uri = stores.media.url_for(base + item.uri)
-    return _playlist(playlist.dumps(), settings)
+    return _playlist(playlist.dumps(), settings, video)

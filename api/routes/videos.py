@@ -1,67 +1,128 @@
-"""Video resources: upload, list, read, delete."""
+"""Video resources: upload, the public index, the creator's library, read, edit, delete."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from sqlalchemy import delete, func
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, VideoDep
+from api.deps import EnqueueDep, MaybeUserDep, OwnedVideoDep, SessionDep, SettingsDep, StoresDep, UserDep, VideoDep
 from api.presenters import video_read
 from ingest.intake import accept_upload
-from schemas.api import Problem, VideoPage, VideoRead
-from schemas.tables import Rendition, Video
+from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
+from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
 
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
-REFUSALS = {413: {"model": Problem}, 415: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}}
+library = APIRouter(prefix="/api/v1/me", tags=["library"])
+REFUSALS = {
+    401: {"model": Problem},
+    413: {"model": Problem},
+    415: {"model": Problem},
+    422: {"model": Problem},
+    503: {"model": Problem},
+}
+NOT_FOUND = {404: {"model": Problem}}
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0)]
+Search = Annotated[str | None, Query(max_length=200, description="words the title contains")]
 
 
 @router.post("", status_code=202, response_model=VideoRead, responses=REFUSALS)
 def upload_video(
     file: Annotated[UploadFile, File(description="the source video or audio file")],
+    user: UserDep,
     session: SessionDep,
     stores: StoresDep,
     settings: SettingsDep,
     enqueue: EnqueueDep,
     title: Annotated[str | None, Form(max_length=200)] = None,
+    description: Annotated[str, Form(max_length=5000)] = "",
+    visibility: Annotated[VisibilityName, Form()] = Visibility.public,
 ) -> VideoRead:
     video = accept_upload(
-        file.file, file.filename, title, session=session, stores=stores, settings=settings, enqueue=enqueue
+        file.file,
+        file.filename,
+        title,
+        owner_id=user.id,
+        description=description,
+        visibility=visibility,
+        session=session,
+        stores=stores,
+        settings=settings,
+        enqueue=enqueue,
     )
-    return video_read(video, [])
+    return video_read(video, [], owner=user, viewer=user)
 
 
-@router.get("", response_model=VideoPage)
-def list_videos(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    status: Annotated[str | None, Query(max_length=16)] = None,
-) -> VideoPage:
-    query = select(Video)
-    count = select(func.count()).select_from(Video)
-    if status:
-        query, count = query.where(Video.status == status), count.where(Video.status == status)
-    videos = session.exec(query.order_by(Video.created_at.desc()).offset(offset).limit(limit)).all()
+def _page(session: Session, where: list, viewer: User | None, q: str | None, limit: int, offset: int) -> VideoPage:
+    if q:
+        where = [*where, *(func.lower(Video.title).contains(word.lower()) for word in q.split()[:8])]
+    videos = session.exec(select(Video).where(*where).order_by(Video.created_at.desc()).offset(offset).limit(limit))
+    videos = list(videos)
+    total = session.exec(select(func.count()).select_from(Video).where(*where)).one()
     ids = [v.id for v in videos]
-    renditions: dict = {}
+    renditions: dict[uuid.UUID, list[Rendition]] = {}
+    owners: dict[uuid.UUID, User] = {}
     if ids:
         for r in session.exec(select(Rendition).where(Rendition.video_id.in_(ids))):
             renditions.setdefault(r.video_id, []).append(r)
-    total = session.exec(count).one()
-    return VideoPage(
-        items=[video_read(v, renditions.get(v.id, [])) for v in videos], total=total, limit=limit, offset=offset
-    )
+        owner_ids = {v.owner_id for v in videos}
+        owners = {u.id: u for u in session.exec(select(User).where(User.id.in_(owner_ids)))}
+    items = [video_read(v, renditions.get(v.id, []), owner=owners[v.owner_id], viewer=viewer) for v in videos]
+    return VideoPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{video_id}", response_model=VideoRead, responses={404: {"model": Problem}})
-def get_video(video: VideoDep, session: SessionDep) -> VideoRead:
+@router.get("", response_model=VideoPage)
+def public_index(session: SessionDep, viewer: MaybeUserDep, limit: Limit = 20, offset: Offset = 0, q: Search = None):
+    """Public, playable videos of every creator, newest first."""
+    where = [Video.visibility == Visibility.public, Video.status == VideoStatus.ready]
+    return _page(session, where, viewer, q, limit, offset)
+
+
+@library.get("/videos", response_model=VideoPage)
+def my_videos(
+    session: SessionDep,
+    user: UserDep,
+    limit: Limit = 20,
+    offset: Offset = 0,
+    q: Search = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+) -> VideoPage:
+    """The caller's own videos in every state and visibility, newest first."""
+    where = [Video.owner_id == user.id]
+    if status:
+        where.append(Video.status == status)
+    return _page(session, where, user, q, limit, offset)
+
+
+def _read(session: Session, video: Video, viewer: User | None) -> VideoRead:
     renditions = session.exec(select(Rendition).where(Rendition.video_id == video.id)).all()
-    return video_read(video, list(renditions))
+    owner = session.get(User, video.owner_id)
+    assert owner is not None  # owner_id is a non-null foreign key
+    return video_read(video, list(renditions), owner=owner, viewer=viewer)
 
 
-@router.delete("/{video_id}", status_code=204, responses={404: {"model": Problem}})
-def delete_video(video: VideoDep, session: SessionDep, stores: StoresDep) -> None:
+@router.get("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
+def get_video(video: VideoDep, session: SessionDep, viewer: MaybeUserDep) -> VideoRead:
+    return _read(session, video, viewer)
+
+
+@router.patch("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
+def update_video(video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, user: UserDep) -> VideoRead:
+    for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(video, field, value.strip() if field == "title" else value)
+    if not video.title:
+        raise HTTPException(422, "title must not be blank")
+    video.updated_at = utcnow()
+    session.add(video)
+    session.commit()
+    session.refresh(video)
+    return _read(session, video, user)
+
+
+@router.delete("/{video_id}", status_code=204, responses=NOT_FOUND)
+def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep) -> None:
     # Blobs first: if storage fails the row stays, so the delete can be retried and nothing is orphaned.
     try:
         stores.media.delete_prefix(f"{video.id}/")
