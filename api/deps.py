@@ -79,6 +79,15 @@ def require_user(user: MaybeUserDep) -> User:
 UserDep = Annotated[User, Depends(require_user)]
 
 
+def require_operator(user: UserDep) -> User:
+    if not user.is_operator:
+        raise HTTPException(403, "operators only: ask an operator to grant the role (`streamify users operator`)")
+    return user
+
+
+OperatorDep = Annotated[User, Depends(require_operator)]
+
+
 def _not_found(video_id: uuid.UUID) -> HTTPException:
     # The same answer whether the video does not exist or belongs to someone else: ids reveal nothing.
     return HTTPException(404, f"video {video_id} not found")

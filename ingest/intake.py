@@ -78,7 +78,7 @@ def accept_upload(
             has_audio=info.has_audio,
         )
         video.source_key = f"{video.id}/source"
-        job = TranscodeJob(video_id=video.id)
+        job = TranscodeJob(video_id=video.id, owner_id=owner_id)
         stores.sources.put_file(video.source_key, tmp)
     finally:
         tmp.unlink(missing_ok=True)

@@ -103,3 +103,59 @@ class TokenRead(BaseModel):
 
 class TokenCreated(TokenRead):
     token: str  # the secret: shown once, never again
+
+
+class JobRead(BaseModel):
+    id: uuid.UUID
+    video_id: uuid.UUID
+    video_title: str
+    owner_name: str
+    state: str
+    cancel_requested: bool
+    priority: int
+    position: int | None  # 1 = next to run; None unless queued
+    attempts: int
+    progress: float
+    speed: float | None  # x real time
+    fps: float | None
+    eta_seconds: float | None
+    duration: float | None  # of the source
+    worker: str | None
+    error: str | None
+    log_tail: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+
+
+class WorkerRead(BaseModel):
+    name: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+    load1: float | None
+    cpus: int | None
+    running_jobs: list[uuid.UUID]
+
+
+class HourStats(BaseModel):
+    hour: datetime
+    jobs: int
+    encoded_minutes: float
+    mean_speed: float | None
+
+
+class QueueSnapshot(BaseModel):
+    at: datetime
+    counts: dict[str, int]
+    running: list[JobRead]
+    queue: list[JobRead]
+    failures: list[JobRead]
+    workers: list[WorkerRead]
+    history: list[HourStats]
+
+
+class PriorityUpdate(BaseModel):
+    priority: int = Field(ge=-100, le=100)

@@ -18,6 +18,7 @@ class VideoStatus(StrEnum):
     processing = "processing"
     ready = "ready"
     failed = "failed"
+    cancelled = "cancelled"
 
 
 class Visibility(StrEnum):
@@ -115,19 +116,45 @@ class Rendition(SQLModel, table=True):
 
 
 class TranscodeJob(SQLModel, table=True):
+    """One encode of one video. The database is the queue; a Celery message only wakes a worker up."""
+
     __tablename__ = "transcode_jobs"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     video_id: uuid.UUID = Field(
         sa_column=Column(ForeignKey("videos.id", ondelete="CASCADE"), nullable=False, index=True)
     )
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     state: str = Field(default=JobState.queued, sa_type=String(16), index=True)
+    priority: int = 0  # raised by an operator: higher runs sooner
+    cancel_requested: bool = False
     attempts: int = 0
     progress: float = 0.0
-    speed: float | None = None
+    speed: float | None = None  # x real time
+    fps: float | None = None
     error: str | None = Field(default=None, sa_type=Text)
     log_tail: str | None = Field(default=None, sa_type=Text)
-    worker: str | None = Field(default=None, sa_type=String(255))
+    worker: str | None = Field(default=None, sa_type=String(255))  # host:pid
+    encoded_seconds: float | None = None  # source duration, once succeeded (throughput)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    queued_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
     started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    heartbeat_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
+
+
+class WorkerNode(SQLModel, table=True):
+    """A transcode worker process, as it last reported itself."""
+
+    __tablename__ = "worker_nodes"
+
+    name: str = Field(sa_type=String(255), primary_key=True)  # host:pid
+    host: str = Field(sa_type=String(255))
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    last_seen: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+    pids: str = Field(default="", sa_type=String(255))  # its own and its pool processes', comma-separated
+    load1: float | None = None
+    cpus: int | None = None

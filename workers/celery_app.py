@@ -2,7 +2,7 @@
 
 import uuid
 
-from celery import Celery
+from celery import Celery, signals
 
 from core.settings import Settings, get_settings
 
@@ -45,5 +45,29 @@ def make_celery(settings: Settings) -> Celery:
 app = make_celery(get_settings())
 
 
+def ring(reason: str) -> None:
+    """Wake one worker; it takes the best queued job (workers.queue), whichever rang."""
+    app.send_task(TRANSCODE_TASK, args=[reason], queue=get_settings().queue)
+
+
 def enqueue_transcode(job_id: uuid.UUID) -> None:
-    app.send_task(TRANSCODE_TASK, args=[str(job_id)], queue=get_settings().queue)
+    ring(str(job_id))
+
+
+_supervisor = None
+
+
+@signals.worker_ready.connect
+def _start_supervisor(sender=None, **_kw) -> None:
+    global _supervisor
+    from workers.supervision import Supervisor
+
+    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
+    _supervisor = Supervisor(get_settings(), ring, concurrency)
+    _supervisor.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_supervisor(**_kw) -> None:
+    if _supervisor is not None:
+        _supervisor.stop()

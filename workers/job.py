@@ -1,16 +1,20 @@
-"""One transcode job: fetch the source, run the pipeline, publish the HLS output, record the result.
+"""One transcode job: claim it, fetch the source, run the pipeline, publish the HLS output, record the result.
 
-Re-running a job (redelivery after a lost worker, or a retry) replaces its output: the video's media
-prefix is cleared before upload and its renditions are rewritten in one transaction.
+Re-running a job (after a lost worker, or a retry) replaces its output: the video's media prefix is
+cleared before upload and its renditions are rewritten in one transaction. Every result is written only
+while this worker still holds the job, so a job re-queued behind a stalled worker is never clobbered.
 """
 
 import logging
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import delete, update
@@ -23,6 +27,7 @@ from ingest.errors import IngestError
 from schemas.tables import JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
 from workers.command import MASTER_NAME, MEDIA_PLAYLIST
 from workers.pipeline import Progress, TranscodeError, TranscodeResult, transcode
+from workers.queue import Claimed, claim_next, heartbeat
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
@@ -47,7 +52,9 @@ class ProgressWriter:
         fraction = round(min(p.fraction, 0.99), 4)  # 1.0 only once the output is published
         with Session(self.engine) as s:
             s.execute(
-                update(TranscodeJob).where(TranscodeJob.id == self.job_id).values(progress=fraction, speed=p.speed)
+                update(TranscodeJob)
+                .where(TranscodeJob.id == self.job_id)
+                .values(progress=fraction, speed=p.speed, fps=p.fps)
             )
             s.execute(update(Video).where(Video.id == self.video_id).values(progress=fraction, updated_at=utcnow()))
             s.commit()
@@ -71,27 +78,58 @@ def publish(store: BlobStore, out_dir: Path, prefix: str) -> list[str]:
     return keys
 
 
-def _start(engine, job_id: uuid.UUID) -> tuple[uuid.UUID, str] | None:
-    with Session(engine) as s:
-        job = s.get(TranscodeJob, job_id)
-        if job is None or job.state in (JobState.succeeded, JobState.cancelled):
-            return None
-        video = s.get(Video, job.video_id)
-        if video is None:
-            return None
-        job.state, job.attempts, job.progress, job.error = JobState.running, job.attempts + 1, 0.0, None
-        job.started_at, job.finished_at = utcnow(), None
-        job.worker = f"{socket.gethostname()}:{os.getpid()}"
-        video.status, video.progress, video.error, video.updated_at = VideoStatus.processing, 0.0, None, utcnow()
-        s.commit()
-        return video.id, video.source_key
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _record_success(engine, stores: Stores, job_id: uuid.UUID, video_id: uuid.UUID, result: TranscodeResult) -> bool:
+def _held(job_id: uuid.UUID, worker: str) -> tuple:
+    return (TranscodeJob.id == job_id, TranscodeJob.state == JobState.running, TranscodeJob.worker == worker)
+
+
+class Cancelled(Exception):
+    pass
+
+
+@contextmanager
+def beating(engine, job_id: uuid.UUID, cancelled: threading.Event) -> Iterator[None]:
+    """Heartbeats the job every second while it runs; sets `cancelled` when someone cancels it."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(1.0):
+            try:
+                if heartbeat(engine, job_id):
+                    cancelled.set()
+            except Exception:  # a database blip must not kill the encode; the reaper has a margin
+                log.warning("heartbeat for job %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=loop, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
+
+
+def _record_success(engine, stores: Stores, job: Claimed, worker: str, result: TranscodeResult) -> bool:
+    job_id, video_id = job.job_id, job.video_id
     with Session(engine) as s:
         video = s.get(Video, video_id, with_for_update=True)
-        if video is None:  # deleted while encoding: take the output away again
-            stores.media.delete_prefix(media_prefix(video_id))
+        held = s.execute(
+            update(TranscodeJob)
+            .where(*_held(job_id, worker))
+            .values(
+                state=JobState.succeeded,
+                progress=1.0,
+                finished_at=utcnow(),
+                encoded_seconds=result.source.duration,
+            )
+        ).rowcount
+        if video is None or not held:  # deleted, or taken away from this worker while encoding
+            s.rollback()
+            if video is None:
+                stores.media.delete_prefix(media_prefix(video_id))
             return False
         s.execute(delete(Rendition).where(Rendition.video_id == video_id))
         for v in result.variants:
@@ -114,60 +152,78 @@ def _record_success(engine, stores: Stores, job_id: uuid.UUID, video_id: uuid.UU
         video.width = src.display_width or None
         video.height = src.display_height or None
         video.updated_at = utcnow()
-        job = s.get(TranscodeJob, job_id)
-        if job is not None:
-            job.state, job.progress, job.finished_at = JobState.succeeded, 1.0, utcnow()
         s.commit()
         return True
 
 
-def _record_failure(engine, job_id: uuid.UUID, video_id: uuid.UUID, reason: str, log_tail: str) -> None:
+def _record_end(engine, job: Claimed, worker: str, state: JobState, reason: str, log_tail: str = "") -> None:
+    status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
     with Session(engine) as s:
-        s.execute(
+        held = s.execute(
             update(TranscodeJob)
-            .where(TranscodeJob.id == job_id)
-            .values(state=JobState.failed, error=reason, log_tail=log_tail or None, finished_at=utcnow())
-        )
-        s.execute(
-            update(Video)
-            .where(Video.id == video_id)
-            .values(status=VideoStatus.failed, error=reason, updated_at=utcnow())
-        )
+            .where(*_held(job.job_id, worker))
+            .values(state=state, error=reason, log_tail=log_tail or None, finished_at=utcnow())
+        ).rowcount
+        if held:
+            s.execute(
+                update(Video)
+                .where(Video.id == job.video_id)
+                .values(status=status, error=reason if state == JobState.failed else None, updated_at=utcnow())
+            )
         s.commit()
 
 
-def run_job(job_id: uuid.UUID, settings: Settings, stores: Stores | None = None) -> str:
+def run_next(settings: Settings, stores: Stores | None = None) -> str:
+    """Claim the best queued job and run it. Returns what became of it ("idle" when the queue was empty)."""
     engine = get_engine(settings)
-    stores = stores or make_stores(settings)
-    started = _start(engine, job_id)
-    if started is None:
-        return "skipped"
-    video_id, source_key = started
-    work = settings.tmp_dir / "jobs" / str(job_id)
+    worker = worker_name()
+    job = claim_next(engine, worker)
+    if job is None:
+        return "idle"
+    return run_claimed(job, worker, settings, stores or make_stores(settings))
+
+
+def run_claimed(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
+    engine = get_engine(settings)
+    video_id = job.video_id
+    work = settings.tmp_dir / "jobs" / str(job.job_id)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    log.info("job %s (video %s) started on %s", job.job_id, video_id, worker)
+    cancelled = threading.Event()
     try:
-        src = work / "source"
-        stores.sources.download_to(source_key, src)
-        result = transcode(src, work / "hls", settings, on_progress=ProgressWriter(engine, job_id, video_id))
-        stores.media.delete_prefix(media_prefix(video_id))
-        publish(stores.media, work / "hls", media_prefix(video_id))
-        _record_success(engine, stores, job_id, video_id, result)
+        with beating(engine, job.job_id, cancelled):
+            src = work / "source"
+            stores.sources.download_to(job.source_key, src)
+            progress = ProgressWriter(engine, job.job_id, video_id)
+            result = transcode(src, work / "hls", settings, on_progress=progress, should_stop=cancelled.is_set)
+            if cancelled.is_set():
+                raise Cancelled
+            stores.media.delete_prefix(media_prefix(video_id))
+            publish(stores.media, work / "hls", media_prefix(video_id))
+            if cancelled.is_set():
+                raise Cancelled
+            if not _record_success(engine, stores, job, worker, result):
+                log.warning("job %s was taken away from %s; result dropped", job.job_id, worker)
+                return "lost"
         log.info("video %s ready: %d variants in %.1fs", video_id, len(result.variants), result.elapsed)
         return JobState.succeeded
     except Exception as exc:
-        if isinstance(exc, TranscodeError):
-            reason, tail = exc.reason, exc.log_tail
+        stopped = isinstance(exc, Cancelled) or (isinstance(exc, TranscodeError) and cancelled.is_set())
+        if stopped:
+            state, reason, tail = JobState.cancelled, "cancelled by an operator", ""
+        elif isinstance(exc, TranscodeError):
+            state, reason, tail = JobState.failed, exc.reason, exc.log_tail
         elif isinstance(exc, IngestError):
-            reason, tail = exc.detail, ""
+            state, reason, tail = JobState.failed, exc.detail, ""
         else:
-            log.exception("job %s crashed", job_id)
-            reason, tail = f"internal error: {type(exc).__name__}: {exc}", ""
+            log.exception("job %s crashed", job.job_id)
+            state, reason, tail = JobState.failed, f"internal error: {type(exc).__name__}: {exc}", ""
         try:
             stores.media.delete_prefix(media_prefix(video_id))
         finally:
-            _record_failure(engine, job_id, video_id, reason, tail)
-        log.warning("video %s failed: %s", video_id, reason)
-        return JobState.failed
+            _record_end(engine, job, worker, state, reason, tail)
+        log.warning("video %s %s: %s", video_id, state, reason)
+        return state
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,6 +3,8 @@
 Shared by the Celery task and `streamify transcode`; knows nothing of databases or blob stores.
 """
 
+import ctypes
+import signal
 import subprocess
 import threading
 import time
@@ -20,6 +22,7 @@ from workers.master import VariantFacts, finalize_master, master_problems
 from workers.measure import measure_variant
 
 LOG_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -27,6 +30,7 @@ class Progress:
     fraction: float  # 0..1 of the source duration
     speed: float | None  # x real time
     out_time: float
+    fps: float | None = None  # frames decoded per second
 
 
 @dataclass
@@ -61,9 +65,13 @@ def parse_progress(block: dict[str, str], duration: float) -> Progress:
         speed = float(speed_text) if speed_text not in ("", "N/A") else None
     except ValueError:
         speed = None
+    try:
+        fps = float(block.get("fps", "")) or None
+    except ValueError:
+        fps = None
     done = block.get("progress") == "end"
     fraction = 1.0 if done else (min(out_time / duration, 0.999) if duration > 0 else 0.0)
-    return Progress(fraction=fraction, speed=speed, out_time=out_time)
+    return Progress(fraction=fraction, speed=speed, out_time=out_time, fps=fps)
 
 
 def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
@@ -78,6 +86,15 @@ def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
     )
 
 
+def _die_with_parent() -> None:
+    """A worker killed outright must not leave its ffmpeg encoding for nobody (Linux; no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def run_ffmpeg(
     argv: list[str],
     duration: float,
@@ -88,7 +105,13 @@ def run_ffmpeg(
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # only a prctl call: safe between fork and exec
         )
 
         def drain_stderr() -> None:  # read stderr concurrently so neither pipe can fill and block ffmpeg

@@ -1,0 +1,136 @@
+"""What operators see of the job queue: one consistent snapshot, built from the database alone."""
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from schemas.api import HourStats, JobRead, QueueSnapshot, WorkerRead
+from schemas.tables import JobState, TranscodeJob, User, Video, WorkerNode, utcnow
+from workers.queue import queue_order
+
+QUEUE_LIMIT = 200
+FAILURES_LIMIT = 20
+WORKER_ONLINE = timedelta(seconds=30)
+HISTORY_HOURS = 24
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return ts if ts is None or ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None = None) -> JobRead:
+    eta = None
+    if job.state == JobState.running and job.speed and video.duration:
+        eta = max(0.0, (1.0 - job.progress) * video.duration / job.speed)
+    return JobRead(
+        id=job.id,
+        video_id=video.id,
+        video_title=video.title,
+        owner_name=owner.display_name,
+        state=job.state,
+        cancel_requested=job.cancel_requested,
+        priority=job.priority,
+        position=position,
+        attempts=job.attempts,
+        progress=job.progress,
+        speed=job.speed,
+        fps=job.fps,
+        eta_seconds=eta,
+        duration=video.duration,
+        worker=job.worker,
+        error=job.error,
+        log_tail=job.log_tail,
+        queued_at=_aware(job.queued_at),
+        started_at=_aware(job.started_at),
+        heartbeat_at=_aware(job.heartbeat_at),
+        finished_at=_aware(job.finished_at),
+    )
+
+
+def _with_videos(session: Session, jobs: list[TranscodeJob]) -> list[tuple[TranscodeJob, Video, User]]:
+    if not jobs:
+        return []
+    videos = {v.id: v for v in session.exec(select(Video).where(Video.id.in_({j.video_id for j in jobs})))}
+    users = {u.id: u for u in session.exec(select(User).where(User.id.in_({v.owner_id for v in videos.values()})))}
+    return [(j, videos[j.video_id], users[videos[j.video_id].owner_id]) for j in jobs if j.video_id in videos]
+
+
+def _history(session: Session, now: datetime) -> list[HourStats]:
+    since = now - timedelta(hours=HISTORY_HOURS)
+    rows = session.exec(
+        select(TranscodeJob.finished_at, TranscodeJob.encoded_seconds, TranscodeJob.started_at).where(
+            TranscodeJob.state == JobState.succeeded, TranscodeJob.finished_at >= since
+        )
+    ).all()
+    buckets: dict[datetime, list[tuple[float, float]]] = defaultdict(list)
+    for finished, encoded, started in rows:
+        finished, started = _aware(finished), _aware(started)
+        hour = finished.replace(minute=0, second=0, microsecond=0)
+        wall = (finished - started).total_seconds() if started else 0.0
+        buckets[hour].append((encoded or 0.0, wall))
+    first = (now - timedelta(hours=HISTORY_HOURS - 1)).replace(minute=0, second=0, microsecond=0)
+    out = []
+    for i in range(HISTORY_HOURS):
+        hour = first + timedelta(hours=i)
+        done = buckets.get(hour, [])
+        encoded = sum(e for e, _ in done)
+        wall = sum(w for _, w in done)
+        out.append(HourStats(hour=hour, jobs=len(done), encoded_minutes=encoded / 60,
+                             mean_speed=encoded / wall if wall > 0 else None))  # fmt: skip
+    return out
+
+
+def _jobs_of(node: WorkerNode, by_process: dict[str, uuid.UUID]) -> list[uuid.UUID]:
+    """Jobs run by the node's own process or its pool processes (job.worker is host:pid)."""
+    names = (f"{node.host}:{pid}" for pid in node.pids.split(","))
+    return [by_process[name] for name in names if name in by_process]
+
+
+def snapshot(session: Session) -> QueueSnapshot:
+    now = utcnow()
+    counts = {state.value: 0 for state in JobState}
+    for state, n in session.exec(select(TranscodeJob.state, func.count()).group_by(TranscodeJob.state)).all():
+        counts[state] = n
+    running = session.exec(
+        select(TranscodeJob).where(TranscodeJob.state == JobState.running).order_by(TranscodeJob.started_at)
+    ).all()
+    order = queue_order(session)[:QUEUE_LIMIT]
+    queued = {j.id: j for j in session.exec(select(TranscodeJob).where(TranscodeJob.id.in_(order)))} if order else {}
+    failures = session.exec(
+        select(TranscodeJob)
+        .where(TranscodeJob.state == JobState.failed)
+        .order_by(TranscodeJob.finished_at.desc())
+        .limit(FAILURES_LIMIT)
+    ).all()
+    positions = {job_id: i + 1 for i, job_id in enumerate(order)}
+    nodes = session.exec(
+        select(WorkerNode).where(WorkerNode.last_seen >= now - WORKER_ONLINE).order_by(WorkerNode.name)
+    ).all()
+    by_process = {job.worker: job.id for job in running if job.worker}
+    return QueueSnapshot(
+        at=now,
+        counts=counts,
+        running=[job_read(*row) for row in _with_videos(session, list(running))],
+        queue=[
+            job_read(*row, position=positions[row[0].id])
+            for row in _with_videos(session, [queued[i] for i in order if i in queued])
+        ],  # fmt: skip
+        failures=[job_read(*row) for row in _with_videos(session, list(failures))],
+        workers=[
+            WorkerRead(
+                name=n.name,
+                host=n.host,
+                pid=n.pid,
+                started_at=_aware(n.started_at),
+                last_seen=_aware(n.last_seen),
+                load1=n.load1,
+                cpus=n.cpus,
+                running_jobs=_jobs_of(n, by_process),
+            )  # fmt: skip
+            for n in nodes
+        ],
+        history=_history(session, now),
+    )

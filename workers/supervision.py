@@ -1,0 +1,97 @@
+"""What every worker process does beside encoding: say it is alive, and rescue jobs of dead workers.
+
+Started from Celery's worker_ready signal in the worker's main process. A worker that is killed (or
+whose machine is gone) stops beating; any other worker's reaper re-queues its job within
+STALE_AFTER + REAP_INTERVAL (40 s), or fails it after MAX_ATTEMPTS lost workers.
+"""
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+import psutil
+from sqlalchemy import delete, func
+from sqlmodel import Session, select
+
+from core.db import get_engine
+from core.settings import Settings
+from schemas.tables import JobState, TranscodeJob, WorkerNode, utcnow
+from workers.queue import reap_stale
+
+log = logging.getLogger(__name__)
+REGISTRY_INTERVAL = 5.0
+REAP_INTERVAL = 10.0
+
+
+def node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def report_alive(engine, name: str, concurrency: int | None) -> None:
+    host, pid = name.rsplit(":", 1)
+    with Session(engine) as s:
+        node = s.get(WorkerNode, name) or WorkerNode(name=name, host=host, pid=int(pid))
+        node.last_seen = utcnow()
+        me = psutil.Process()
+        node.pids = ",".join(str(p) for p in [me.pid, *(c.pid for c in me.children())])[:255]
+        node.load1 = os.getloadavg()[0]
+        node.cpus = concurrency or os.cpu_count()
+        s.add(node)
+        s.commit()
+
+
+def forget(engine, name: str) -> None:
+    with Session(engine) as s:
+        s.execute(delete(WorkerNode).where(WorkerNode.name == name))
+        s.commit()
+
+
+def queued_count(engine) -> int:
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(TranscodeJob).where(TranscodeJob.state == JobState.queued)).one()
+
+
+class Supervisor:
+    """Registry heartbeat + reaper, on a daemon thread of the worker's main process."""
+
+    def __init__(self, settings: Settings, ring: Callable[[str], None], concurrency: int | None = None) -> None:
+        self.engine = get_engine(settings)
+        self.ring = ring
+        self.name = node_name()
+        self.concurrency = concurrency
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="streamify-supervisor", daemon=True)
+
+    def start(self) -> None:
+        # Doorbells may have been lost with a dead broker or worker: one per queued job costs nothing.
+        try:
+            for _ in range(queued_count(self.engine)):
+                self.ring("startup")
+        except Exception:
+            log.warning("could not ring doorbells for queued jobs", exc_info=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        try:
+            forget(self.engine, self.name)
+        except Exception:
+            log.warning("could not remove worker %s from the registry", self.name, exc_info=True)
+
+    def _run(self) -> None:
+        since_reap = REAP_INTERVAL
+        while not self._stop.is_set():
+            try:
+                report_alive(self.engine, self.name, self.concurrency)
+                if since_reap >= REAP_INTERVAL:
+                    since_reap = 0.0
+                    for job_id in reap_stale(self.engine):
+                        log.warning("job %s lost its worker: re-queued", job_id)
+                        self.ring(str(job_id))
+            except Exception:
+                log.warning("supervisor round failed", exc_info=True)
+            self._stop.wait(REGISTRY_INTERVAL)
+            since_reap += REGISTRY_INTERVAL
