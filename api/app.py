@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from api.deps import get_stores
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
-from api.routes import auth, health, ops, playback, videos
+from api.routes import auth, health, ops, playback, uploads, videos
 from core.blobs import MEDIA_URL_PREFIX
 from core.settings import Settings, get_settings
 from ingest.errors import IngestError
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(videos.router)
     app.include_router(videos.library)
+    app.include_router(uploads.router)  # tus resumable uploads (+ its expiry cleanup lifespan)
     app.include_router(playback.router)
     app.include_router(ops.router)
     if not settings.uses_azure:

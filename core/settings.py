@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     # Ingest.
     max_upload_bytes: int = 10 * 1024**3
+    # Resumable (tus) uploads: a partial upload untouched this long is deleted by the periodic cleanup.
+    tus_expiry_seconds: int = Field(default=24 * 3600, ge=60)
+    tus_cleanup_interval_seconds: int = Field(default=3600, ge=10)
+    tus_max_open_uploads: int = Field(default=20, ge=1, description="Unfinished tus uploads per creator.")
 
     # Transcoding.
     ffmpeg_path: str | None = Field(default=None, description="System ffmpeg; default: imageio-ffmpeg's.")
@@ -42,6 +46,13 @@ class Settings(BaseSettings):
     # API.
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # nginx front (`streamify up --nodes N`, compose): segments are served by nginx, never by Python.
+    nginx_path: str | None = Field(default=None, description="nginx binary; default: on PATH, then /usr/sbin/nginx.")
+    # Azure backend: nginx's disk cache of media blobs, and the lifetime of the read-only SAS only nginx holds
+    # (minted each time the config is rendered).
+    nginx_cache_max_size: str = "10g"
+    nginx_blob_sas_days: int = Field(default=365, ge=1)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -54,14 +54,54 @@ def accept_upload(
     settings: Settings,
     enqueue: Callable[[uuid.UUID], None],
 ) -> Video:
+    """The multipart endpoint's entry: copy the stream to a bounded temp file, then `accept_file`."""
     title = clean_title(title, filename)
     tmp_dir = settings.tmp_dir / "uploads"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / uuid.uuid4().hex
     try:
-        size = copy_bounded(stream, tmp, settings.max_upload_bytes)
-        demuxer = sniff_demuxer(tmp)  # also refuses an empty file
-        info = probe(tmp, demuxer)
+        copy_bounded(stream, tmp, settings.max_upload_bytes)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return accept_file(
+        tmp,
+        filename,
+        title,
+        owner_id=owner_id,
+        description=description,
+        visibility=visibility,
+        session=session,
+        stores=stores,
+        settings=settings,
+        enqueue=enqueue,
+    )
+
+
+def accept_file(
+    path: Path,
+    filename: str | None,
+    title: str | None,
+    *,
+    owner_id: uuid.UUID,
+    description: str = "",
+    visibility: str = "public",
+    session: Session,
+    stores: Stores,
+    settings: Settings,
+    enqueue: Callable[[uuid.UUID], None],
+) -> Video:
+    """Sniff, probe, store, record and enqueue a complete local file: the one ingest path for every upload.
+
+    Takes ownership of `path`: it is deleted once stored or refused, so no caller leaves it behind.
+    """
+    try:
+        title = clean_title(title, filename)
+        size = path.stat().st_size
+        if size > settings.max_upload_bytes:
+            raise IngestError(413, too_large_detail(settings.max_upload_bytes))
+        demuxer = sniff_demuxer(path)  # also refuses an empty file
+        info = probe(path, demuxer)
         video = Video(
             owner_id=owner_id,
             title=title,
@@ -79,9 +119,9 @@ def accept_upload(
         )
         video.source_key = f"{video.id}/source"
         job = TranscodeJob(video_id=video.id, owner_id=owner_id)
-        stores.sources.put_file(video.source_key, tmp)
+        stores.sources.put_file(video.source_key, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
     try:
         session.add(video)

@@ -8,6 +8,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from core.settings import get_settings
+
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
@@ -22,6 +24,12 @@ def index(request: Request) -> HTMLResponse:
 @router.get("/watch/{video_id}", response_class=HTMLResponse)
 def watch(request: Request, video_id: uuid.UUID) -> HTMLResponse:
     return templates.TemplateResponse(request, "watch.html", {"video_id": str(video_id)})
+
+
+@router.get("/upload", response_class=HTMLResponse)
+def upload(request: Request) -> HTMLResponse:
+    """Resumable (tus) uploads from the browser; the page itself asks /api/v1/auth/me who is signed in."""
+    return templates.TemplateResponse(request, "upload.html", {"max_bytes": get_settings().max_upload_bytes})
 
 
 def mount_player(app: FastAPI) -> None:

@@ -1,6 +1,11 @@
 // Copies browser assets out of node_modules into player/static/vendor (run by `npm ci`).
 import { copyFileSync, mkdirSync } from "node:fs";
 
+const assets = [
+  ["node_modules/hls.js/dist/hls.min.js", "hls.min.js"],
+  // tus-js-client's UMD browser bundle: defines window.tus for the upload page.
+  ["node_modules/tus-js-client/dist/tus.min.js", "tus.min.js"],
+];
 mkdirSync("player/static/vendor", { recursive: true });
-copyFileSync("node_modules/hls.js/dist/hls.min.js", "player/static/vendor/hls.min.js");
-console.log("copied hls.js into player/static/vendor");
+for (const [from, name] of assets) copyFileSync(from, `player/static/vendor/${name}`);
+console.log(`copied ${assets.map(([, name]) => name).join(", ")} into player/static/vendor`);

@@ -1,0 +1,216 @@
+"""Resumable uploads over tus 1.0 (core, creation, termination, expiration) at /api/v1/uploads/.
+
+Thin HTTP layer over ingest/tus.py: headers in, headers out. Beyond tus, `GET /api/v1/uploads/{id}`
+tells a client that lost the final PATCH's answer what became of its upload (video id or refusal).
+"""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep
+from core.settings import get_settings
+from ingest.errors import IngestError
+from ingest.tus import (
+    TUS_EXTENSIONS,
+    TUS_VERSION,
+    TusStore,
+    UploadRecord,
+    UploadState,
+    cleanup_periodically,
+    http_date,
+    parse_metadata,
+)
+from schemas.api import Problem
+
+PREFIX = "/api/v1/uploads"
+VIDEO_ID_HEADER = "Streamify-Video-Id"
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+class TusRoute(APIRoute):
+    """Every tus answer, refusals included, carries Tus-Resumable and a JSON {"detail": ...} body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def tus_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except IngestError as exc:
+                response = JSONResponse({"detail": exc.detail}, status_code=exc.status)
+            except HTTPException as exc:
+                response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+            response.headers["Tus-Resumable"] = TUS_VERSION
+            return response
+
+        return tus_handler
+
+
+@contextlib.asynccontextmanager
+async def _cleanup(_app: FastAPI) -> AsyncIterator[None]:
+    """Expired partial uploads go at startup and then periodically, from each API process."""
+    task = asyncio.create_task(cleanup_periodically(get_settings()))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+router = APIRouter(prefix=PREFIX, tags=["uploads"], route_class=TusRoute, lifespan=_cleanup)
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 404, 409, 410, 412, 413, 415, 422, 423, 429, 503, 507)
+}
+
+
+class UploadRead(BaseModel):
+    id: str
+    state: UploadState
+    offset: int
+    length: int
+    filename: str | None
+    title: str
+    expires_at: datetime
+    received_bytes: int
+    patch_offsets: list[int]
+    video_id: uuid.UUID | None
+    watch_url: str | None
+    error_status: int | None
+    error: str | None
+
+
+def check_version(tus_resumable: Annotated[str | None, Header()] = None) -> None:
+    if tus_resumable != TUS_VERSION:
+        raise HTTPException(412, f"Tus-Resumable must be {TUS_VERSION}", headers={"Tus-Version": TUS_VERSION})
+
+
+def get_tus(settings: SettingsDep) -> TusStore:
+    return TusStore(settings)
+
+
+TusDep = Annotated[TusStore, Depends(get_tus)]
+
+
+def get_upload(upload_id: str, user: UserDep, tus: TusDep) -> UploadRecord:
+    """One of the caller's uploads; another creator's id is 404, like an unknown one."""
+    return tus.load(user.id, upload_id)
+
+
+UploadDep = Annotated[UploadRecord, Depends(get_upload)]
+Versioned = [Depends(check_version)]
+
+
+def _int_header(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        raise IngestError(400, f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def _state_headers(rec: UploadRecord, offset: int) -> dict[str, str]:
+    headers = {"Upload-Offset": str(offset), "Upload-Expires": http_date(rec.expires_at)}
+    if rec.video_id:
+        headers[VIDEO_ID_HEADER] = str(rec.video_id)
+    return headers
+
+
+@router.options("", status_code=204, include_in_schema=False)
+@router.options("/", status_code=204)
+def discover(settings: SettingsDep) -> Response:
+    """tus discovery: version, extensions and the size limit."""
+    limit = str(settings.max_upload_bytes)
+    return Response(
+        status_code=204, headers={"Tus-Version": TUS_VERSION, "Tus-Extension": TUS_EXTENSIONS, "Tus-Max-Size": limit}
+    )
+
+
+@router.post("", status_code=201, include_in_schema=False, dependencies=Versioned)
+@router.post("/", status_code=201, dependencies=Versioned, responses=REFUSALS)
+def create_upload(
+    user: UserDep,
+    tus: TusDep,
+    upload_length: Annotated[str | None, Header()] = None,
+    upload_defer_length: Annotated[str | None, Header()] = None,
+    upload_concat: Annotated[str | None, Header()] = None,
+    upload_metadata: Annotated[str | None, Header()] = None,
+    content_length: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Creation: declare Upload-Length (≤ the size limit) and metadata filename/title/description/visibility."""
+    if upload_defer_length is not None or upload_length is None:
+        raise IngestError(400, "Upload-Length is required (Upload-Defer-Length is not supported)")
+    if upload_concat is not None:
+        raise IngestError(400, "Upload-Concat (concatenation) is not supported")
+    if _int_header(content_length, "Content-Length"):
+        raise IngestError(400, "creation-with-upload is not supported: send the bytes with PATCH")
+    length = _int_header(upload_length, "Upload-Length")
+    assert length is not None
+    rec = tus.create(user.id, length, metadata=parse_metadata(upload_metadata))
+    headers = {"Location": f"{PREFIX}/{rec.id}", "Upload-Expires": http_date(rec.expires_at)}
+    return Response(status_code=201, headers=headers)
+
+
+@router.head("/{upload_id}", dependencies=Versioned, responses=REFUSALS)
+def upload_offset(rec: UploadDep, tus: TusDep) -> Response:
+    """The offset to resume from; waits for a PATCH still writing so the answer is the true one."""
+    if rec.state == UploadState.refused:
+        raise IngestError(410, f"upload {rec.id} was refused: {rec.error}")
+    rec, offset = tus.current(rec)
+    headers = {**_state_headers(rec, offset), "Upload-Length": str(rec.length), "Cache-Control": "no-store"}
+    return Response(status_code=200, headers=headers)
+
+
+@router.patch("/{upload_id}", status_code=204, dependencies=Versioned, responses=REFUSALS)
+async def append_bytes(
+    request: Request,
+    rec: UploadDep,
+    tus: TusDep,
+    session: SessionDep,
+    stores: StoresDep,
+    enqueue: EnqueueDep,
+    upload_offset: Annotated[str | None, Header()] = None,
+    content_type: Annotated[str | None, Header()] = None,
+    content_length: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Append bytes at Upload-Offset; the PATCH that completes the upload also ingests it.
+
+    Its answer then carries Streamify-Video-Id, or the refusal (415 not media, 422 corrupt...).
+    """
+    if (content_type or "").split(";")[0].strip().lower() != OFFSET_STREAM:
+        raise IngestError(415, f"Content-Type must be {OFFSET_STREAM}")
+    offset = _int_header(upload_offset, "Upload-Offset")
+    if offset is None:
+        raise IngestError(400, "Upload-Offset header is required")
+    rec, new_offset = await tus.receive(rec, offset, _int_header(content_length, "Content-Length"), request.stream())
+    if rec.state == UploadState.ingesting:
+        await run_in_threadpool(tus.ingest, rec, session=session, stores=stores, enqueue=enqueue)
+    return Response(status_code=204, headers=_state_headers(rec, new_offset))
+
+
+@router.delete("/{upload_id}", status_code=204, dependencies=Versioned, responses=REFUSALS)
+def terminate(rec: UploadDep, tus: TusDep) -> Response:
+    """Termination: drop the upload and its bytes (a finished upload's video stays)."""
+    tus.terminate(rec)
+    return Response(status_code=204)
+
+
+@router.get("/{upload_id}", response_model=UploadRead, responses=REFUSALS)
+def upload_status(rec: UploadDep, tus: TusDep) -> UploadRead:
+    """Not tus: what became of the upload (receiving, ingesting, done with video_id, refused with error)."""
+    rec, offset = tus.current(rec)
+    return UploadRead(
+        **rec.model_dump(include=set(UploadRead.model_fields) & set(UploadRecord.model_fields)),
+        offset=offset,
+        watch_url=f"/watch/{rec.video_id}" if rec.video_id else None,
+    )

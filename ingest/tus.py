@@ -1,0 +1,439 @@
+"""Resumable uploads: the storage side of a tus 1.0 server (core, creation, termination, expiration).
+
+Why not a library: tuspyserver 4.4.3, the maintained FastAPI implementation, was tried first. Its
+per-request `files_dir` hook can separate owners, but creation-with-upload reads the whole POST body
+into memory and writes it ignoring both Upload-Length and the size limit; the concatenation extension
+is always on and its final size is never checked; its expiry collector (`gc_files`) parses the RFC 7231
+date it writes with `fromisoformat` and raises; a PATCH that overruns Upload-Length is refused after
+earlier chunks hit the disk but before the offset is saved; it has nowhere to keep the ingest outcome
+for a client that lost the final response. Each would need a workaround around its routes, so this
+small implementation does exactly the subset we serve, and the routes stay thin (api/routes/uploads.py).
+
+Layout, all under `settings.tmp_dir / "tus" / <owner id hex>/`: `<upload id>` holds the bytes received
+so far (its size IS the offset, so a crash can never make the two disagree), `<upload id>.json` the
+record. A PATCH holds an exclusive `flock` on the data file, so concurrent PATCHes, a HEAD racing a
+PATCH and the cleanup serialize across API worker processes on one host. Several API hosts need
+sticky routing for /api/v1/uploads/ (or a shared tmp dir): the bytes live on the host that took them.
+
+Expiry is sliding: `tus_expiry_seconds` after the last PATCH. `cleanup_expired` deletes what has
+expired; the API runs it at startup and then every `tus_cleanup_interval_seconds` (no beat process
+needed), and `python -m ingest.tus` runs it once, for cron.
+"""
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from enum import StrEnum
+from pathlib import Path
+
+from anyio import to_thread
+from pydantic import BaseModel, ValidationError
+from sqlmodel import Session
+from starlette.requests import ClientDisconnect
+
+from core.blobs import Stores
+from core.settings import Settings
+from ingest.errors import IngestError, too_large_detail
+from ingest.intake import accept_file, clean_title
+from ingest.sniff import sniff_demuxer
+from schemas.tables import Video, Visibility
+
+log = logging.getLogger(__name__)
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,expiration,termination"
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+MAX_METADATA_HEADER = 32 * 1024
+MAX_DESCRIPTION = 5000
+MAX_FILENAME = 255
+SNIFF_BYTES = 8192  # what sniff_demuxer reads: enough to refuse a non-media file at its first chunk
+WRITE_BUFFER = 1024 * 1024  # bytes gathered from the socket before one write to disk
+LOCK_TIMEOUT = 10.0
+MAX_RECORDED_PATCHES = 1000
+EMPTY_DETAIL = "empty file: the upload contains no bytes"
+
+
+class UploadState(StrEnum):
+    receiving = "receiving"  # waiting for more bytes
+    ingesting = "ingesting"  # every byte is in; sniff/probe/store/record running
+    done = "done"  # became `video_id`
+    refused = "refused"  # `error` says why; the bytes are gone
+
+
+class UploadRecord(BaseModel):
+    id: str
+    owner_id: uuid.UUID
+    length: int
+    filename: str | None
+    title: str
+    description: str
+    visibility: str
+    created_at: datetime
+    expires_at: datetime
+    state: UploadState = UploadState.receiving
+    # The server's own account of the bytes it wrote: equals `length` when nothing was received twice.
+    received_bytes: int = 0
+    patch_offsets: list[int] = []  # Upload-Offset of each PATCH that wrote bytes, in order
+    video_id: uuid.UUID | None = None
+    error_status: int | None = None
+    error: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def http_date(when: datetime) -> str:
+    """RFC 7231 date, the format tus asks for in Upload-Expires."""
+    return format_datetime(when.astimezone(UTC), usegmt=True)
+
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    """`Upload-Metadata: key base64value,key2 ...`; a key may come without a value."""
+    if not header:
+        return {}
+    if len(header) > MAX_METADATA_HEADER:
+        raise IngestError(400, f"Upload-Metadata too long: at most {MAX_METADATA_HEADER} bytes")
+    out: dict[str, str] = {}
+    for pair in header.split(","):
+        parts = pair.strip().split(" ")
+        if not parts[0] or len(parts) > 2 or not parts[0].isascii() or not parts[0].isprintable():
+            raise IngestError(400, f"malformed Upload-Metadata entry {pair.strip()[:40]!r}: use 'key base64value'")
+        key = parts[0]
+        if key in out:
+            raise IngestError(400, f"Upload-Metadata key {key!r} given twice")
+        try:
+            out[key] = base64.b64decode(parts[1], validate=True).decode() if len(parts) == 2 else ""
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise IngestError(400, f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from exc
+    return out
+
+
+def _clean_filename(name: str | None) -> str | None:
+    name = re.split(r"[/\\]", name or "")[-1].strip()
+    if not name:
+        return None
+    if len(name) > MAX_FILENAME or not name.isprintable():
+        raise IngestError(422, f"filename must be printable and at most {MAX_FILENAME} characters")
+    return name
+
+
+class TusStore:
+    """Upload records and bytes on local disk, one folder per owner so an id alone reaches nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.tmp_dir / "tus"
+
+    # --- paths --------------------------------------------------------------------------------------
+    def _dir(self, owner_id: uuid.UUID) -> Path:
+        return self.root / owner_id.hex
+
+    def data_path(self, rec: UploadRecord) -> Path:
+        return self._dir(rec.owner_id) / rec.id
+
+    def _ingest_path(self, rec: UploadRecord) -> Path:
+        return self._dir(rec.owner_id) / f"{rec.id}.ingest"
+
+    def _record_path(self, owner_id: uuid.UUID, upload_id: str) -> Path:
+        return self._dir(owner_id) / f"{upload_id}.json"
+
+    # --- records ------------------------------------------------------------------------------------
+    def save(self, rec: UploadRecord) -> None:
+        """Atomic replace: a reader sees the old record or the new one, never half of one."""
+        path = self._record_path(rec.owner_id, rec.id)
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(rec.model_dump_json())
+        os.replace(tmp, path)
+
+    def _read(self, path: Path) -> UploadRecord | None:
+        try:
+            return UploadRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def load(self, owner_id: uuid.UUID, upload_id: str) -> UploadRecord:
+        """The caller's upload: someone else's id answers 404 exactly like an unknown one."""
+        rec = self._read(self._record_path(owner_id, upload_id)) if UPLOAD_ID.fullmatch(upload_id) else None
+        if rec is None or rec.owner_id != owner_id:
+            raise IngestError(404, f"upload {upload_id} not found")
+        if rec.expires_at <= _now():
+            self.delete(rec)
+            raise IngestError(410, f"upload {upload_id} expired: start it again")
+        return rec
+
+    def delete(self, rec: UploadRecord) -> None:
+        for path in (self.data_path(rec), self._ingest_path(rec), self._record_path(rec.owner_id, rec.id)):
+            path.unlink(missing_ok=True)
+
+    # --- creation -----------------------------------------------------------------------------------
+    def create(self, owner_id: uuid.UUID, length: int, metadata: dict[str, str]) -> UploadRecord:
+        """Validate everything that can be known before the first byte, then reserve an id."""
+        limit = self.settings.max_upload_bytes
+        if length > limit:
+            raise IngestError(413, too_large_detail(limit))
+        if length == 0:
+            raise IngestError(422, EMPTY_DETAIL)
+        filename = _clean_filename(metadata.get("filename") or metadata.get("name"))
+        title = clean_title(metadata.get("title"), filename)
+        description = metadata.get("description", "")
+        if len(description) > MAX_DESCRIPTION:
+            raise IngestError(422, f"description too long: at most {MAX_DESCRIPTION} characters")
+        visibility = metadata.get("visibility") or Visibility.public.value
+        if visibility not in {v.value for v in Visibility}:
+            raise IngestError(422, f"visibility must be one of {', '.join(v.value for v in Visibility)}")
+        folder = self._dir(owner_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        if len(self.open_uploads(owner_id)) >= self.settings.tus_max_open_uploads:
+            raise IngestError(
+                429, f"too many unfinished uploads: at most {self.settings.tus_max_open_uploads}; finish or delete one"
+            )
+        if shutil.disk_usage(folder).free < length:
+            raise IngestError(507, "not enough disk space on the server for this upload")
+        now = _now()
+        rec = UploadRecord(
+            id=uuid.uuid4().hex,
+            owner_id=owner_id,
+            length=length,
+            filename=filename,
+            title=title,
+            description=description,
+            visibility=visibility,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self.settings.tus_expiry_seconds),
+        )
+        self.data_path(rec).touch(exist_ok=False)
+        self.save(rec)
+        return rec
+
+    def open_uploads(self, owner_id: uuid.UUID) -> list[UploadRecord]:
+        now = _now()
+        recs = (self._read(p) for p in self._dir(owner_id).glob("*.json"))
+        return [r for r in recs if r and r.state == UploadState.receiving and r.expires_at > now]
+
+    # --- locking ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self, rec: UploadRecord, timeout: float = LOCK_TIMEOUT) -> Iterator[int]:
+        """Exclusive use of the upload's bytes, across processes; yields an append-only descriptor."""
+        try:
+            fd = os.open(self.data_path(rec), os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            raise IngestError(404, f"upload {rec.id} not found") from None
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IngestError(423, "upload busy: another request is writing it; retry") from None
+                    time.sleep(0.05)
+            if os.fstat(fd).st_nlink == 0:  # deleted (refused, expired, finished) while we waited
+                raise IngestError(404, f"upload {rec.id} not found")
+            yield fd
+        finally:
+            os.close(fd)  # also releases the lock
+
+    def current(self, rec: UploadRecord) -> tuple[UploadRecord, int]:
+        """Record and offset as they stand once no PATCH is writing: what HEAD reports."""
+        if rec.state == UploadState.refused:
+            return rec, rec.received_bytes  # what had arrived when it was refused (since deleted)
+        if rec.state != UploadState.receiving:
+            return rec, rec.length
+        try:
+            with self.locked(rec) as fd:
+                return self.load(rec.owner_id, rec.id), os.fstat(fd).st_size
+        except IngestError as exc:
+            if exc.status != 404:
+                raise
+            return self.load(rec.owner_id, rec.id), rec.length  # finished while we waited
+
+    # --- PATCH --------------------------------------------------------------------------------------
+    async def receive(
+        self, rec: UploadRecord, offset: int, content_length: int | None, body: AsyncIterator[bytes]
+    ) -> tuple[UploadRecord, int]:
+        """Append one PATCH body at `offset`; returns the record and the new offset.
+
+        Bytes that arrived before a disconnect or a refusal are kept (they are at their right place),
+        so the client resumes from the last byte the server has, never re-sending one.
+        """
+        if rec.state == UploadState.refused:
+            raise IngestError(410, f"upload {rec.id} was refused: {rec.error}")
+        if rec.state != UploadState.receiving:
+            raise IngestError(409, f"upload {rec.id} is already complete")
+        if content_length is not None and offset + content_length > rec.length:
+            raise IngestError(413, f"this PATCH would go past Upload-Length ({rec.length} bytes)")
+        cm = self.locked(rec)
+        fd = await to_thread.run_sync(cm.__enter__)
+        written = 0
+        pending = bytearray()
+        try:
+            rec = await to_thread.run_sync(self.load, rec.owner_id, rec.id)
+            have = os.fstat(fd).st_size
+            if have != offset:
+                raise IngestError(409, f"Upload-Offset {offset} does not match the server's offset {have}")
+
+            async def flush() -> None:
+                nonlocal written
+                if pending:
+                    await to_thread.run_sync(os.write, fd, bytes(pending))
+                    written += len(pending)
+                    pending.clear()
+
+            overrun = False
+            try:
+                async for chunk in body:
+                    if len(chunk) > rec.length - offset - written - len(pending):
+                        overrun = True
+                        break
+                    pending.extend(chunk)
+                    if len(pending) >= WRITE_BUFFER:
+                        await flush()
+            except ClientDisconnect:
+                log.info("upload %s: client left after %d bytes of this PATCH", rec.id, written + len(pending))
+            finally:
+                await flush()
+                rec.received_bytes += written
+                if written and len(rec.patch_offsets) < MAX_RECORDED_PATCHES:
+                    rec.patch_offsets.append(offset)
+                rec.expires_at = _now() + timedelta(seconds=self.settings.tus_expiry_seconds)
+                await to_thread.run_sync(self.save, rec)
+            if overrun:  # a client that lies about its length is not trusted with the rest either
+                exc = IngestError(413, f"PATCH body goes past Upload-Length ({rec.length} bytes): upload refused")
+                await to_thread.run_sync(self.refuse, rec, exc)
+                raise exc
+            new_offset = offset + written
+            if offset < min(SNIFF_BYTES, rec.length) <= new_offset:
+                await to_thread.run_sync(self._sniff_or_refuse, rec)
+            if new_offset == rec.length:
+                # Moved aside under the lock: no later PATCH can touch bytes that are being ingested.
+                rec.state = UploadState.ingesting
+                await to_thread.run_sync(os.replace, self.data_path(rec), self._ingest_path(rec))
+                await to_thread.run_sync(self.save, rec)
+            return rec, new_offset
+        finally:
+            await to_thread.run_sync(cm.__exit__, None, None, None)
+
+    def _sniff_or_refuse(self, rec: UploadRecord) -> None:
+        """Refuse a non-media file at its first chunk instead of after gigabytes."""
+        try:
+            sniff_demuxer(self.data_path(rec))
+        except IngestError as exc:
+            self.refuse(rec, exc)
+            raise
+
+    def refuse(self, rec: UploadRecord, exc: IngestError) -> None:
+        """Drop the bytes, keep the record (until it expires) so a client that lost the answer can GET it."""
+        rec.state, rec.error_status, rec.error = UploadState.refused, exc.status, exc.detail
+        self.save(rec)
+        self.data_path(rec).unlink(missing_ok=True)
+        self._ingest_path(rec).unlink(missing_ok=True)
+
+    # --- completion ---------------------------------------------------------------------------------
+    def ingest(
+        self,
+        rec: UploadRecord,
+        *,
+        session: Session,
+        stores: Stores,
+        enqueue: Callable[[uuid.UUID], None],
+    ) -> Video:
+        """The finished upload goes through the same ingest as the multipart endpoint."""
+        assert rec.state == UploadState.ingesting
+        try:
+            video = accept_file(
+                self._ingest_path(rec),
+                rec.filename,
+                rec.title,
+                owner_id=rec.owner_id,
+                description=rec.description,
+                visibility=rec.visibility,
+                session=session,
+                stores=stores,
+                settings=self.settings,
+                enqueue=enqueue,
+            )
+        except IngestError as exc:
+            self.refuse(rec, exc)
+            raise
+        except Exception as exc:
+            log.exception("upload %s: ingest failed", rec.id)
+            refusal = IngestError(503, f"could not store the upload, not kept: {exc}")
+            self.refuse(rec, refusal)
+            raise refusal from exc
+        rec.state, rec.video_id = UploadState.done, video.id
+        self.save(rec)
+        return video
+
+    def terminate(self, rec: UploadRecord) -> None:
+        if rec.state == UploadState.ingesting:
+            raise IngestError(409, f"upload {rec.id} is being processed; delete the video instead")
+        if rec.state == UploadState.receiving:
+            with self.locked(rec):
+                self.delete(rec)
+        else:
+            self.delete(rec)
+
+    # --- expiry -------------------------------------------------------------------------------------
+    def cleanup_expired(self, now: datetime | None = None) -> int:
+        """Delete expired uploads and leftovers; returns how many uploads went. Safe beside live PATCHes."""
+        now = now or _now()
+        removed = 0
+        stale_before = (now - timedelta(seconds=self.settings.tus_expiry_seconds)).timestamp()
+        for folder in self.root.glob("*") if self.root.is_dir() else ():
+            for record_path in folder.glob("*.json"):
+                rec = self._read(record_path)
+                if rec is None:
+                    if record_path.stat().st_mtime < stale_before:  # unreadable record
+                        record_path.unlink(missing_ok=True)
+                    continue
+                if rec.expires_at > now:
+                    continue
+                try:
+                    if rec.state == UploadState.receiving:
+                        with self.locked(rec, timeout=0):
+                            self.delete(rec)
+                    else:
+                        self.delete(rec)
+                    removed += 1
+                except IngestError:  # busy or already gone: next round
+                    continue
+            for path in folder.iterdir():  # bytes or temp files whose record is gone
+                stem = path.name.split(".", 1)[0]
+                if not (folder / f"{stem}.json").exists() and path.stat().st_mtime < stale_before:
+                    path.unlink(missing_ok=True)
+        return removed
+
+
+def cleanup_expired(settings: Settings, now: datetime | None = None) -> int:
+    return TusStore(settings).cleanup_expired(now)
+
+
+async def cleanup_periodically(settings: Settings) -> None:
+    """Run by each API process: at startup, then every `tus_cleanup_interval_seconds`."""
+    while True:
+        try:
+            removed = await to_thread.run_sync(cleanup_expired, settings)
+            if removed:
+                log.info("tus cleanup: removed %d expired uploads", removed)
+        except Exception:
+            log.exception("tus cleanup failed")
+        await asyncio.sleep(settings.tus_cleanup_interval_seconds)
+
+
+if __name__ == "__main__":  # `python -m ingest.tus`: one cleanup pass, for cron
+    from core.settings import get_settings
+
+    print(f"removed {cleanup_expired(get_settings())} expired uploads")
