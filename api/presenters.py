@@ -1,15 +1,26 @@
 """Tables -> API models."""
 
+from core.blobs import BlobStore
 from schemas.api import RenditionRead, VideoRead
 from schemas.tables import Rendition, User, Video, VideoStatus
+from workers.job import media_prefix
+from workers.thumbnails import POSTER_NAME
 
 
 def playback_url(video: Video) -> str:
     return f"/api/v1/videos/{video.id}/master.m3u8"
 
 
-def video_read(video: Video, renditions: list[Rendition], *, owner: User, viewer: User | None) -> VideoRead:
+def storyboard_url(video: Video) -> str:
+    """Served by the API, not the store: its sprite links must carry the store's SAS, like playlists."""
+    return f"/api/v1/videos/{video.id}/storyboard.vtt"
+
+
+def video_read(
+    video: Video, renditions: list[Rendition], *, owner: User, viewer: User | None, media: BlobStore
+) -> VideoRead:
     ready = video.status == VideoStatus.ready
+    pictures = ready and video.has_video
     ordered = sorted(renditions, key=lambda r: r.bandwidth, reverse=True)
     return VideoRead(
         id=video.id,
@@ -29,5 +40,7 @@ def video_read(video: Video, renditions: list[Rendition], *, owner: User, viewer
         created_at=video.created_at,
         renditions=[RenditionRead.model_validate(r, from_attributes=True) for r in ordered],
         playback_url=playback_url(video) if ready else None,
+        poster_url=media.url_for(media_prefix(video.id) + POSTER_NAME) if pictures else None,
+        storyboard_url=storyboard_url(video) if pictures else None,
         watch_url=f"/watch/{video.id}",
     )

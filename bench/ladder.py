@@ -1,60 +1,88 @@
-"""Ladder benchmark: this pipeline's one ffmpeg process against one ffmpeg per rendition.
+"""Ladder benchmark: the pipeline's one ffmpeg process against one ffmpeg process per rendition.
 
-Both encodes use the same plan, the same x264 settings and the same HLS muxing (the naive side is the
-project's own argv builder, fed one rung at a time), so the only difference is decoding the source
-once versus once per rung. Quality is checked with VMAF per rung against the source.
+A) pipeline: the argv the workers run (workers.command.build_transcode_argv) -- decode the source once,
+   `split` it, scale/encode every rung and mux them all with the HLS muxer's var_stream_map.
+B) naive:    one ffmpeg per rung, run one after the other, each decoding the whole source again. Each is the
+   same argv builder fed a one-rung plan, so x264 preset/CRF/maxrate/bufsize/keyframes and the HLS
+   segmenting are the pipeline's own; only the decode-once-and-split differs.
 
-    .venv/bin/python -m bench.ladder [--seconds 20] [--size 1920x1080] [--source FILE] [--repeat 1]
+Both use the same source, probe and plan (workers.pipeline.plan_for with default Settings). Wall time is
+time.perf_counter around the ffmpeg runs; CPU time is the RUSAGE_CHILDREN delta. Quality: VMAF of every
+rung of both outputs against the source (rung read from its HLS playlist, scaled back to the source size
+with bicubic, over the first --vmaf-seconds).
+
+    .venv/bin/python -m bench.ladder [--seconds 20] [--height 1080] [--source FILE] [--vmaf-seconds 10]
+                                     [--repeat 1] [--json FILE]
 """
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 from pathlib import Path
-
-import m3u8
 
 from core.ffmpeg import ffmpeg_exe
 from core.settings import Settings
 from ingest.probe import SourceInfo, probe
+from tests.media import make_clip
 from workers.command import MEDIA_PLAYLIST, build_transcode_argv
 from workers.ladder import LadderPlan
+from workers.measure import measure_variant
 from workers.pipeline import plan_for, run_ffmpeg
 
-
-@dataclass
-class Run:
-    wall: float
-    cpu: float
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+WAYS = ("pipeline", "naive")
 
 
 @dataclass
-class RungResult:
+class Timing:
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the ffmpeg children
+    others_cpu: float | None  # CPU seconds the rest of the machine used meanwhile (contention), Linux only
+
+
+@dataclass
+class RungOutput:
+    bytes: int  # init + segments on disk
+    kbps: float  # segment bytes * 8 / playlist duration (video + audio), as the master's AVERAGE-BANDWIDTH
+    vmaf: float
+    vmaf_frames: int
+
+
+@dataclass
+class RungRow:
     name: str
-    size: str
-    kbps_pipeline: float
-    kbps_naive: float
-    vmaf_pipeline: float
-    vmaf_naive: float
+    width: int
+    height: int
+    cap_kbps: int  # the plan's video maxrate plus its audio bitrate
+    pipeline: RungOutput
+    naive: RungOutput
 
 
-def generate_source(path: Path, seconds: int, size: str, ffmpeg: str) -> Path:
-    """testsrc2 with temporal noise (so the encoder has real work) and a stereo tone, as NOTES.md uses."""
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30,noise=alls=6:allf=t",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-ac", "2", "-b:a", "192k", str(path)],
-        check=True,
-    )  # fmt: skip
+# --- source -------------------------------------------------------------------------------------------
+
+
+def cached_source(seconds: int, height: int) -> Path:
+    """testsrc2 + noise, 16:9 at 30 fps with a stereo tone (tests.media.make_clip), generated once."""
+    width = round(height * 16 / 9 / 2) * 2
+    path = CACHE_DIR / f"testsrc2-{width}x{height}p30-{seconds}s.mp4"
+    if not path.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.stem}.part.mp4")
+        make_clip(part, size=f"{width}x{height}", rate=30, seconds=seconds, channels=2)
+        part.replace(path)
     return path
+
+
+# --- encodes --------------------------------------------------------------------------------------------
 
 
 def _children_cpu() -> float:
@@ -62,104 +90,215 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(argvs: list[list[str]], duration: float, log_dir: Path) -> Run:
-    cpu0, t0 = _children_cpu(), time.perf_counter()
+def _machine_busy() -> float | None:
+    """Busy CPU seconds of the whole machine since boot (all processes), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_idle(max_wait: float, window: float = 5.0, threshold: float = 0.2) -> bool:
+    """Wait (at most max_wait s) for a window in which other processes used under threshold of a core."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        before = _machine_busy()
+        time.sleep(window)
+        after = _machine_busy()
+        if before is None or after is None or (after - before) / window < threshold:
+            return True
+    return False
+
+
+def _run_timed(argvs: list[list[str]], duration: float, log_stem: Path) -> Timing:
+    """Run the argvs one after the other through the worker's own ffmpeg runner."""
+    busy0, cpu0, t0 = _machine_busy(), _children_cpu(), time.perf_counter()
     for i, argv in enumerate(argvs):
-        run_ffmpeg(argv, duration, log_dir / f"ffmpeg-{i}.log")
-    return Run(time.perf_counter() - t0, _children_cpu() - cpu0)
+        run_ffmpeg(argv, duration, log_stem.with_name(f"{log_stem.name}-{i}.log"))
+    wall, cpu, busy1 = time.perf_counter() - t0, _children_cpu() - cpu0, _machine_busy()
+    others = max(0.0, busy1 - busy0 - cpu) if busy0 is not None and busy1 is not None else None
+    return Timing(wall=wall, cpu=cpu, others_cpu=others)
 
 
-def encode_pipeline(plan: LadderPlan, src: Path, info: SourceInfo, out: Path, ffmpeg: str) -> Run:
+def pipeline_argvs(plan: LadderPlan, src: Path, info: SourceInfo, out: Path, ffmpeg: str) -> list[list[str]]:
+    """A: exactly what workers.pipeline.transcode runs -- one process for the whole ladder."""
+    return [build_transcode_argv(plan, src, info.demuxer, out, ffmpeg_exe=ffmpeg, has_audio=info.has_audio)]
+
+
+def naive_argvs(plan: LadderPlan, src: Path, info: SourceInfo, out: Path, ffmpeg: str) -> list[list[str]]:
+    """B: one process per rung. Each writes out/<rung>/ like A's %v directories (and rewrites out/master.m3u8)."""
+    return [
+        build_transcode_argv(
+            replace(plan, renditions=(rung,)), src, info.demuxer, out, ffmpeg_exe=ffmpeg, has_audio=info.has_audio
+        )
+        for rung in plan.renditions
+    ]
+
+
+BUILDERS: dict[str, Callable[[LadderPlan, Path, SourceInfo, Path, str], list[list[str]]]] = {
+    "pipeline": pipeline_argvs,
+    "naive": naive_argvs,
+}
+
+
+def encode(way: str, plan: LadderPlan, src: Path, info: SourceInfo, out: Path, logs: Path, ffmpeg: str) -> Timing:
     out.mkdir(parents=True)
-    argv = build_transcode_argv(plan, src, info.demuxer, out, ffmpeg_exe=ffmpeg, has_audio=info.has_audio)
-    return _timed([argv], info.duration, out)
+    return _run_timed(BUILDERS[way](plan, src, info, out, ffmpeg), info.duration, logs / out.name)
 
 
-def encode_naive(plan: LadderPlan, src: Path, info: SourceInfo, out: Path, ffmpeg: str) -> Run:
-    """One ffmpeg per rung, each decoding the whole source again: what most self-hosted platforms do."""
-    out.mkdir(parents=True)
-    argvs = []
-    for rung in plan.renditions:  # each writes out/<rung>/, like the pipeline's %v directories
-        one = replace(plan, renditions=(rung,))
-        argvs.append(build_transcode_argv(one, src, info.demuxer, out, ffmpeg_exe=ffmpeg, has_audio=info.has_audio))
-    return _timed(argvs, info.duration, out)
+# --- quality --------------------------------------------------------------------------------------------
 
 
-def rendition_file(variant_dir: Path, dest: Path) -> tuple[Path, float]:
-    """init + segments as one MP4, and the rendition's bitrate in kb/s."""
-    playlist = m3u8.load(str(variant_dir / MEDIA_PLAYLIST))
-    init = variant_dir / playlist.segment_map[0].uri
-    with dest.open("wb") as out:
-        out.write(init.read_bytes())
-        for seg in playlist.segments:
-            out.write((variant_dir / seg.uri).read_bytes())
-    media_bytes = sum((variant_dir / s.uri).stat().st_size for s in playlist.segments)
-    seconds = sum(s.duration for s in playlist.segments)
-    return dest, media_bytes * 8 / seconds / 1000
-
-
-def vmaf(distorted: Path, source: Path, width: int, height: int, seconds: float, ffmpeg: str, log: Path) -> float:
+def vmaf(playlist: Path, src: Path, info: SourceInfo, seconds: float, ffmpeg: str, log: Path) -> tuple[float, int]:
+    """Mean VMAF of one rung (read through ffmpeg's HLS demuxer) against the source; and frames compared."""
+    fps = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(30)
     graph = (
-        f"[0:v]scale={width}:{height}:flags=bicubic,setpts=PTS-STARTPTS[d];"
-        f"[1:v]setpts=PTS-STARTPTS[r];[d][r]libvmaf=n_threads=2:log_fmt=json:log_path={log}"
+        # Rung first (libvmaf's "distorted"), brought to the source's frame rate and size.
+        f"[0:v]setpts=PTS-STARTPTS,fps={fps},scale={info.display_width}:{info.display_height}:flags=bicubic,"
+        f"format=yuv420p[dist];"
+        f"[1:v]setpts=PTS-STARTPTS,format=yuv420p[ref];"
+        f"[dist][ref]libvmaf=n_threads=2:log_fmt=json:log_path={log}"
     )
     subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-t", str(seconds), "-i", str(distorted),
-         "-t", str(seconds), "-i", str(source), "-lavfi", graph, "-f", "null", "-"],
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+         "-f", "hls", "-protocol_whitelist", "file,crypto", "-t", str(seconds), "-i", str(playlist),
+         "-f", info.demuxer, "-t", str(seconds), "-i", str(src),
+         "-filter_complex", graph, "-an", "-f", "null", "-"],
         check=True,
     )  # fmt: skip
-    return float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
+    result = json.loads(log.read_text())
+    return float(result["pooled_metrics"]["vmaf"]["mean"]), len(result["frames"])
+
+
+def rung_output(variant_dir: Path, src: Path, info: SourceInfo, seconds: float, ffmpeg: str, log: Path) -> RungOutput:
+    facts = measure_variant(variant_dir, None)
+    on_disk = sum(p.stat().st_size for p in variant_dir.iterdir() if p.name != MEDIA_PLAYLIST)
+    score, frames = vmaf(variant_dir / MEDIA_PLAYLIST, src, info, seconds, ffmpeg, log)
+    return RungOutput(bytes=on_disk, kbps=facts.average_bandwidth / 1000, vmaf=score, vmaf_frames=frames)
+
+
+# --- report ---------------------------------------------------------------------------------------------
+
+
+def ffmpeg_version(ffmpeg: str) -> str:
+    out = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0].removeprefix("ffmpeg version ").split(" Copyright")[0]
+
+
+def medians(runs: dict[str, list[Timing]], field: str) -> dict[str, float]:
+    return {w: statistics.median(v for t in ts if (v := getattr(t, field)) is not None) for w, ts in runs.items()}
+
+
+def render(info: SourceInfo, settings: Settings, rows: list[RungRow], runs: dict[str, list[Timing]]) -> str:
+    n = len(runs["pipeline"])
+    wall, cpu = medians(runs, "wall"), medians(runs, "cpu")
+    lines = [
+        f"source {info.display_width}x{info.display_height} {info.fps:g} fps {info.duration:.1f} s; "
+        f"x264 {settings.x264_preset} crf {settings.x264_crf}; {len(rows)} rungs; median of {n} run(s)",
+        f"{'':26}{'-------- pipeline --------':>28}  {'--------- naive ----------':>26}",
+        f"{'rung':<6}{'size':>10}{'cap kb/s':>10}  {'MB':>7}{'kb/s':>8}{'VMAF':>8}{'frames':>7}"
+        f"  {'MB':>7}{'kb/s':>8}{'VMAF':>8}{'frames':>7}",
+    ]
+    for r in rows:
+        cells = "  ".join(
+            f"{o.bytes / 1e6:>7.2f}{o.kbps:>8.0f}{o.vmaf:>8.2f}{o.vmaf_frames:>7}" for o in (r.pipeline, r.naive)
+        )
+        lines.append(f"{r.name:<6}{f'{r.width}x{r.height}':>10}{r.cap_kbps:>10}  {cells}")
+    total = {w: sum(getattr(r, w).bytes for r in rows) / 1e6 for w in WAYS}
+    lines += [
+        f"total MB      pipeline {total['pipeline']:7.2f}   naive {total['naive']:7.2f}",
+        f"wall s        pipeline {wall['pipeline']:7.1f}   naive {wall['naive']:7.1f}   "
+        f"naive/pipeline {wall['naive'] / wall['pipeline']:.2f}x",
+        f"cpu s         pipeline {cpu['pipeline']:7.1f}   naive {cpu['naive']:7.1f}   "
+        f"naive/pipeline {cpu['naive'] / cpu['pipeline']:.2f}x",
+        f"speed (x realtime)  pipeline {info.duration / wall['pipeline']:.2f}   "
+        f"naive {info.duration / wall['naive']:.2f}",
+    ]
+    if all(t.others_cpu is not None for ts in runs.values() for t in ts):
+        others = medians(runs, "others_cpu")
+        lines.append(
+            f"other processes on the machine meanwhile: {others['pipeline']:.1f} / {others['naive']:.1f} cpu s "
+            f"(pipeline / naive; 0 = the benchmark had the machine to itself)"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, help="clip to encode (default: a generated one)")
-    parser.add_argument("--seconds", type=int, default=20, help="length of the generated clip")
-    parser.add_argument("--size", default="1920x1080", help="size of the generated clip")
-    parser.add_argument("--vmaf-seconds", type=float, default=10.0)
-    parser.add_argument("--repeat", type=int, default=1, help="encode each way N times, alternating; median")
+    parser.add_argument("--source", type=Path, help="clip to encode (default: a generated, cached one)")
+    parser.add_argument("--seconds", type=int, default=20, help="length of the generated clip (default 20)")
+    parser.add_argument("--height", type=int, default=1080, help="height of the generated 16:9 clip (default 1080)")
+    parser.add_argument("--vmaf-seconds", type=float, default=10.0, help="VMAF over the first N s (default 10)")
+    parser.add_argument("--repeat", type=int, default=1, help="encode each way N times, order alternating; median")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--wait-idle", type=float, default=0.0, metavar="S",
+        help="before each timed encode, wait up to S s for the machine to be idle (shared machines)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     settings = Settings()
     ffmpeg = ffmpeg_exe(settings)
+    src = (args.source or cached_source(args.seconds, args.height)).resolve()
+    info = probe(src)
+    plan = plan_for(info, settings)
+    if plan.audio_only:
+        raise SystemExit(f"{src}: no video, nothing to compare")
+
     work = Path(tempfile.mkdtemp(prefix="streamify-bench-"))
     try:
-        src = args.source or generate_source(work / "source.mp4", args.seconds, args.size, ffmpeg)
-        info = probe(src)
-        plan = plan_for(info, settings)
-        runs: dict[str, list[Run]] = {"pipeline": [], "naive": []}
+        logs = work / "logs"
+        logs.mkdir()
+        runs: dict[str, list[Timing]] = {w: [] for w in WAYS}
         for i in range(args.repeat):
-            for way, encode in (("pipeline", encode_pipeline), ("naive", encode_naive)):
-                out = work / f"{way}-{i}"
-                runs[way].append(encode(plan, src, info, out, ffmpeg))
-        rungs = []
+            for way in WAYS if i % 2 == 0 else reversed(WAYS):  # A,B then B,A: neither always goes first
+                if args.wait_idle > 0 and not wait_for_idle(args.wait_idle):
+                    print(f"machine still busy after {args.wait_idle:g} s; measuring anyway")
+                timing = encode(way, plan, src, info, work / f"{way}-{i}", logs, ffmpeg)
+                runs[way].append(timing)
+                others = "?" if timing.others_cpu is None else f"{timing.others_cpu:.1f}"
+                print(
+                    f"run {i + 1}/{args.repeat} {way:<8} wall {timing.wall:6.1f} s  cpu {timing.cpu:6.1f} s  "
+                    f"(other processes meanwhile: {others} cpu s)"
+                )
+
+        rows: list[RungRow] = []
         for r in plan.renditions:
-            facts = {}
-            for way in ("pipeline", "naive"):
-                mp4, kbps = rendition_file(work / f"{way}-0" / r.name, work / f"{way}-{r.name}.mp4")
-                score = vmaf(mp4, src, info.display_width, info.display_height, args.vmaf_seconds, ffmpeg,
-                             work / f"{way}-{r.name}.json")  # fmt: skip
-                facts[way] = (kbps, score)
-            rungs.append(RungResult(r.name, f"{r.width}x{r.height}", *(facts["pipeline"][0], facts["naive"][0]),
-                                    facts["pipeline"][1], facts["naive"][1]))  # fmt: skip
+            out = {
+                w: rung_output(
+                    work / f"{w}-0" / r.name, src, info, args.vmaf_seconds, ffmpeg, logs / f"{w}-{r.name}.json"
+                )
+                for w in WAYS
+            }
+            cap = r.maxrate_kbps + (r.audio_kbps or 0)
+            rows.append(RungRow(r.name, r.width, r.height, cap, out["pipeline"], out["naive"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    wall = {w: statistics.median(r.wall for r in rs) for w, rs in runs.items()}
-    cpu = {w: statistics.median(r.cpu for r in rs) for w, rs in runs.items()}
-    print(f"source: {info.display_width}x{info.display_height} {info.fps:g} fps, {info.duration:.1f} s; "
-          f"preset {settings.x264_preset}, crf {settings.x264_crf}; {len(plan.renditions)} rungs")  # fmt: skip
-    print(f"{'rung':<6} {'size':>10} {'kb/s pipe':>10} {'kb/s naive':>10} {'VMAF pipe':>10} {'VMAF naive':>10}")
-    for r in rungs:
-        print(f"{r.name:<6} {r.size:>10} {r.kbps_pipeline:>10.0f} {r.kbps_naive:>10.0f} "
-              f"{r.vmaf_pipeline:>10.2f} {r.vmaf_naive:>10.2f}")  # fmt: skip
-    print(f"wall  pipeline {wall['pipeline']:.1f} s   naive {wall['naive']:.1f} s   "
-          f"naive/pipeline = {wall['naive'] / wall['pipeline']:.2f}x")  # fmt: skip
-    print(f"cpu   pipeline {cpu['pipeline']:.1f} s   naive {cpu['naive']:.1f} s   "
-          f"naive/pipeline = {cpu['naive'] / cpu['pipeline']:.2f}x")  # fmt: skip
+    print()
+    print(render(info, settings, rows, runs))
+    wall, cpu = medians(runs, "wall"), medians(runs, "cpu")
     if args.json:
-        args.json.write_text(json.dumps({"wall": wall, "cpu": cpu, "rungs": [asdict(r) for r in rungs]}, indent=2))
+        result = {
+            "machine": {"nproc": os.cpu_count(), "ffmpeg": ffmpeg_version(ffmpeg)},
+            "source": {"path": str(src), **asdict(info), "sample_aspect": str(info.sample_aspect)},
+            "plan": {
+                "preset": plan.preset,
+                "crf": plan.crf,
+                "segment_seconds": plan.segment_seconds,
+                "gop_seconds": plan.gop_seconds,
+            },
+            "vmaf_seconds": args.vmaf_seconds,
+            "runs": {w: [asdict(t) for t in ts] for w, ts in runs.items()},
+            "wall": wall,
+            "cpu": cpu,
+            "wall_ratio_naive_over_pipeline": wall["naive"] / wall["pipeline"],
+            "cpu_ratio_naive_over_pipeline": cpu["naive"] / cpu["pipeline"],
+            "rungs": [asdict(r) for r in rows],
+        }
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

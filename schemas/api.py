@@ -42,6 +42,8 @@ class VideoRead(BaseModel):
     created_at: datetime
     renditions: list[RenditionRead]
     playback_url: str | None
+    poster_url: str | None  # JPEG at the top rendition's size, straight from the media store (may carry a SAS)
+    storyboard_url: str | None  # WebVTT thumbnail track (sprite #xywh cues) for scrub previews
     watch_url: str
 
 

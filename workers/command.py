@@ -1,4 +1,5 @@
-"""Turn a ladder plan into one ffmpeg argv: decode once, split/scale, encode every rung, mux HLS.
+"""Turn a ladder plan into one ffmpeg argv: decode once, split/scale, encode every rung, mux HLS (plus the
+poster and storyboard tiles, from the same decoded frames; build_sheets_argv lays the tiles out).
 
 Pure: builds a list of strings with ffmpeg-python and runs nothing.
 """
@@ -9,6 +10,7 @@ from pathlib import Path
 import ffmpeg
 
 from workers.ladder import LadderPlan
+from workers.thumbnails import StoryboardPlan, ThumbnailPlan, sheets_output, thumbnail_outputs
 
 MASTER_NAME = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"
@@ -32,7 +34,10 @@ def build_transcode_argv(
     *,
     ffmpeg_exe: str = "ffmpeg",
     has_audio: bool,
+    thumbnails: ThumbnailPlan | None = None,
 ) -> list[str]:
+    if thumbnails is not None and plan.audio_only:
+        raise ValueError("thumbnails need a video stream")
     inp = _input(src, demuxer)
     streams: list = []
     stream_opts: dict[str, object] = {}
@@ -44,7 +49,8 @@ def build_transcode_argv(
         stream_opts.update({"c:a": "aac", "b:a": f"{plan.audio_kbps}k"})
         variants.append("a:0,name:audio")
     else:
-        video = inp["v:0"].split() if n > 1 else None
+        branches = n + (2 if thumbnails is not None else 0)
+        video = inp["v:0"].split() if branches > 1 else None
         audio = _stereo(inp).asplit() if has_audio and n > 1 else None
         for i, r in enumerate(plan.renditions):
             v = video.stream(i) if video is not None else inp["v:0"]
@@ -94,6 +100,18 @@ def build_transcode_argv(
         map_chapters=-1,
         **stream_opts,
     )
+    outputs = [out]
+    if thumbnails is not None:  # after HLS, so -progress and its fps describe the ladder
+        outputs += thumbnail_outputs(thumbnails, video.stream(n), video.stream(n + 1), out_dir)
+    return _argv(ffmpeg_exe, ffmpeg.merge_outputs(*outputs))
+
+
+def build_sheets_argv(plan: StoryboardPlan, tiles: Path, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg") -> list[str]:
+    """Storyboard tiles (written by the transcode) -> sprite sheets; the input is opened as warily as a source."""
+    return _argv(ffmpeg_exe, sheets_output(plan, _input(tiles, "nut")["v:0"], out_dir))
+
+
+def _argv(ffmpeg_exe: str, out) -> list[str]:
     # Global options go first: newer ffmpeg ignores (and warns about) options after the last output.
     return [ffmpeg_exe, "-hide_banner", "-nostdin", "-nostats", "-y", "-progress", "pipe:1", *out.get_args()]
 

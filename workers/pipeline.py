@@ -1,9 +1,10 @@
-"""Run one transcode into a directory: probe, plan, ffmpeg, measure, fix the master.
+"""Run one transcode into a directory: probe, plan, ffmpeg, measure, fix the master, lay out the storyboard.
 
 Shared by the Celery task and `streamify transcode`; knows nothing of databases or blob stores.
 """
 
 import ctypes
+import re
 import signal
 import subprocess
 import threading
@@ -13,15 +14,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
+import av.error
+
 from core.ffmpeg import ffmpeg_exe
 from core.settings import Settings
-from ingest.probe import SourceInfo, probe
-from workers.command import MASTER_NAME, build_transcode_argv
+from ingest.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
+from workers.command import MASTER_NAME, build_sheets_argv, build_transcode_argv
 from workers.ladder import LadderPlan, plan_ladder
 from workers.master import VariantFacts, finalize_master, master_problems
 from workers.measure import measure_variant
+from workers.thumbnails import (
+    STORYBOARD_VTT,
+    ThumbnailPlan,
+    fit_tiles,
+    jpeg_size,
+    plan_thumbnails,
+    storyboard_vtt,
+    tiles_path,
+)
 
 LOG_TAIL_LINES = 40
+GENERIC_FAILURE = "Conversion failed!"
+_LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")  # "[out#1/image2 @ 0x5648] "
 _PR_SET_PDEATHSIG = 1
 
 
@@ -103,6 +118,7 @@ def run_ffmpeg(
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    first_error: list[str] = []  # ffmpeg 7+ ends every failure with "Conversion failed!": keep the cause
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             argv,
@@ -119,6 +135,8 @@ def run_ffmpeg(
             for line in proc.stderr:
                 log.write(line)
                 tail.append(line.rstrip())
+                if not first_error and ("Error" in line or "Could not" in line):
+                    first_error.append(_LOG_PREFIX.sub("", line.strip()))
 
         reader = threading.Thread(target=drain_stderr, daemon=True)
         reader.start()
@@ -140,7 +158,41 @@ def run_ffmpeg(
             reader.join(timeout=5)
     if code != 0:
         last = next((t for t in reversed(tail) if t and not t.startswith("[")), tail[-1] if tail else "")
+        if last == GENERIC_FAILURE and first_error:
+            last = first_error[0]
         raise TranscodeError(f"ffmpeg exited with status {code}: {last}".strip(), "\n".join(tail))
+
+
+def count_frames(path: Path) -> int:
+    """Video frames in a file this pipeline wrote (the storyboard tiles)."""
+    with av.open(str(path), format="nut", options=SAFE_INPUT_OPTIONS) as container:
+        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+
+
+def make_thumbnails(plan: ThumbnailPlan, out_dir: Path, exe: str) -> None:
+    """Tiles -> sprite sheets, check every JPEG (a cue box outside its sprite shows garbage), write the track."""
+    tiles = tiles_path(out_dir)
+    try:
+        plan = fit_tiles(plan, count_frames(tiles))
+    except (OSError, ValueError, IndexError, av.error.FFmpegError) as exc:
+        raise TranscodeError(f"thumbnails failed: storyboard tiles unreadable: {exc}") from exc
+    storyboard = plan.storyboard
+    argv = build_sheets_argv(storyboard, tiles, out_dir, ffmpeg_exe=exe)
+    try:
+        run_ffmpeg(argv, storyboard.duration_ms / 1000, out_dir.parent / f"{out_dir.name}.sheets.log")
+    except TranscodeError as exc:
+        raise TranscodeError(f"thumbnails failed: sprite sheets: {exc.reason}", exc.log_tail) from exc
+    tiles.unlink()
+    for name, (width, height) in plan.image_sizes.items():
+        try:
+            got = jpeg_size((out_dir / name).read_bytes())
+        except FileNotFoundError as exc:
+            raise TranscodeError(f"thumbnails failed: ffmpeg wrote no {name}") from exc
+        except ValueError as exc:
+            raise TranscodeError(f"thumbnails failed: {name} is unreadable: {exc}") from exc
+        if got != (width, height):
+            raise TranscodeError(f"thumbnails failed: {name} is {got[0]}x{got[1]}, expected {width}x{height}")
+    (out_dir / STORYBOARD_VTT).write_text(storyboard_vtt(storyboard))
 
 
 def transcode(
@@ -153,9 +205,17 @@ def transcode(
     started = time.monotonic()
     info = probe(src)
     plan = plan_for(info, settings)
+    thumbnails = plan_thumbnails(info, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
+    exe = ffmpeg_exe(settings)
     argv = build_transcode_argv(
-        plan, src, info.demuxer, out_dir, ffmpeg_exe=ffmpeg_exe(settings), has_audio=info.has_audio
+        plan,
+        src,
+        info.demuxer,
+        out_dir,
+        ffmpeg_exe=exe,
+        has_audio=info.has_audio,
+        thumbnails=thumbnails,
     )
     run_ffmpeg(argv, info.duration, out_dir.parent / f"{out_dir.name}.ffmpeg.log", on_progress, should_stop)
 
@@ -175,6 +235,8 @@ def transcode(
     problems = master_problems(fixed)
     if problems:
         raise TranscodeError("master playlist invalid: " + "; ".join(problems))
+    if thumbnails is not None:
+        make_thumbnails(thumbnails, out_dir, exe)
     master_path.write_text(fixed)
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     return TranscodeResult(source=info, plan=plan, variants=variants, elapsed=time.monotonic() - started, files=files)

@@ -1,5 +1,6 @@
-"""Master and media playlists. Segments never pass through here: media playlists point players at
-the media store's URLs (local static mount, nginx, Azure Blob SAS or a CDN)."""
+"""Master and media playlists, and the storyboard track. Segments and sprites never pass through here:
+media playlists and the track point players at the media store's URLs (local static mount, nginx, Azure
+Blob SAS or a CDN)."""
 
 import re
 
@@ -12,10 +13,12 @@ from core.blobs import BlobNotFound, content_type_for
 from schemas.tables import Rendition, Video, VideoStatus, Visibility
 from workers.command import MASTER_NAME
 from workers.job import media_prefix
+from workers.thumbnails import STORYBOARD_VTT, rewrite_storyboard_vtt
 
 router = APIRouter(prefix="/api/v1/videos", tags=["playback"])
 SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PLAYLIST_TYPE = content_type_for(MASTER_NAME)
+VTT_TYPE = content_type_for(STORYBOARD_VTT)
 
 
 def _ready(video: Video) -> None:
@@ -30,10 +33,10 @@ def _max_age(settings) -> int:
     return 86400
 
 
-def _playlist(text: str, settings, video: Video) -> Response:
+def _playlist(text: str, settings, video: Video, media_type: str = PLAYLIST_TYPE) -> Response:
     # A shared cache (CDN, nginx) must never hand a private video's playlist to someone else.
     scope = "private" if video.visibility == Visibility.private else "public"
-    return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": f"{scope}, max-age={_max_age(settings)}"})
+    return Response(text, media_type=media_type, headers={"Cache-Control": f"{scope}, max-age={_max_age(settings)}"})
 
 
 @router.get("/{video_id}/master.m3u8", response_class=Response)
@@ -65,3 +68,20 @@ def media_playlist(
             raise HTTPException(500, "media playlist names an unexpected file")
         item.uri = stores.media.url_for(base + item.uri)
     return _playlist(playlist.dumps(), settings, video)
+
+
+@router.get("/{video_id}/storyboard.vtt", response_class=Response)
+def storyboard_track(video: VideoDep, stores: StoresDep, settings: SettingsDep) -> Response:
+    """The WebVTT thumbnail track with absolute sprite URLs: a relative link would lose the SAS query."""
+    _ready(video)
+    if not video.has_video:
+        raise HTTPException(404, "an audio-only video has no storyboard")
+    prefix = media_prefix(video.id)
+    try:
+        text = stores.media.read_bytes(prefix + STORYBOARD_VTT).decode()
+        track = rewrite_storyboard_vtt(text, lambda name: stores.media.url_for(prefix + name))
+    except BlobNotFound as exc:
+        raise HTTPException(404, "storyboard missing") from exc
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise HTTPException(500, "storyboard track is malformed") from exc
+    return _playlist(track, settings, video, VTT_TYPE)

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from api.deps import EnqueueDep, MaybeUserDep, OwnedVideoDep, SessionDep, SettingsDep, StoresDep, UserDep, VideoDep
 from api.presenters import video_read
+from core.blobs import BlobStore
 from ingest.intake import accept_upload
 from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
 from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
@@ -52,10 +53,12 @@ def upload_video(
         settings=settings,
         enqueue=enqueue,
     )
-    return video_read(video, [], owner=user, viewer=user)
+    return video_read(video, [], owner=user, viewer=user, media=stores.media)
 
 
-def _page(session: Session, where: list, viewer: User | None, q: str | None, limit: int, offset: int) -> VideoPage:
+def _page(
+    session: Session, media: BlobStore, where: list, viewer: User | None, q: str | None, limit: int, offset: int
+) -> VideoPage:
     if q:
         where = [*where, *(func.lower(Video.title).contains(word.lower()) for word in q.split()[:8])]
     videos = session.exec(select(Video).where(*where).order_by(Video.created_at.desc()).offset(offset).limit(limit))
@@ -69,20 +72,30 @@ def _page(session: Session, where: list, viewer: User | None, q: str | None, lim
             renditions.setdefault(r.video_id, []).append(r)
         owner_ids = {v.owner_id for v in videos}
         owners = {u.id: u for u in session.exec(select(User).where(User.id.in_(owner_ids)))}
-    items = [video_read(v, renditions.get(v.id, []), owner=owners[v.owner_id], viewer=viewer) for v in videos]
+    items = [
+        video_read(v, renditions.get(v.id, []), owner=owners[v.owner_id], viewer=viewer, media=media) for v in videos
+    ]
     return VideoPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("", response_model=VideoPage)
-def public_index(session: SessionDep, viewer: MaybeUserDep, limit: Limit = 20, offset: Offset = 0, q: Search = None):
+def public_index(
+    session: SessionDep,
+    stores: StoresDep,
+    viewer: MaybeUserDep,
+    limit: Limit = 20,
+    offset: Offset = 0,
+    q: Search = None,
+) -> VideoPage:
     """Public, playable videos of every creator, newest first."""
     where = [Video.visibility == Visibility.public, Video.status == VideoStatus.ready]
-    return _page(session, where, viewer, q, limit, offset)
+    return _page(session, stores.media, where, viewer, q, limit, offset)
 
 
 @library.get("/videos", response_model=VideoPage)
 def my_videos(
     session: SessionDep,
+    stores: StoresDep,
     user: UserDep,
     limit: Limit = 20,
     offset: Offset = 0,
@@ -93,23 +106,25 @@ def my_videos(
     where = [Video.owner_id == user.id]
     if status:
         where.append(Video.status == status)
-    return _page(session, where, user, q, limit, offset)
+    return _page(session, stores.media, where, user, q, limit, offset)
 
 
-def _read(session: Session, video: Video, viewer: User | None) -> VideoRead:
+def _read(session: Session, media: BlobStore, video: Video, viewer: User | None) -> VideoRead:
     renditions = session.exec(select(Rendition).where(Rendition.video_id == video.id)).all()
     owner = session.get(User, video.owner_id)
     assert owner is not None  # owner_id is a non-null foreign key
-    return video_read(video, list(renditions), owner=owner, viewer=viewer)
+    return video_read(video, list(renditions), owner=owner, viewer=viewer, media=media)
 
 
 @router.get("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
-def get_video(video: VideoDep, session: SessionDep, viewer: MaybeUserDep) -> VideoRead:
-    return _read(session, video, viewer)
+def get_video(video: VideoDep, session: SessionDep, stores: StoresDep, viewer: MaybeUserDep) -> VideoRead:
+    return _read(session, stores.media, video, viewer)
 
 
 @router.patch("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
-def update_video(video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, user: UserDep) -> VideoRead:
+def update_video(
+    video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, stores: StoresDep, user: UserDep
+) -> VideoRead:
     for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(video, field, value.strip() if field == "title" else value)
     if not video.title:
@@ -118,7 +133,7 @@ def update_video(video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep
     session.add(video)
     session.commit()
     session.refresh(video)
-    return _read(session, video, user)
+    return _read(session, stores.media, video, user)
 
 
 @router.delete("/{video_id}", status_code=204, responses=NOT_FOUND)
