@@ -61,8 +61,13 @@ def up(
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     data_dir: DataDir = None,
+    nodes: Annotated[
+        int, typer.Option(min=1, help="API nodes; more than 1 puts nginx in front (on --port) and serves segments.")
+    ] = 1,
 ) -> None:
-    """Run the API and a worker on embedded defaults (SQLite, local blobs, filesystem broker)."""
+    """Run the API and a worker on embedded defaults (SQLite, local blobs, filesystem broker).
+
+    With --nodes N > 1: N uvicorn nodes on free local ports behind nginx, which serves /media/ itself."""
     import uvicorn
 
     from core.db import migrate as run_migrations
@@ -71,6 +76,10 @@ def up(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     run_migrations(settings)
     _first_user(settings)
+    if nodes > 1:
+        from cli.stack import run_stack
+
+        raise typer.Exit(run_stack(settings, nodes=nodes, host=host, port=port, console=console))
     worker = subprocess.Popen(worker_argv(1, "solo", settings.queue))
     console.print(f"[bold green]Streamify is up:[/] http://{host}:{port}/  (API docs: /docs)")
     console.print(f"data: {settings.data_dir.resolve()}")

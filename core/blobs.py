@@ -39,11 +39,12 @@ def content_type_for(key: str) -> str:
 
 
 def cache_control_for(key: str) -> str:
-    """Segments and init files never change under their name; playlists are written once, when final."""
+    """Segments, init files and images never change under their name; playlists and WebVTT tracks (indexes of
+    those, which a re-transcode may lay out anew) are written once, when final."""
     suffix = PurePosixPath(key).suffix.lower()
     if suffix in (".m4s", ".ts", ".mp4", ".aac", ".jpg"):
         return IMMUTABLE
-    if suffix == ".m3u8":
+    if suffix in (".m3u8", ".vtt"):
         return FINISHED_PLAYLIST
     return PRIVATE
 
