@@ -259,3 +259,18 @@ def wait_status(client: httpx.Client, video_id: str, statuses=("ready", "failed"
 def upload(client: httpx.Client, path: Path, title: str | None = None) -> httpx.Response:
     with path.open("rb") as f:
         return client.post("/api/v1/videos", files={"file": (path.name, f)}, data={"title": title} if title else {})
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for every page test (Playwright never downloads a browser here)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is required at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

@@ -1,33 +1,8 @@
 """Headless Chromium (Debian's, driven by Playwright) watches a video on the real stack: the page shows
 processing progress, then hls.js plays the ladder from Azurite with no fatal error."""
 
-from pathlib import Path
-
-import pytest
-from playwright.sync_api import sync_playwright
-
-from tests.conftest import ROOT, upload, wait_status
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is required at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+from tests.browser import SHOTS
+from tests.conftest import upload, wait_status
 
 
 def test_watch_page_shows_progress_then_plays_the_ladder(stack, clips, browser):

@@ -8,7 +8,6 @@ watch progress, and can cut a connection in the middle of a PATCH body, as a dro
 
 import contextlib
 import secrets
-import shutil
 import socket
 import threading
 import time
@@ -18,24 +17,12 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.conftest import ROOT, wait_for
+from tests.browser import DESKTOP, PHONE, shoot
+from tests.conftest import wait_for
 from tests.media import make_clip
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-DOCS_SHOTS = ROOT / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 CHUNK_BYTES = 8 * 1024 * 1024  # upload.js's tus chunk size
 ITEMS_JS = """() => window.streamifyUploads.items.map(i => ({
   name: i.file.name, state: i.state, progress: i.progress, videoId: i.videoId, videoStatus: i.videoStatus,
@@ -135,16 +122,6 @@ def big_clips(tmp_path_factory) -> list[Path]:
     ]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is required at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
 def signed_up_page(browser: Browser, proxy: Proxy, viewport: dict) -> Page:
     """A new browser profile whose creator signs up from the page itself (session cookie)."""
     context = browser.new_context(viewport=viewport)
@@ -184,13 +161,6 @@ def wait_items(page: Page, states: set[str], timeout: float = 300) -> list[dict]
 def server_view(page: Page, url: str) -> dict:
     """What the API recorded about an upload, asked with the page's own session."""
     return page.evaluate("async (url) => (await fetch(url)).json()", url)
-
-
-def shoot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
-    shutil.copy(SHOTS / name, DOCS_SHOTS / name)
 
 
 def test_two_files_upload_with_progress_and_become_ready(stack, big_clips, browser, proxy):
