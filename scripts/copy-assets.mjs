@@ -5,6 +5,10 @@ const assets = [
   ["node_modules/hls.js/dist/hls.min.js", "hls.min.js"],
   // tus-js-client's UMD browser bundle: defines window.tus for the upload page.
   ["node_modules/tus-js-client/dist/tus.min.js", "tus.min.js"],
+  // Plyr: the watch page's controls (UMD bundle defining window.Plyr), its stylesheet and icon sprite.
+  ["node_modules/plyr/dist/plyr.min.js", "plyr.min.js"],
+  ["node_modules/plyr/dist/plyr.css", "plyr.css"],
+  ["node_modules/plyr/dist/plyr.svg", "plyr.svg"],
 ];
 mkdirSync("player/static/vendor", { recursive: true });
 for (const [from, name] of assets) copyFileSync(from, `player/static/vendor/${name}`);
