@@ -161,3 +161,17 @@ class QueueSnapshot(BaseModel):
 
 class PriorityUpdate(BaseModel):
     priority: int = Field(ge=-100, le=100)
+
+
+class CaptionRead(BaseModel):
+    language: str  # BCP 47, canonical case ("pt-BR")
+    label: str  # what the player's caption menu shows
+    is_default: bool  # players turn this track on by themselves
+    created_at: datetime
+    url: str  # the cleaned WebVTT file in the media store (may carry a SAS)
+    playlist_url: str  # its HLS subtitle media playlist (the master lists it once the video is ready)
+
+
+class CaptionCreated(CaptionRead):
+    cue_count: int
+    source_format: Literal["vtt", "srt"]  # what was uploaded; what is stored is always WebVTT

@@ -115,6 +115,23 @@ class Rendition(SQLModel, table=True):
     playlist_key: str = Field(sa_type=String(255))
 
 
+class Caption(SQLModel, table=True):
+    """A creator's subtitle file for one language: the cleaned WebVTT lives in the media store at blob_key."""
+
+    __tablename__ = "captions"
+    __table_args__ = (UniqueConstraint("video_id", "language"),)  # re-uploading a language replaces it
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("videos.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    language: str = Field(sa_type=String(35))  # BCP 47, canonical case
+    label: str = Field(sa_type=String(80))
+    is_default: bool = False
+    blob_key: str = Field(sa_type=String(255))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
 class TranscodeJob(SQLModel, table=True):
     """One encode of one video. The database is the queue; a Celery message only wakes a worker up."""
 

@@ -11,7 +11,7 @@ from core.db import alembic_config, make_engine
 from schemas import tables  # noqa: F401  (registers the tables)
 from tests.conftest import drop_pg_database, new_pg_database
 
-TABLES = {"videos", "renditions", "transcode_jobs"}
+TABLES = {"videos", "renditions", "transcode_jobs", "captions"}
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -1,8 +1,9 @@
 """One transcode job: claim it, fetch the source, run the pipeline, publish the HLS output, record the result.
 
 Re-running a job (after a lost worker, or a retry) replaces its output: the video's media prefix is
-cleared before upload and its renditions are rewritten in one transaction. Every result is written only
-while this worker still holds the job, so a job re-queued behind a stalled worker is never clobbered.
+cleared before upload (all but the creator's captions) and its renditions are rewritten in one transaction.
+Every result is written only while this worker still holds the job, so a job re-queued behind a stalled
+worker is never clobbered.
 """
 
 import logging
@@ -35,6 +36,19 @@ PROGRESS_INTERVAL = 1.0
 
 def media_prefix(video_id: uuid.UUID) -> str:
     return f"{video_id}/"
+
+
+CAPTIONS_DIR = "captions"  # creators' subtitle files (ingest.caption_store), attached apart from any encode
+
+
+def clear_encode(store: BlobStore, video_id: uuid.UUID) -> None:
+    """Remove a previous encode's output from the video's media prefix, keeping its captions."""
+    prefix = media_prefix(video_id)
+    # ("720p", "/") for a folder, ("master.m3u8", "") for a file
+    tops = {key[len(prefix) :].partition("/")[:2] for key in store.list(prefix)}
+    for name, slash in sorted(tops):
+        if name != CAPTIONS_DIR:
+            store.delete_prefix(prefix + name + slash)
 
 
 class ProgressWriter:
@@ -199,7 +213,7 @@ def run_claimed(job: Claimed, worker: str, settings: Settings, stores: Stores) -
             result = transcode(src, work / "hls", settings, on_progress=progress, should_stop=cancelled.is_set)
             if cancelled.is_set():
                 raise Cancelled
-            stores.media.delete_prefix(media_prefix(video_id))
+            clear_encode(stores.media, video_id)
             publish(stores.media, work / "hls", media_prefix(video_id))
             if cancelled.is_set():
                 raise Cancelled
@@ -220,7 +234,7 @@ def run_claimed(job: Claimed, worker: str, settings: Settings, stores: Stores) -
             log.exception("job %s crashed", job.job_id)
             state, reason, tail = JobState.failed, f"internal error: {type(exc).__name__}: {exc}", ""
         try:
-            stores.media.delete_prefix(media_prefix(video_id))
+            clear_encode(stores.media, video_id)
         finally:
             _record_end(engine, job, worker, state, reason, tail)
         log.warning("video %s %s: %s", video_id, state, reason)
