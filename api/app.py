@@ -8,9 +8,10 @@ from fastapi.responses import JSONResponse
 from api.deps import get_stores
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
-from api.routes import auth, health, ops, playback, uploads, videos
+from api.routes import auth, captions, health, ops, playback, uploads, videos
 from core.blobs import MEDIA_URL_PREFIX
 from core.settings import Settings, get_settings
+from ingest.captions import MAX_CAPTION_BYTES
 from ingest.errors import IngestError
 from player.pages import mount_player
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Upload videos, transcode them to adaptive HLS, play them with hls.js.",
     )
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, limit=MAX_CAPTION_BYTES, path=captions.UPLOAD_PATH)
 
     @app.exception_handler(IngestError)
     async def _refused(_request: Request, exc: IngestError) -> JSONResponse:
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(videos.library)
     app.include_router(uploads.router)  # tus resumable uploads (+ its expiry cleanup lifespan)
     app.include_router(playback.router)
+    app.include_router(captions.router)
     app.include_router(ops.router)
     if not settings.uses_azure:
         media_dir = settings.blob_dir / "media"

@@ -1,6 +1,7 @@
 """Refuse an oversized upload while it streams in, before it fills a disk (413)."""
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,11 +19,22 @@ class _TooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, limit: int, methods: tuple[str, ...] = ("POST", "PUT", "PATCH")) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        methods: tuple[str, ...] = ("POST", "PUT", "PATCH"),
+        path: str | None = None,  # a regex: only these paths (a smaller limit for small files, e.g. captions)
+    ) -> None:
         self.app, self.limit, self.methods = app, limit + MULTIPART_SLACK, methods
+        self.path = re.compile(path) if path else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in self.methods:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in self.methods
+            or (self.path is not None and not self.path.match(scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

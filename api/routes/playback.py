@@ -9,7 +9,9 @@ from fastapi import APIRouter, HTTPException, Response
 from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StoresDep, VideoDep
+from api.subtitles import renditions_for, with_subtitles
 from core.blobs import BlobNotFound, content_type_for
+from ingest.caption_store import list_captions
 from schemas.tables import Rendition, Video, VideoStatus, Visibility
 from workers.command import MASTER_NAME
 from workers.job import media_prefix
@@ -19,6 +21,7 @@ router = APIRouter(prefix="/api/v1/videos", tags=["playback"])
 SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PLAYLIST_TYPE = content_type_for(MASTER_NAME)
 VTT_TYPE = content_type_for(STORYBOARD_VTT)
+MASTER_MAX_AGE = 60  # the master lists captions from the database: one attached later shows within a minute
 
 
 def _ready(video: Video) -> None:
@@ -33,20 +36,24 @@ def _max_age(settings) -> int:
     return 86400
 
 
-def _playlist(text: str, settings, video: Video, media_type: str = PLAYLIST_TYPE) -> Response:
+def _playlist(
+    text: str, settings, video: Video, media_type: str = PLAYLIST_TYPE, max_age: int | None = None
+) -> Response:
     # A shared cache (CDN, nginx) must never hand a private video's playlist to someone else.
     scope = "private" if video.visibility == Visibility.private else "public"
-    return Response(text, media_type=media_type, headers={"Cache-Control": f"{scope}, max-age={_max_age(settings)}"})
+    age = min(max_age or _max_age(settings), _max_age(settings))
+    return Response(text, media_type=media_type, headers={"Cache-Control": f"{scope}, max-age={age}"})
 
 
 @router.get("/{video_id}/master.m3u8", response_class=Response)
-def master_playlist(video: VideoDep, stores: StoresDep, settings: SettingsDep) -> Response:
+def master_playlist(video: VideoDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
     _ready(video)
     try:
         text = stores.media.read_bytes(media_prefix(video.id) + MASTER_NAME).decode()
     except BlobNotFound as exc:
         raise HTTPException(404, "master playlist missing") from exc
-    return _playlist(text, settings, video)
+    text = with_subtitles(text, renditions_for(list_captions(session, video.id)))  # captions: api/routes/captions
+    return _playlist(text, settings, video, max_age=MASTER_MAX_AGE)
 
 
 @router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response)
