@@ -8,8 +8,10 @@ from fastapi.responses import JSONResponse
 from api.deps import get_stores
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
-from api.routes import auth, captions, health, ops, playback, uploads, videos
+from api.routes import auth, captions, health, media_access, ops, playback, uploads, videos
 from core.blobs import MEDIA_URL_PREFIX
+from core.playback_secret import playback_secret
+from core.playback_tokens import nginx_key
 from core.settings import Settings, get_settings
 from ingest.captions import MAX_CAPTION_BYTES
 from ingest.errors import IngestError
@@ -19,6 +21,7 @@ from player.pages import mount_player
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     stores = get_stores(settings)
+    secret = playback_secret(settings)  # at start: a node without the shared secret must not come up
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -44,11 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(videos.library)
     app.include_router(uploads.router)  # tus resumable uploads (+ its expiry cleanup lifespan)
     app.include_router(playback.router)
+    app.include_router(media_access.router)  # nginx's auth_request for unsigned /media/ (cached per video)
     app.include_router(captions.router)
     app.include_router(ops.router)
     if not settings.uses_azure:
         media_dir = settings.blob_dir / "media"
         media_dir.mkdir(parents=True, exist_ok=True)
-        app.mount(MEDIA_URL_PREFIX, MediaFiles(directory=media_dir), name="media")
+        files = MediaFiles(directory=media_dir, settings=settings, segment_key=nginx_key(secret))
+        app.mount(MEDIA_URL_PREFIX, files, name="media")
     mount_player(app)
     return app

@@ -5,14 +5,17 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from sqlmodel import Session
 
+from api.access import Playback, Signer
 from core.accounts import user_for_token
 from core.blobs import Stores, make_stores
 from core.db import get_session
+from core.playback_secret import playback_secret
+from core.playback_tokens import TOKEN_PARAM, TokenRefused
 from core.settings import Settings, get_settings
-from schemas.tables import TokenKind, User, Video, Visibility
+from schemas.tables import TokenKind, User, Video
 
 SESSION_COOKIE = "streamify_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -25,7 +28,9 @@ def _stores(settings_json: str) -> Stores:
 
 def get_stores(settings: Annotated[Settings, Depends(get_settings)]) -> Stores:
     """One set of store clients per configuration (keeps Azure connection pools and SAS caches warm)."""
-    return _stores(settings.model_dump_json(exclude={"effective_database_url", "effective_broker_url"}))
+    # The secret stays out: SecretStr dumps as a mask, and stores never need it.
+    exclude = {"effective_database_url", "effective_broker_url", "playback_secret"}
+    return _stores(settings.model_dump_json(exclude=exclude))
 
 
 def get_enqueue() -> Callable[[uuid.UUID], None]:
@@ -93,14 +98,46 @@ def _not_found(video_id: uuid.UUID) -> HTTPException:
     return HTTPException(404, f"video {video_id} not found")
 
 
-def get_video(video_id: uuid.UUID, session: SessionDep, user: MaybeUserDep) -> Video:
-    """A video the caller may watch: public or unlisted, or their own."""
+def get_signer(settings: SettingsDep, stores: StoresDep) -> Signer:
+    return Signer.from_settings(settings, playback_secret(settings), stores.media)
+
+
+SignerDep = Annotated[Signer, Depends(get_signer)]
+PlaybackToken = Annotated[
+    str | None,
+    Query(alias=TOKEN_PARAM, max_length=64, description="playback token of a private video (from its owner)"),
+]
+
+
+def _granted(video: Video, user: User | None, signer: Signer, token: str | None) -> Playback | None:
+    try:
+        return signer.grant(video, user, token)
+    except TokenRefused as exc:  # expired, forged, or another video's: say which, the holder can do something
+        raise HTTPException(403, str(exc)) from exc
+
+
+def get_video(
+    video_id: uuid.UUID, session: SessionDep, user: MaybeUserDep, signer: SignerDep, token: PlaybackToken = None
+) -> Video:
+    """A video the caller may watch: public or unlisted, their own, or a private one with a valid playback token."""
+    video = session.get(Video, video_id)
+    if video is None or _granted(video, user, signer, token) is None:
+        raise _not_found(video_id)
+    return video
+
+
+def get_playback(
+    video_id: uuid.UUID, session: SessionDep, user: MaybeUserDep, signer: SignerDep, token: PlaybackToken = None
+) -> Playback:
+    """For playlists, tracks and any other playback route: the grant whose URLs (`api_url`, `media_url`) and
+    `cache_control` the response must use. A private video without a token (and not the owner's) is 403."""
     video = session.get(Video, video_id)
     if video is None:
         raise _not_found(video_id)
-    if video.visibility == Visibility.private and (user is None or user.id != video.owner_id):
-        raise _not_found(video_id)
-    return video
+    playback = _granted(video, user, signer, token)
+    if playback is None:
+        raise HTTPException(403, f"video {video_id} is private: playing it needs a playback token from its owner")
+    return playback
 
 
 def get_owned_video(video_id: uuid.UUID, session: SessionDep, user: UserDep) -> Video:
@@ -112,4 +149,5 @@ def get_owned_video(video_id: uuid.UUID, session: SessionDep, user: UserDep) -> 
 
 
 VideoDep = Annotated[Video, Depends(get_video)]
+PlaybackDep = Annotated[Playback, Depends(get_playback)]
 OwnedVideoDep = Annotated[Video, Depends(get_owned_video)]

@@ -1,23 +1,24 @@
 """Tables -> API models."""
 
-from core.blobs import BlobStore
+from api.access import Playback
 from schemas.api import RenditionRead, VideoRead
 from schemas.tables import Rendition, User, Video, VideoStatus
 from workers.job import media_prefix
 from workers.thumbnails import POSTER_NAME
 
 
-def playback_url(video: Video) -> str:
-    return f"/api/v1/videos/{video.id}/master.m3u8"
+def playback_url(playback: Playback) -> str:
+    """The master playlist; a private video's carries the viewer's playback token (the owner gets a fresh one)."""
+    return playback.api_url("master.m3u8")
 
 
-def storyboard_url(video: Video) -> str:
+def storyboard_url(playback: Playback) -> str:
     """Served by the API, not the store: its sprite links must carry the store's SAS, like playlists."""
-    return f"/api/v1/videos/{video.id}/storyboard.vtt"
+    return playback.api_url("storyboard.vtt")
 
 
 def video_read(
-    video: Video, renditions: list[Rendition], *, owner: User, viewer: User | None, media: BlobStore
+    video: Video, renditions: list[Rendition], *, owner: User, viewer: User | None, playback: Playback
 ) -> VideoRead:
     ready = video.status == VideoStatus.ready
     pictures = ready and video.has_video
@@ -31,7 +32,7 @@ def video_read(
         is_owner=viewer is not None and viewer.id == video.owner_id,
         status=video.status,
         progress=video.progress,
-        error=video.error,
+        error=video.error if viewer is not None and viewer.id == video.owner_id else None,  # may quote ffmpeg
         duration=video.duration,
         width=video.width,
         height=video.height,
@@ -39,8 +40,8 @@ def video_read(
         has_audio=video.has_audio,
         created_at=video.created_at,
         renditions=[RenditionRead.model_validate(r, from_attributes=True) for r in ordered],
-        playback_url=playback_url(video) if ready else None,
-        poster_url=media.url_for(media_prefix(video.id) + POSTER_NAME) if pictures else None,
-        storyboard_url=storyboard_url(video) if pictures else None,
+        playback_url=playback_url(playback) if ready else None,
+        poster_url=playback.media_url(media_prefix(video.id) + POSTER_NAME) if pictures else None,
+        storyboard_url=storyboard_url(playback) if pictures else None,
         watch_url=f"/watch/{video.id}",
     )

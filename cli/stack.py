@@ -3,8 +3,10 @@
 `streamify up --nodes N` runs it; the nginx config comes from infra/nginx/nginx.conf.j2, rendered here
 from settings, so the local stack, compose (`python -m cli.stack render`) and the tests share one config.
 Segments never reach Python: nginx serves /media/ from the blob directory (local disk) or from its disk
-cache of Azure Blob (fetched with a read-only SAS only nginx holds). Playlists and everything else go to
-the API nodes, with retries of idempotent requests when a node dies.
+cache of Azure Blob (fetched with a read-only SAS only nginx holds). A private video's media URLs are signed
+(core/playback_tokens.py) and nginx checks them itself; for unsigned ones it asks a node once per video and
+caches the answer. Playlists and everything else go to the API nodes, with retries of idempotent requests
+when a node dies.
 """
 
 import contextlib
@@ -25,9 +27,12 @@ from urllib.parse import urlsplit
 import httpx
 import jinja2
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
 from core.blobs import MEDIA_URL_PREFIX, cache_control_for, content_type_for
+from core.playback_secret import local_secret, playback_secret
+from core.playback_tokens import nginx_key
 from core.settings import Settings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "infra" / "nginx"
@@ -36,6 +41,8 @@ DELIVERY_HEADER = "X-Streamify-Delivery"  # set by nginx only: proves a response
 # What /media/ serves; anything else there is 404. Types and Cache-Control come from core.blobs.
 MEDIA_EXTENSIONS = (".m4s", ".mp4", ".ts", ".aac", ".jpg", ".m3u8", ".vtt")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The first path segment of every media key: a video id as str(uuid) writes it (workers.job.media_prefix).
+VIDEO_ID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,11 @@ class MediaRule:
     @property
     def pattern(self) -> str:
         return "|".join(ext for ext, _ in self.types)
+
+    @property
+    def private_cache_control(self) -> str:
+        """For a signed (private video's) URL: the same lifetime, but never in a shared cache."""
+        return "private" + self.cache_control.removeprefix("public")
 
 
 def media_rules() -> list[MediaRule]:
@@ -83,6 +95,7 @@ class NginxPlan:
     error_log: str
     access_log: str
     max_body_bytes: int
+    segment_key: str  # checks private media signatures (derived from the playback secret: core/playback_tokens)
     media_root: str | None = None  # local disk: the directory that holds media/ (blob_dir)
     blob: BlobOrigin | None = None  # Azure: nginx proxies and caches
     user: str | None = None
@@ -91,6 +104,7 @@ class NginxPlan:
     fail_timeout: int = 10
     playlist_cache_seconds: int = 5
     media_cache_max_size: str = "10g"
+    access_cache_seconds: int = 10
     ca_bundle: str = CA_BUNDLE
 
 
@@ -149,10 +163,12 @@ def nginx_plan(
         error_log=error_log or str(PurePosixPath(state, "error.log")),
         access_log=access_log or str(PurePosixPath(state, "access.log")),
         max_body_bytes=settings.max_upload_bytes,
+        segment_key=nginx_key(playback_secret(settings)),
         media_root=None if settings.uses_azure else str(settings.blob_dir.resolve()),
         blob=blob_origin(settings) if settings.uses_azure else None,
         user=user,
         media_cache_max_size=settings.nginx_cache_max_size,
+        access_cache_seconds=settings.nginx_access_cache_seconds,
     )
 
 
@@ -168,7 +184,11 @@ def render_nginx(plan: NginxPlan, template_dir: Path = TEMPLATE_DIR) -> str:
     env.filters["q"] = _quote
     if plan.media_root is not None:
         _quote(plan.media_root)
-    return env.get_template(TEMPLATE).render(plan=plan, rules=media_rules(), header=DELIVERY_HEADER)
+    if not plan.segment_key.isalnum():
+        raise ValueError("unsafe value for the nginx config: the segment key must be alphanumeric")
+    return env.get_template(TEMPLATE).render(
+        plan=plan, rules=media_rules(), header=DELIVERY_HEADER, video_id=VIDEO_ID_PATTERN
+    )
 
 
 def nginx_exe(settings: Settings) -> str:
@@ -246,6 +266,12 @@ class LocalStack:
     console: Console = field(default_factory=Console)
     children: list[Child] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # One machine, one data dir: nodes and nginx share the data dir's playback secret unless one is given.
+        if self.settings.playback_secret is None:
+            secret = SecretStr(local_secret(self.settings.data_dir))
+            self.settings = self.settings.model_copy(update={"playback_secret": secret})
+
     @property
     def nginx_dir(self) -> Path:
         return self.settings.data_dir.resolve() / "nginx"
@@ -256,6 +282,8 @@ class LocalStack:
 
     def child_env(self) -> dict[str, str]:
         env = {**os.environ, "STREAMIFY_DATA_DIR": str(self.settings.data_dir.resolve())}
+        assert self.settings.playback_secret is not None
+        env["STREAMIFY_PLAYBACK_SECRET"] = self.settings.playback_secret.get_secret_value()
         if self.settings.uses_azure and not self.settings.segment_base_url:
             env["STREAMIFY_SEGMENT_BASE_URL"] = MEDIA_URL_PREFIX  # players fetch through nginx's cache
         return env

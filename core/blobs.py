@@ -142,8 +142,9 @@ class LocalBlobStore:
 
 
 @dataclass
-class _SasCache:
-    token: str = ""
+class _SasWindow:
+    start: datetime | None = None
+    expiry: datetime | None = None
     renew_at: float = 0.0
 
 
@@ -163,7 +164,7 @@ class AzureBlobStore:
         self.container_name = container
         self.container = self.service.get_container_client(container)
         self.settings = settings
-        self._sas = _SasCache()
+        self._sas = _SasWindow()
 
     def ensure(self) -> None:
         from azure.core.exceptions import ResourceExistsError
@@ -230,26 +231,35 @@ class AzureBlobStore:
             self.container.delete_blobs(*names[start : start + 256])
         return len(names)
 
-    def _container_sas(self) -> str:
-        """A read-only container SAS, renewed at half its lifetime, so playlists stay cacheable."""
-        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
+    def _window(self) -> tuple[datetime, datetime]:
+        """One validity window for every SAS until half its lifetime has passed, so playlists stay cacheable."""
         now = time.time()
-        if now >= self._sas.renew_at:
+        if self._sas.start is None or now >= self._sas.renew_at:
             ttl = self.settings.sas_ttl_seconds
-            self._sas.token = generate_container_sas(
-                account_name=self.service.account_name,
-                container_name=self.container_name,
-                account_key=self.service.credential.account_key,
-                permission=ContainerSasPermissions(read=True),
-                start=datetime.now(UTC) - timedelta(minutes=5),
-                expiry=datetime.now(UTC) + timedelta(seconds=ttl),
+            self._sas = _SasWindow(
+                datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(seconds=ttl), now + ttl / 2
             )
-            self._sas.renew_at = now + ttl / 2
-        return self._sas.token
+        assert self._sas.start is not None and self._sas.expiry is not None
+        return self._sas.start, self._sas.expiry
 
-    def url_for(self, key: str) -> str:
-        return f"{self.container.url}/{check_key(key)}?{self._container_sas()}"
+    def url_for(self, key: str, expires: int | None = None) -> str:
+        """A read-only SAS for this one blob (a container SAS handed to one viewer would open every video's
+        blobs, private ones included). `expires` (unix time): a private video's, ending with its token."""
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        start, expiry = self._window()
+        if expires is not None:
+            expiry = datetime.fromtimestamp(expires, UTC)
+        sas = generate_blob_sas(
+            account_name=self.service.account_name,
+            container_name=self.container_name,
+            blob_name=check_key(key),
+            account_key=self.service.credential.account_key,
+            permission=BlobSasPermissions(read=True),
+            start=start,
+            expiry=expiry,
+        )
+        return f"{self.container.url}/{key}?{sas}"
 
 
 class CdnUrls:

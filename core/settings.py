@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, computed_field
+from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     # Segment URLs handed to players: a CDN or nginx prefix; default depends on the blob backend.
     segment_base_url: str | None = None
     sas_ttl_seconds: int = 6 * 3600
+
+    # Private playback: tokens and signed segment URLs are HMACs of this secret. Unset on embedded defaults: one
+    # is generated under data_dir. Required with an external database (nodes and nginx must share it).
+    playback_secret: SecretStr | None = Field(default=None, min_length=32)
+    playback_token_ttl_seconds: int = Field(default=6 * 3600, ge=60, description="The owner's own playback links.")
+    playback_token_max_ttl_seconds: int = Field(default=30 * 86400, ge=60, description="Longest share link.")
 
     # Ingest.
     max_upload_bytes: int = 10 * 1024**3
@@ -53,6 +59,9 @@ class Settings(BaseSettings):
     # (minted each time the config is rendered).
     nginx_cache_max_size: str = "10g"
     nginx_blob_sas_days: int = Field(default=365, ge=1)
+    # How long nginx trusts an API node's answer to "may this video's media be served without a signature?"
+    # (public/unlisted yes, private no): a video made private locks its unsigned URLs within this delay.
+    nginx_access_cache_seconds: int = Field(default=10, ge=1, le=3600)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -175,3 +175,14 @@ class CaptionRead(BaseModel):
 class CaptionCreated(CaptionRead):
     cue_count: int
     source_format: Literal["vtt", "srt"]  # what was uploaded; what is stored is always WebVTT
+
+
+class PlaybackTokenCreate(BaseModel):
+    ttl_seconds: int | None = Field(default=None, ge=60, description="lifetime; default STREAMIFY_PLAYBACK_TOKEN_TTL")
+
+
+class PlaybackTokenRead(BaseModel):
+    token: str  # HMAC-signed, expiring; opens this one video's playlists (and, through them, its segments)
+    expires_at: datetime
+    playback_url: str  # the master playlist with ?token=: plays in any HLS player
+    watch_url: str  # the watch page with ?token=

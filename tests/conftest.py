@@ -237,6 +237,8 @@ def stack(tmp_path_factory, postgres_url, redis_url, azurite) -> Iterator[Stack]
         "STREAMIFY_QUEUE": f"transcode-test-{secrets.token_hex(4)}",
         "STREAMIFY_AZURE_CONNECTION_STRING": azurite.connection_string,
         "STREAMIFY_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        # Required with an external database (every node and nginx share it): api/access.py.
+        "STREAMIFY_PLAYBACK_SECRET": secrets.token_urlsafe(48),
     }
     migrate(Settings(database_url=postgres_url, data_dir=data))
     worker = start_worker(env, logs)

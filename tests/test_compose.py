@@ -17,7 +17,9 @@ from tests.conftest import ROOT
 
 COMPOSE = ROOT / "compose.yaml"
 ONE_SHOT = {"migrate", "nginx-config"}
-INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+# What a user must put in .env (compose refuses to start without them: `${VAR:?message}`).
+DOT_ENV = {"STREAMIFY_PLAYBACK_SECRET": "a-secret-of-forty-eight-characters-0123456789abc"}
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +32,27 @@ def services(compose) -> dict[str, dict]:
     return compose["services"]
 
 
+def _interpolate(match: re.Match) -> str:
+    name, op, arg = match.groups()
+    if op and op.endswith("?"):
+        return DOT_ENV[name]  # a required variable: the one thing .env must hold
+    return arg or ""
+
+
 def _env(service: dict) -> dict[str, str]:
-    """Environment as compose would pass it with nothing in .env (defaults of ${VAR:-default} applied)."""
+    """Environment as compose would pass it with only the required variables in .env (${VAR:-default} applied)."""
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {k: INTERPOLATION.sub(lambda m: m.group(2) or "", str(v)) for k, v in env.items()}
+    return {k: INTERPOLATION.sub(_interpolate, str(v)) for k, v in env.items()}
+
+
+def test_the_playback_secret_is_required_where_it_is_used(services):
+    """API nodes sign and the nginx renderer derives its key: compose must refuse to start them without it,
+    never fall back to a secret each container would generate for itself."""
+    for name in ("api-1", "api-2", "nginx-config"):
+        raw = services[name]["environment"]["STREAMIFY_PLAYBACK_SECRET"]
+        assert re.fullmatch(r"\$\{STREAMIFY_PLAYBACK_SECRET:\?[^}]+\}", raw), (name, raw)
 
 
 def _mounts(service: dict) -> dict[str, str]:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -35,7 +35,6 @@ from tests.conftest import (
     wait_status,
 )
 from tests.media import make_clip
-from tests.test_browser import browser  # noqa: F401 - the Chromium fixture, reused
 
 STREAMIFY = str(Path(sys.executable).parent / "streamify")
 LOGS = ROOT / "test-artifacts" / "logs"
@@ -436,7 +435,10 @@ def test_rendered_config_refuses_unsafe_values(tmp_path):
         error_log="stderr",
         access_log="off",
         max_body_bytes=1,
+        segment_key="0123abcd",
         media_root='/srv/x"; root /etc',
     )
     with pytest.raises(ValueError, match="unsafe"):
         render_nginx(plan)
+    with pytest.raises(ValueError, match="unsafe"):
+        render_nginx(replace(plan, media_root="/srv/x", segment_key='k"; return 200 "'))

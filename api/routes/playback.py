@@ -1,17 +1,20 @@
-"""Master and media playlists, and the storyboard track. Segments and sprites never pass through here:
-media playlists and the track point players at the media store's URLs (local static mount, nginx, Azure
-Blob SAS or a CDN)."""
+"""Master and media playlists, the storyboard track, and playback tokens. Segments and sprites never pass
+through here: media playlists and the track point players at the media store's URLs (local static mount,
+nginx, Azure Blob SAS or a CDN), signed for a private video (see api/access.py)."""
 
 import re
+from datetime import UTC, datetime
 
 import m3u8
 from fastapi import APIRouter, HTTPException, Response
 from sqlmodel import select
 
-from api.deps import SessionDep, SettingsDep, StoresDep, VideoDep
+from api.access import Playback, with_query
+from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep
 from api.subtitles import renditions_for, with_subtitles
 from core.blobs import BlobNotFound, content_type_for
 from ingest.caption_store import list_captions
+from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
 from schemas.tables import Rendition, Video, VideoStatus, Visibility
 from workers.command import MASTER_NAME
 from workers.job import media_prefix
@@ -37,29 +40,35 @@ def _max_age(settings) -> int:
 
 
 def _playlist(
-    text: str, settings, video: Video, media_type: str = PLAYLIST_TYPE, max_age: int | None = None
+    text: str, settings, grant: Playback | Video, media_type: str = PLAYLIST_TYPE, max_age: int | None = None
 ) -> Response:
-    # A shared cache (CDN, nginx) must never hand a private video's playlist to someone else.
-    scope = "private" if video.visibility == Visibility.private else "public"
+    """Pass the route's Playback: a private video's playlist carries its token and is never stored by a cache."""
     age = min(max_age or _max_age(settings), _max_age(settings))
-    return Response(text, media_type=media_type, headers={"Cache-Control": f"{scope}, max-age={age}"})
+    if isinstance(grant, Playback):
+        cache = grant.cache_control(age)
+    else:  # a shared cache (CDN, nginx) must never hand a private video's playlist to someone else
+        cache = f"{'private' if grant.visibility == Visibility.private else 'public'}, max-age={age}"
+    return Response(text, media_type=media_type, headers={"Cache-Control": cache})
 
 
 @router.get("/{video_id}/master.m3u8", response_class=Response)
-def master_playlist(video: VideoDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
+def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
+    video = playback.video
     _ready(video)
     try:
         text = stores.media.read_bytes(media_prefix(video.id) + MASTER_NAME).decode()
     except BlobNotFound as exc:
         raise HTTPException(404, "master playlist missing") from exc
     text = with_subtitles(text, renditions_for(list_captions(session, video.id)))  # captions: api/routes/captions
-    return _playlist(text, settings, video, max_age=MASTER_MAX_AGE)
+    text = with_query(text, playback.query)  # last: every URI the master names carries a private video's token
+    return _playlist(text, settings, playback, max_age=MASTER_MAX_AGE)
 
 
 @router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response)
 def media_playlist(
-    video: VideoDep, rendition: str, session: SessionDep, stores: StoresDep, settings: SettingsDep
+    playback: PlaybackDep, rendition: str, session: SessionDep, stores: StoresDep, settings: SettingsDep
 ) -> Response:
+    video = playback.video
     _ready(video)
     row = session.exec(select(Rendition).where(Rendition.video_id == video.id, Rendition.name == rendition)).first()
     if row is None:  # names come from the database only: a path parameter never reaches storage
@@ -73,22 +82,47 @@ def media_playlist(
     for item in [*inits.values(), *playlist.segments]:
         if not SEGMENT_NAME.match(item.uri or ""):
             raise HTTPException(500, "media playlist names an unexpected file")
-        item.uri = stores.media.url_for(base + item.uri)
-    return _playlist(playlist.dumps(), settings, video)
+        item.uri = playback.media_url(base + item.uri)
+    return _playlist(playlist.dumps(), settings, playback)
 
 
 @router.get("/{video_id}/storyboard.vtt", response_class=Response)
-def storyboard_track(video: VideoDep, stores: StoresDep, settings: SettingsDep) -> Response:
+def storyboard_track(playback: PlaybackDep, stores: StoresDep, settings: SettingsDep) -> Response:
     """The WebVTT thumbnail track with absolute sprite URLs: a relative link would lose the SAS query."""
+    video = playback.video
     _ready(video)
     if not video.has_video:
         raise HTTPException(404, "an audio-only video has no storyboard")
     prefix = media_prefix(video.id)
     try:
         text = stores.media.read_bytes(prefix + STORYBOARD_VTT).decode()
-        track = rewrite_storyboard_vtt(text, lambda name: stores.media.url_for(prefix + name))
+        track = rewrite_storyboard_vtt(text, lambda name: playback.media_url(prefix + name))
     except BlobNotFound as exc:
         raise HTTPException(404, "storyboard missing") from exc
     except ValueError as exc:  # UnicodeDecodeError included
         raise HTTPException(500, "storyboard track is malformed") from exc
-    return _playlist(track, settings, video, VTT_TYPE)
+    return _playlist(track, settings, playback, VTT_TYPE)
+
+
+@router.post(
+    "/{video_id}/playback-token",
+    status_code=201,
+    response_model=PlaybackTokenRead,
+    responses={401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
+)
+def create_playback_token(
+    video: OwnedVideoDep, signer: SignerDep, settings: SettingsDep, body: PlaybackTokenCreate | None = None
+) -> PlaybackTokenRead:
+    """Owner: an expiring link that plays this video for whoever holds it (any visibility; a private video
+    needs one). Nothing is stored: a link cannot be revoked before it expires, so keep them short."""
+    ttl = (body.ttl_seconds if body and body.ttl_seconds else None) or settings.playback_token_ttl_seconds
+    if ttl > settings.playback_token_max_ttl_seconds:
+        raise HTTPException(422, f"ttl_seconds must be at most {settings.playback_token_max_ttl_seconds}")
+    playback = signer.for_token(video, signer.mint(video.id, ttl)[0])
+    assert playback.token is not None and playback.expires is not None
+    return PlaybackTokenRead(
+        token=playback.token,
+        expires_at=datetime.fromtimestamp(playback.expires, UTC),
+        playback_url=playback.api_url("master.m3u8"),
+        watch_url=f"/watch/{video.id}{playback.query}",
+    )

@@ -7,9 +7,20 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
-from api.deps import EnqueueDep, MaybeUserDep, OwnedVideoDep, SessionDep, SettingsDep, StoresDep, UserDep, VideoDep
+from api.access import Signer
+from api.deps import (
+    EnqueueDep,
+    MaybeUserDep,
+    OwnedVideoDep,
+    PlaybackToken,
+    SessionDep,
+    SettingsDep,
+    SignerDep,
+    StoresDep,
+    UserDep,
+    VideoDep,
+)
 from api.presenters import video_read
-from core.blobs import BlobStore
 from ingest.intake import accept_upload
 from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
 from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
@@ -37,6 +48,7 @@ def upload_video(
     stores: StoresDep,
     settings: SettingsDep,
     enqueue: EnqueueDep,
+    signer: SignerDep,
     title: Annotated[str | None, Form(max_length=200)] = None,
     description: Annotated[str, Form(max_length=5000)] = "",
     visibility: Annotated[VisibilityName, Form()] = Visibility.public,
@@ -53,11 +65,11 @@ def upload_video(
         settings=settings,
         enqueue=enqueue,
     )
-    return video_read(video, [], owner=user, viewer=user, media=stores.media)
+    return video_read(video, [], owner=user, viewer=user, playback=signer.for_owner(video))
 
 
 def _page(
-    session: Session, media: BlobStore, where: list, viewer: User | None, q: str | None, limit: int, offset: int
+    session: Session, signer: Signer, where: list, viewer: User | None, q: str | None, limit: int, offset: int
 ) -> VideoPage:
     if q:
         where = [*where, *(func.lower(Video.title).contains(word.lower()) for word in q.split()[:8])]
@@ -72,16 +84,14 @@ def _page(
             renditions.setdefault(r.video_id, []).append(r)
         owner_ids = {v.owner_id for v in videos}
         owners = {u.id: u for u in session.exec(select(User).where(User.id.in_(owner_ids)))}
-    items = [
-        video_read(v, renditions.get(v.id, []), owner=owners[v.owner_id], viewer=viewer, media=media) for v in videos
-    ]
+    items = [_read_one(v, renditions.get(v.id, []), owners[v.owner_id], viewer, signer, None) for v in videos]
     return VideoPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("", response_model=VideoPage)
 def public_index(
     session: SessionDep,
-    stores: StoresDep,
+    signer: SignerDep,
     viewer: MaybeUserDep,
     limit: Limit = 20,
     offset: Offset = 0,
@@ -89,13 +99,13 @@ def public_index(
 ) -> VideoPage:
     """Public, playable videos of every creator, newest first."""
     where = [Video.visibility == Visibility.public, Video.status == VideoStatus.ready]
-    return _page(session, stores.media, where, viewer, q, limit, offset)
+    return _page(session, signer, where, viewer, q, limit, offset)
 
 
 @library.get("/videos", response_model=VideoPage)
 def my_videos(
     session: SessionDep,
-    stores: StoresDep,
+    signer: SignerDep,
     user: UserDep,
     limit: Limit = 20,
     offset: Offset = 0,
@@ -106,24 +116,36 @@ def my_videos(
     where = [Video.owner_id == user.id]
     if status:
         where.append(Video.status == status)
-    return _page(session, stores.media, where, user, q, limit, offset)
+    return _page(session, signer, where, user, q, limit, offset)
 
 
-def _read(session: Session, media: BlobStore, video: Video, viewer: User | None) -> VideoRead:
+def _read_one(
+    video: Video, renditions: list[Rendition], owner: User, viewer: User | None, signer: Signer, token: str | None
+) -> VideoRead:
+    playback = signer.grant(video, viewer, token)
+    assert playback is not None  # every caller has already checked that the viewer may see this video
+    return video_read(video, renditions, owner=owner, viewer=viewer, playback=playback)
+
+
+def _read(session: Session, signer: Signer, video: Video, viewer: User | None, token: str | None = None) -> VideoRead:
     renditions = session.exec(select(Rendition).where(Rendition.video_id == video.id)).all()
     owner = session.get(User, video.owner_id)
     assert owner is not None  # owner_id is a non-null foreign key
-    return video_read(video, list(renditions), owner=owner, viewer=viewer, media=media)
+    return _read_one(video, list(renditions), owner, viewer, signer, token)
 
 
 @router.get("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
-def get_video(video: VideoDep, session: SessionDep, stores: StoresDep, viewer: MaybeUserDep) -> VideoRead:
-    return _read(session, stores.media, video, viewer)
+def get_video(
+    video: VideoDep, session: SessionDep, signer: SignerDep, viewer: MaybeUserDep, token: PlaybackToken = None
+) -> VideoRead:
+    """With `?token=` (a playback link), a private video reads like for its owner, minus the edit rights; its
+    `playback_url` carries the same token."""
+    return _read(session, signer, video, viewer, token)
 
 
 @router.patch("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
 def update_video(
-    video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, stores: StoresDep, user: UserDep
+    video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, signer: SignerDep, user: UserDep
 ) -> VideoRead:
     for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(video, field, value.strip() if field == "title" else value)
@@ -133,7 +155,7 @@ def update_video(
     session.add(video)
     session.commit()
     session.refresh(video)
-    return _read(session, stores.media, video, user)
+    return _read(session, signer, video, user)
 
 
 @router.delete("/{video_id}", status_code=204, responses=NOT_FOUND)
