@@ -1,8 +1,9 @@
 """HLS text for captions (pure): SUBTITLES renditions in a master playlist, and the one-segment subtitle
 media playlist. Built per request from the captions rows, so attaching a caption never needs a re-transcode.
 
-No X-TIMESTAMP-MAP is needed for fMP4 streams: without it a WebVTT cue time of 0 is media time 0 (RFC
-8216 section 3.5), which hls.js follows since 1.7 and Safari always has; the worker's output starts at 0.
+No X-TIMESTAMP-MAP is written, so the stored file is served as is: without it a WebVTT cue time of 0 is
+media time 0 (RFC 8216 section 3.5), which hls.js follows for fMP4 since 1.7 (and Safari always has). On the
+watch page a cue uploaded at 0.300-4.700 s is active from currentTime 0.300 to 4.700 (tests/test_captions_stack).
 """
 
 import math
