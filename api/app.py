@@ -8,8 +8,9 @@ from fastapi.responses import JSONResponse
 from api.deps import get_stores
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
-from api.routes import auth, captions, health, media_access, ops, playback, uploads, videos
+from api.routes import auth, captions, health, media_access, metrics, ops, playback, uploads, videos
 from core.blobs import MEDIA_URL_PREFIX
+from core.logs import configure_logging
 from core.playback_secret import playback_secret
 from core.playback_tokens import nginx_key
 from core.settings import Settings, get_settings
@@ -20,6 +21,7 @@ from player.pages import mount_player
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_format)  # JSON lines for uvicorn's and our loggers when asked
     stores = get_stores(settings)
     secret = playback_secret(settings)  # at start: a node without the shared secret must not come up
 
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media_access.router)  # nginx's auth_request for unsigned /media/ (cached per video)
     app.include_router(captions.router)
     app.include_router(ops.router)
+    app.include_router(metrics.router)  # Prometheus; operators or the scrape token
     if not settings.uses_azure:
         media_dir = settings.blob_dir / "media"
         media_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Dependencies injected into routes with Depends."""
 
+import secrets
 import uuid
 from collections.abc import Callable
 from functools import lru_cache
@@ -91,6 +92,18 @@ def require_operator(user: UserDep) -> User:
 
 
 OperatorDep = Annotated[User, Depends(require_operator)]
+
+
+def require_metrics_reader(request: Request, settings: SettingsDep, session: SessionDep) -> None:
+    """A Prometheus scraper with STREAMIFY_METRICS_TOKEN, or an operator (token or session): nobody else."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = settings.metrics_token
+    if expected and scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), expected.encode()):
+        return
+    require_operator(require_user(get_current_user(request, session)))
+
+
+MetricsReaderDep = Annotated[None, Depends(require_metrics_reader)]
 
 
 def _not_found(video_id: uuid.UUID) -> HTTPException:

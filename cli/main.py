@@ -218,6 +218,53 @@ def worker(concurrency: Annotated[int, typer.Option(help="parallel encodes")] = 
     os.execv(sys.executable, worker_argv(concurrency, "prefork", settings.queue))  # noqa: S606
 
 
+def flower_argv(host: str, port: int, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower", f"--address={host}",
+            f"--port={port}", *extra]  # fmt: skip
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def flower(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Bind address; Flower has no login of its own.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 5555,
+) -> None:
+    """Flower (Celery's web monitor) on this install's broker; further options go to flower.
+
+    It has no login unless FLOWER_BASIC_AUTH=user:password is set: bind it beyond 127.0.0.1 only behind one."""
+    _settings()
+    os.execv(sys.executable, flower_argv(host, port, list(ctx.args)))  # noqa: S606
+
+
+@app.command()
+def jobs(
+    server: Annotated[str, typer.Option(envvar="STREAMIFY_SERVER")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(envvar="STREAMIFY_TOKEN", help="an operator's API token")] = None,
+    once: Annotated[bool, typer.Option("--once", help="print one frame and exit")] = False,
+    interval: Annotated[float, typer.Option(min=0.5, help="seconds between refreshes")] = 1.0,
+) -> None:
+    """The job queue, live in the terminal (what the /ops dashboard shows); Ctrl-C to leave."""
+    import httpx
+
+    from cli.jobs import SnapshotError, fetch, follow, render
+
+    if not token:
+        console.print("[red]an operator's API token is needed:[/] --token or STREAMIFY_TOKEN")
+        raise typer.Exit(2)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=30) as client:
+        try:
+            if once:
+                console.print(render(fetch(client)))
+            else:
+                follow(client, console, interval)
+        except SnapshotError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from exc
+        except KeyboardInterrupt:
+            pass
+
+
 class _Counting:
     """A file wrapper that advances a progress bar as httpx streams it."""
 

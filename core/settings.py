@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     # API.
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # Observability. json: API and workers log one JSON object a line, with job_id/video_id during a job.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics answers an operator, or a scraper sending `Authorization: Bearer <metrics_token>`.
+    metrics_token: str | None = Field(default=None, min_length=16, description="Prometheus scrape token.")
 
     # nginx front (`streamify up --nodes N`, compose): segments are served by nginx, never by Python.
     nginx_path: str | None = Field(default=None, description="nginx binary; default: on PATH, then /usr/sbin/nginx.")

@@ -1,9 +1,11 @@
 """The Celery app, configured from settings: Redis in the real stack, kombu's filesystem broker embedded."""
 
+import logging
 import uuid
 
 from celery import Celery, signals
 
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 TRANSCODE_TASK = "streamify.transcode"
@@ -38,11 +40,31 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         worker_hijack_root_logger=False,
+        # Task events for Flower (`streamify flower`): a doorbell's received/started/succeeded, cheap at our rate.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
 
 
 app = make_celery(get_settings())
+
+
+def _json_worker(instance=None, **_kw) -> None:
+    """celeryd_init, before anything is printed: JSON from the first line on, and no text banner."""
+    configure_logging("json")
+    if instance is not None:
+        instance.quiet = True
+
+
+def _json_logging(loglevel: int | str | None = None, **_kw) -> None:
+    """Celery's setup_logging hook: with a receiver connected, Celery leaves logging to us."""
+    configure_logging("json", loglevel or logging.INFO)
+
+
+if get_settings().log_format == "json":
+    signals.celeryd_init.connect(_json_worker)
+    signals.setup_logging.connect(_json_logging)
 
 
 def ring(reason: str) -> None:

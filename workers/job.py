@@ -6,6 +6,7 @@ Every result is written only while this worker still holds the job, so a job re-
 worker is never clobbered.
 """
 
+import contextvars
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ from sqlmodel import Session
 
 from core.blobs import BlobStore, Stores, make_stores
 from core.db import get_engine
+from core.logs import job_context
 from core.settings import Settings
 from ingest.errors import IngestError
 from schemas.tables import JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
@@ -84,8 +86,9 @@ def publish(store: BlobStore, out_dir: Path, prefix: str) -> list[str]:
     files = sorted((p for p in out_dir.rglob("*") if p.is_file()), key=_upload_order)
     keys = [prefix + p.relative_to(out_dir).as_posix() for p in files]
     media = [(k, p) for k, p in zip(keys, files, strict=True) if _upload_order(p)[0] == 0]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda kp: store.put_file(*kp), media))
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each upload logs with the job's ids (contextvars)
+        for done in [pool.submit(contextvars.copy_context().run, store.put_file, k, p) for k, p in media]:
+            done.result()
     for key, path in zip(keys, files, strict=True):
         if _upload_order(path)[0] > 0:
             store.put_file(key, path)
@@ -117,7 +120,9 @@ def beating(engine, job_id: uuid.UUID, cancelled: threading.Event) -> Iterator[N
             except Exception:  # a database blip must not kill the encode; the reaper has a margin
                 log.warning("heartbeat for job %s failed", job_id, exc_info=True)
 
-    thread = threading.Thread(target=loop, name=f"heartbeat-{job_id}", daemon=True)
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(loop,), name=f"heartbeat-{job_id}", daemon=True
+    )
     thread.start()
     try:
         yield
@@ -198,6 +203,12 @@ def run_next(settings: Settings, stores: Stores | None = None) -> str:
 
 
 def run_claimed(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
+    """Run a claimed job; every line logged meanwhile carries its job and video ids (core.logs)."""
+    with job_context(job.job_id, job.video_id):
+        return _run(job, worker, settings, stores)
+
+
+def _run(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
     engine = get_engine(settings)
     video_id = job.video_id
     work = settings.tmp_dir / "jobs" / str(job.job_id)

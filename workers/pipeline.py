@@ -38,6 +38,8 @@ LOG_TAIL_LINES = 40
 GENERIC_FAILURE = "Conversion failed!"
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")  # "[out#1/image2 @ 0x5648] "
 _PR_SET_PDEATHSIG = 1
+# Lines of an ffmpeg log that say what went wrong with the input (its decoder's and demuxer's complaints).
+_COMPLAINT = re.compile(r"error|invalid|corrupt|partial file|truncat|missing|non-monoton", re.IGNORECASE)
 
 
 @dataclass
@@ -163,6 +165,14 @@ def run_ffmpeg(
         raise TranscodeError(f"ffmpeg exited with status {code}: {last}".strip(), "\n".join(tail))
 
 
+def log_excerpt(text: str, limit: int = LOG_TAIL_LINES) -> str:
+    """An ffmpeg log that ended well but whose output is wrong: its complaints first, then its last lines."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    complaints = list(dict.fromkeys(line for line in lines if _COMPLAINT.search(line)))[: limit // 2]
+    last = lines[-(limit - len(complaints)) :]
+    return "\n".join([*complaints, "...", *last] if complaints else last)
+
+
 def count_frames(path: Path) -> int:
     """Video frames in a file this pipeline wrote (the storyboard tiles)."""
     with av.open(str(path), format="nut", options=SAFE_INPUT_OPTIONS) as container:
@@ -217,8 +227,20 @@ def transcode(
         has_audio=info.has_audio,
         thumbnails=thumbnails,
     )
-    run_ffmpeg(argv, info.duration, out_dir.parent / f"{out_dir.name}.ffmpeg.log", on_progress, should_stop)
+    log_path = out_dir.parent / f"{out_dir.name}.ffmpeg.log"
+    run_ffmpeg(argv, info.duration, log_path, on_progress, should_stop)
+    try:
+        return _check_and_finish(out_dir, info, plan, thumbnails, exe, started)
+    except TranscodeError as exc:  # ffmpeg said it was fine: what it logged on the way tells the operator why not
+        if not exc.log_tail:
+            exc.log_tail = log_excerpt(log_path.read_text(errors="replace"))
+        raise
 
+
+def _check_and_finish(
+    out_dir: Path, info: SourceInfo, plan: LadderPlan, thumbnails: ThumbnailPlan | None, exe: str, started: float
+) -> TranscodeResult:
+    """Measure what ffmpeg wrote, refuse a short or broken ladder, write the fixed master (and thumbnails)."""
     rates = {r.name: float(r.fps) for r in plan.renditions}
     try:
         variants = [measure_variant(out_dir / name, rates.get(name)) for name in plan.variant_names]

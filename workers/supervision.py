@@ -16,6 +16,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from core.db import get_engine
+from core.logs import outside_jobs
 from core.settings import Settings
 from schemas.tables import JobState, TranscodeJob, WorkerNode, utcnow
 from workers.queue import reap_stale
@@ -82,6 +83,7 @@ class Supervisor:
             log.warning("could not remove worker %s from the registry", self.name, exc_info=True)
 
     def _run(self) -> None:
+        outside_jobs()  # in a solo worker a job runs in this process too: its ids are not ours
         since_reap = REAP_INTERVAL
         while not self._stop.is_set():
             try:
