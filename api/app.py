@@ -16,6 +16,7 @@ from core.playback_tokens import nginx_key
 from core.settings import Settings, get_settings
 from ingest.captions import MAX_CAPTION_BYTES
 from ingest.errors import IngestError
+from player import ops_page
 from player.pages import mount_player
 
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(captions.router)
     app.include_router(ops.router)
     app.include_router(metrics.router)  # Prometheus; operators or the scrape token
+    app.include_router(ops_page.router)  # the operator dashboard page (/ops)
     if not settings.uses_azure:
         media_dir = settings.blob_dir / "media"
         media_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,9 @@ const assets = [
   ["node_modules/plyr/dist/plyr.min.js", "plyr.min.js"],
   ["node_modules/plyr/dist/plyr.css", "plyr.css"],
   ["node_modules/plyr/dist/plyr.svg", "plyr.svg"],
+  // uPlot (window.uPlot) and its stylesheet: the operator dashboard's history charts.
+  ["node_modules/uplot/dist/uPlot.iife.min.js", "uPlot.iife.min.js"],
+  ["node_modules/uplot/dist/uPlot.min.css", "uPlot.min.css"],
 ];
 mkdirSync("player/static/vendor", { recursive: true });
 for (const [from, name] of assets) copyFileSync(from, `player/static/vendor/${name}`);

@@ -10,7 +10,7 @@ from fastapi.sse import EventSourceResponse
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from api.deps import EnqueueDep, OperatorDep, SessionDep
+from api.deps import EnqueueDep, OperatorDep, SessionDep, get_current_user
 from api.queue_view import job_read, snapshot
 from core.db import get_engine
 from schemas.api import JobRead, PriorityUpdate, Problem, QueueSnapshot
@@ -44,16 +44,29 @@ def get_snapshot(_op: OperatorDep, session: SessionDep) -> QueueSnapshot:
     return snapshot(session)
 
 
+def _still_operator(request: Request, session: Session) -> bool:
+    """The stream's credentials, checked again: a signed-out or demoted operator stops getting snapshots."""
+    try:
+        user = get_current_user(request, session)
+    except HTTPException:
+        return False
+    return user is not None and user.is_operator
+
+
 @router.get("/events", response_class=EventSourceResponse)
 async def events(_op: OperatorDep, request: Request) -> AsyncIterator[QueueSnapshot]:
-    """The snapshot, pushed every second while the dashboard is open."""
+    """The snapshot, pushed every second while the dashboard is open (and its viewer still an operator:
+    the stream ends otherwise, and the browser's reconnect gets the refusal)."""
 
-    def take() -> QueueSnapshot:
+    def take() -> QueueSnapshot | None:
         with Session(get_engine()) as session:
-            return snapshot(session)
+            return snapshot(session) if _still_operator(request, session) else None
 
     while not await request.is_disconnected():
-        yield await run_in_threadpool(take)
+        snap = await run_in_threadpool(take)
+        if snap is None:
+            return
+        yield snap
         await asyncio.sleep(EVENT_INTERVAL)
 
 
