@@ -328,6 +328,28 @@ def test_library_live_progress_search_pages_edit_and_delete(stack, clips, small_
     assert not watch.problems and not phone_watch.problems, watch.problems + phone_watch.problems
 
 
+def test_a_failed_video_shows_its_error(stack, browser, contexts, tmp_path):
+    """A file whose index is intact but whose media is cut off: accepted, then the encode fails with a reason."""
+    whole = make_clip(tmp_path / "whole.mp4", size="640x360", seconds=8, channels=2, extra=("-movflags", "+faststart"))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.4)])
+    email, token = stack.new_user()
+    with stack.client(token) as api:
+        video = post_video(api, cut, "Cut short")
+        failed = wait_status(api, video)
+    assert failed["status"] == "failed" and failed["error"], failed
+
+    page, watch = open_page(browser, contexts)
+    sign_in(page, stack.url, email)
+    r = row(page, video)
+    r.wait_for()
+    assert r.get_attribute("data-status") == "failed"
+    assert r.locator(".badge.status").inner_text() == "Failed"
+    assert r.locator(".video-error").inner_text() == f"Processing failed: {failed['error']}"
+    assert r.locator(".processing").is_hidden() and r.locator(".poster").is_hidden()
+    assert not watch.problems, watch.problems
+
+
 def test_captions_panel_attaches_lists_and_removes(stack, small_clips, browser, contexts, tmp_path):
     email, token = stack.new_user()
     with stack.client(token) as api:
