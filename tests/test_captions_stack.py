@@ -171,17 +171,18 @@ def test_others_get_404_and_viewers_may_only_read(stack, clips):
             [(c["language"], c["created_at"]) for c in before[v]] for v in ids
         ]
 
-        # A private video's subtitle playlist is its owner's alone, like its master.
+        # A private video's subtitles play only with its playback token, like its master (403 without one).
         video = wait_status(owner, private)
         assert video["status"] == "ready", video["error"]
-        master_url = urljoin(stack.url, video["playback_url"])
-        sub_url = urljoin(master_url, subtitles_in(owner.get(master_url).text)["en"].uri)
-        sub = owner.get(sub_url)
-        assert sub.status_code == 200 and sub.headers["cache-control"].startswith("private")
+        master_url = urljoin(stack.url, video["playback_url"])  # the owner's, with a fresh token
+        uri = subtitles_in(owner.get(master_url).text)["en"].uri
+        assert "token=" in uri
+        sub = anon.get(urljoin(master_url, uri))  # the token in the URI is the proof: no cookie, no API token
+        assert sub.status_code == 200 and sub.headers["cache-control"] == "private, no-store"
         (segment,) = m3u8.loads(sub.text).segments
         assert "Hello <i>there</i>" in httpx.get(segment.uri).text
-        for who in (other, anon):
-            assert (who.get(sub_url).status_code, who.get(sub_url).json()["detail"]) == (404, missing)
+        bare = anon.get(urljoin(master_url, uri.split("?")[0]))
+        assert bare.status_code == 403 and "playback token" in bare.json()["detail"]
 
 
 def test_refusals_name_the_problem_and_leave_nothing(stack, clips):
