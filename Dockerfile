@@ -18,6 +18,8 @@ COPY workers ./workers
 COPY api ./api
 COPY cli ./cli
 COPY player ./player
+# The nginx template: `python -m cli.stack render` (compose's nginx-config, the Azure edge's init container).
+COPY infra/nginx ./infra/nginx
 COPY --from=assets /src/player/static/vendor ./player/static/vendor
 RUN pip install --no-cache-dir .
 USER streamify

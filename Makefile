@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint bench services system-packages clean
+.PHONY: up test lint bench bench-delivery services system-packages infra-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+
+# checkov (lints infra/terraform) cannot share .venv: it pins packaging<24, pytest needs >=24.
+INFRA_STAMP := .venv-infra/.installed
+$(INFRA_STAMP): infra/requirements-lint.txt
+	test -x .venv-infra/bin/python || $(PYTHON) -m venv .venv-infra
+	.venv-infra/bin/pip install --quiet -r infra/requirements-lint.txt
+	touch $(INFRA_STAMP)
+
+infra-tools: $(INFRA_STAMP)
 
 venv: $(STAMP)
 assets: node_modules/.package-lock.json
@@ -44,7 +53,7 @@ services:
 	@for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
 ## Install and start everything, then run the whole test suite.
-test: $(STAMP) assets system-packages services
+test: $(STAMP) assets system-packages services infra-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -56,5 +65,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ladder
 
+## Delivery benchmark: the nginx front vs raw nginx on the same files (needs wrk and nginx from Debian).
+bench-delivery: $(STAMP) assets
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(BIN)/python -m bench.delivery --azure
+
 clean:
-	rm -rf $(VENV) node_modules streamify-data test-artifacts
+	rm -rf $(VENV) .venv-infra node_modules streamify-data test-artifacts
