@@ -25,10 +25,12 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-def shoot(page: Page, name: str, *, docs: bool = True) -> None:
-    """Full-page screenshot into test-artifacts/, and (the current one a person looks at) into docs/."""
+def shoot(page: Page, name: str, *, docs: bool = True, full_page: bool = True) -> None:
+    """Full-page screenshot into test-artifacts/, and (the current one a person looks at) into docs/.
+
+    full_page=False keeps the viewport as it is: a full-page shot resizes it, which ends hover states."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
+    page.screenshot(path=str(SHOTS / name), full_page=full_page)
     if docs:
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(SHOTS / name, DOCS_SHOTS / name)

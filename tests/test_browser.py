@@ -14,7 +14,15 @@ def test_watch_page_shows_progress_then_plays_the_ladder(stack, clips, browser):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         failed: list[str] = []
         page.on("requestfailed", lambda req: failed.append(req.url))
-        page.on("response", lambda resp: resp.status >= 400 and failed.append(f"{resp.status} {resp.url}"))
+        # The site navigation asks who is signed in: 401 for this anonymous viewer is an answer, not a failure.
+        page.on(
+            "response",
+            lambda resp: (
+                resp.status >= 400
+                and not resp.url.endswith("/api/v1/auth/me")
+                and failed.append(f"{resp.status} {resp.url}")
+            ),
+        )
         page.goto(f"{stack.url}/watch/{video_id}")
         # While the worker encodes, the page says so (and does not try to play).
         page.wait_for_selector("#status-text", state="visible", timeout=10_000)
@@ -28,7 +36,8 @@ def test_watch_page_shows_progress_then_plays_the_ladder(stack, clips, browser):
     state = page.evaluate(
         "({levels: window.streamify.levels, fatal: window.streamify.fatal, errors: window.streamify.errors,"
         " t: document.getElementById('video').currentTime, paused: document.getElementById('video').paused,"
-        " options: [...document.querySelectorAll('#quality option')].map(o => o.textContent)})"
+        " options: [...document.querySelectorAll('.plyr__menu__container [data-plyr=quality] span')]"
+        "  .map(s => s.firstChild.textContent)})"
     )
     assert state["levels"] >= 2, state
     assert state["fatal"] is None, state
@@ -43,5 +52,5 @@ def test_watch_page_for_unknown_video_says_so(stack, browser):
     page = browser.new_page()
     page.goto(f"{stack.url}/watch/00000000-0000-4000-8000-000000000000")
     page.wait_for_selector("#status-text", state="visible")
-    page.wait_for_function("document.getElementById('status-text').textContent.includes('does not exist')")
+    page.wait_for_function("document.getElementById('status-text').textContent === 'This video is not available.'")
     page.close()

@@ -1,78 +1,375 @@
-// Watch page: poll the video until it is ready, then play it with hls.js (MSE) or native HLS.
+// Watch page: follows a video through processing, then plays it with hls.js behind Plyr's controls.
+// hls.js does the streaming; Plyr draws the controls: its quality menu is wired to hls.js levels, its
+// caption menu lists the text tracks hls.js makes from the master playlist's subtitle renditions (a choice
+// is handed back to hls.subtitleTrack), and its preview thumbnails read the storyboard WebVTT track.
 (() => {
+  "use strict";
   const root = document.getElementById("player");
   const id = root.dataset.videoId;
-  const video = document.getElementById("video");
-  const overlay = document.getElementById("overlay");
-  const statusText = document.getElementById("status-text");
-  const bar = document.getElementById("status-progress");
-  const quality = document.getElementById("quality");
-  const current = document.getElementById("current-level");
-  const state = { hls: null, errors: [], fatal: null, levels: 0 };
-  window.streamify = state;
+  const $ = (elementId) => document.getElementById(elementId);
+  const video = $("video");
+  const overlay = $("overlay");
+  const AUTO = 0; // Plyr quality value for automatic selection; level i is value i + 1
+  const MAX_RETRIES = 3;
 
-  function show(message, progress, isError) {
+  // Everything a test (or a curious developer) may want to look at, in one place.
+  const state = {
+    video: null, // the API's view of the video
+    hls: null,
+    plyr: null,
+    levels: 0,
+    labels: [], // labels[i]: what the quality menu calls hls.js level i ("720p")
+    playingLevel: -1, // the level hls.js says is on screen (LEVEL_SWITCHED)
+    loadedLevels: [], // the level of every main fragment hls.js loaded, in order
+    message: null, // kind of the message shown over the player: processing, failed, unavailable, error
+    errors: [],
+    fatal: null,
+    retries: 0,
+    startAt: parseStart(new URLSearchParams(location.search).get("t")),
+    // A private video's link from its owner (/watch/{id}?token=...): the API then answers with URLs that carry it.
+    token: new URLSearchParams(location.search).get("token"),
+  };
+  window.streamify = window.streamifyPlayer = state;
+
+  // ---- messages over the player -------------------------------------------------------------------
+  function show(kind, text, progress, detail) {
+    state.message = kind;
     overlay.hidden = false;
-    overlay.classList.toggle("error", Boolean(isError));
-    statusText.textContent = message;
-    bar.hidden = progress === undefined;
-    if (progress !== undefined) bar.value = progress;
+    overlay.dataset.kind = kind;
+    overlay.classList.toggle("error", kind !== "processing");
+    $("status-text").textContent = text;
+    const bar = $("status-progress");
+    bar.hidden = progress === undefined || progress === null;
+    if (!bar.hidden) bar.value = progress;
+    const more = $("status-detail");
+    more.hidden = !detail;
+    more.textContent = detail || "";
+  }
+
+  function hideMessage() {
+    state.message = null;
+    overlay.hidden = true;
+  }
+
+  function unavailable() {
+    // The API answers 404 for a missing video and for someone else's private one: so does the page.
+    $("details").hidden = true;
+    document.title = "Video not available · Streamify";
+    show("unavailable", "This video is not available.", null, "It may have been deleted, or it is private. Check the link, or sign in to the account that owns it.");
+  }
+
+  function failed(v) {
+    if (v.status === "cancelled") {
+      show("failed", "Processing was cancelled.", null, v.is_owner ? "Upload the file again to publish it." : "");
+    } else if (v.is_owner) {
+      show("failed", "Processing failed.", null, v.error ? `Reason: ${v.error}` : "No reason was recorded.");
+    } else {
+      show("failed", "This video could not be processed.", null, "");
+    }
+  }
+
+  function processing(v) {
+    if (v.status === "processing") {
+      const pct = Math.round(v.progress * 100);
+      show("processing", `Processing… ${pct}%`, v.progress, "The video starts here by itself when it is ready.");
+    } else {
+      show("processing", "Waiting for a transcoder…", null, "The video starts here by itself when it is ready.");
+    }
+  }
+
+  // ---- title, owner, description ------------------------------------------------------------------
+  function describe(v) {
+    $("details").hidden = false;
+    $("title").textContent = v.title;
+    document.title = `${v.title} · Streamify`;
+    $("owner").textContent = v.owner_name ? `by ${v.owner_name}` : "";
+    const published = new Date(v.created_at);
+    $("published").textContent = Number.isNaN(published.getTime())
+      ? ""
+      : published.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+    const badge = $("visibility");
+    badge.hidden = v.visibility === "public";
+    badge.textContent = v.visibility === "private" ? "Private" : "Unlisted";
+    $("description").textContent = v.description || "";
   }
 
   async function poll() {
     let response;
     try {
-      response = await fetch(`/api/v1/videos/${id}`);
-    } catch (err) {
-      show("Connection lost, retrying…");
+      const query = state.token ? `?token=${encodeURIComponent(state.token)}` : "";
+      response = await fetch(`/api/v1/videos/${id}${query}`, { headers: { Accept: "application/json" } });
+    } catch {
+      show("error", "Connection lost, retrying…");
       return setTimeout(poll, 2000);
     }
-    if (response.status === 404) return show("This video does not exist or was deleted.", undefined, true);
+    if (response.status === 404) return unavailable();
     if (!response.ok) return setTimeout(poll, 2000);
     const v = await response.json();
-    document.getElementById("title").textContent = v.title;
-    document.title = `${v.title} · Streamify`;
+    state.video = v;
+    describe(v);
     if (v.status === "ready") return play(v);
-    if (v.status === "failed") return show(`Processing failed: ${v.error || "unknown error"}`, undefined, true);
-    const pct = Math.round(v.progress * 100);
-    show(v.status === "processing" ? `Processing… ${pct}%` : "Waiting for a transcoder…", v.progress);
+    if (v.status === "failed" || v.status === "cancelled") return failed(v);
+    processing(v);
     setTimeout(poll, 1000);
   }
 
-  function levelLabel(level) {
-    return level.height ? `${level.height}p` : `${Math.round(level.bitrate / 1000)} kb/s`;
+  // ---- playback ----------------------------------------------------------------------------------
+  function play(v) {
+    hideMessage();
+    if (v.poster_url) video.poster = v.poster_url;
+    if (state.startAt !== null && v.duration) state.startAt = Math.min(state.startAt, Math.max(0, v.duration - 1));
+    // Plyr wraps the <video> in its own elements: that must happen before hls.js attaches a MediaSource,
+    // or moving the element makes Chromium reload it.
+    if (window.Hls && Hls.isSupported()) {
+      setupPlyr(v);
+      return playWithHls(v);
+    }
+    if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      // Safari on iOS: native HLS picks the quality itself and lists the subtitle renditions as text tracks.
+      video.src = v.playback_url + (state.startAt ? `#t=${state.startAt}` : "");
+      setupPlyr(v, false);
+      return start();
+    }
+    show("error", "This browser cannot play HLS video.");
   }
 
-  function play(v) {
-    overlay.hidden = true;
-    if (window.Hls && Hls.isSupported()) {
-      const hls = new Hls({ capLevelToPlayerSize: false });
-      state.hls = hls;
-      hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
-        state.levels = data.levels.length;
-        data.levels.forEach((level, i) => quality.add(new Option(levelLabel(level), String(i))));
-        quality.disabled = data.levels.length < 2;
-      });
-      hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
-        current.textContent = `Playing ${levelLabel(hls.levels[data.level])}`;
-      });
-      hls.on(Hls.Events.ERROR, (_e, data) => {
-        state.errors.push(data.details);
-        if (!data.fatal) return;
-        state.fatal = data.details;
-        if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
-        else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
-        else show(`Playback error: ${data.details}`, undefined, true);
-      });
-      quality.addEventListener("change", () => { hls.currentLevel = Number(quality.value); });
-      hls.loadSource(v.playback_url);
-      hls.attachMedia(video);
-    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
-      video.src = v.playback_url;
+  function playWithHls(v) {
+    const hls = new Hls({ startPosition: state.startAt ?? -1 });
+    hls.subtitleDisplay = false; // the chosen track stays "hidden": Plyr draws its cues, not the browser
+    state.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
+      state.levels = data.levels.length;
+      state.labels = data.levels.map((level) => levelLabel(level, v));
+      start();
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+      state.playingLevel = data.level;
+      showPlayingLevel();
+    });
+    hls.on(Hls.Events.FRAG_LOADED, (_event, data) => {
+      if (data.frag.type === "main") state.loadedLevels.push(data.frag.level);
+    });
+    hls.on(Hls.Events.ERROR, onError);
+    hls.loadSource(v.playback_url);
+    hls.attachMedia(video);
+  }
+
+  function onError(_event, data) {
+    state.errors.push(data.details);
+    if (!data.fatal) return;
+    state.fatal = data.details;
+    if (state.retries < MAX_RETRIES && data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      state.retries += 1;
+      setTimeout(() => state.hls.startLoad(), 1000 * state.retries);
+    } else if (state.retries < MAX_RETRIES && data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      state.retries += 1;
+      state.hls.recoverMediaError();
     } else {
-      return show("This browser cannot play HLS video.", undefined, true);
+      show("error", "Playback stopped.", null, `${data.details}: reload the page to try again.`);
     }
-    video.play().catch(() => { /* autoplay may be refused; the controls still work */ });
+  }
+
+  function start() {
+    // Browsers may refuse to start without a gesture: Plyr's big play button is there for that.
+    video.play().catch(() => {});
+  }
+
+  // What the menu calls a level: the rendition's name from its playlist URL (".../720p/index.m3u8").
+  function levelLabel(level, v) {
+    const match = /\/([A-Za-z0-9_.-]+)\/index\.m3u8(?:[?#]|$)/.exec(level.url || "");
+    if (match && v.renditions.some((r) => r.name === match[1])) return match[1];
+    const side = level.width && level.height ? Math.min(level.width, level.height) : level.height;
+    return side ? `${side}p` : `${Math.round(level.bitrate / 1000)} kb/s`;
+  }
+
+  // The quality menu lists the video's renditions (the API gives them best first, before hls.js has read the
+  // master playlist): value i + 1 is renditions[i], value 0 is Auto. A choice becomes the hls.js level whose
+  // playlist is that rendition's.
+  function setupPlyr(v, withQuality = true) {
+    const renditions = withQuality ? v.renditions : [];
+    const qualityLabel = { [AUTO]: "Auto" };
+    const qualityBadge = {};
+    renditions.forEach((r, i) => {
+      qualityLabel[i + 1] = r.name;
+      const side = r.width && r.height ? Math.min(r.width, r.height) : 0;
+      if (side >= 2160) qualityBadge[i + 1] = "4K";
+      else if (side >= 720) qualityBadge[i + 1] = "HD";
+    });
+    video.textTracks.addEventListener("addtrack", onTrackAdded); // before Plyr's own listener: runs first
+    const plyr = new Plyr(video, {
+      iconUrl: "/static/vendor/plyr.svg", // never the CDN default
+      blankVideo: "",
+      storage: { enabled: false }, // a quality value means a rendition of this video only
+      ratio: "16:9", // one box for every shape: portrait videos are pillarboxed
+      seekTime: 5,
+      invertTime: false,
+      keyboard: { focused: true, global: true }, // Plyr ignores keys typed into inputs
+      tooltips: { controls: true, seek: true },
+      controls: ["play-large", "play", "progress", "current-time", "duration", "mute", "volume", "captions",
+        "settings", "pip", "fullscreen"],
+      settings: ["captions", "quality", "speed"],
+      captions: { active: false, language: "auto", update: true }, // hls.js adds its tracks after Plyr starts
+      quality: {
+        default: AUTO,
+        options: renditions.length > 1 ? [AUTO, ...renditions.map((_, i) => i + 1)] : [],
+        forced: true,
+        onChange: chooseQuality,
+      },
+      i18n: { qualityLabel, qualityBadge },
+      previewThumbnails: { enabled: Boolean(v.storyboard_url), src: v.storyboard_url || "" },
+    });
+    state.plyr = plyr;
+    $("shortcuts").hidden = false;
+    for (const event of ["languagechange", "captionsenabled", "captionsdisabled"]) plyr.on(event, syncCaptions);
+  }
+
+  function levelOfValue(value) {
+    const r = state.video.renditions[value - 1];
+    return r ? state.labels.indexOf(r.name) : -1;
+  }
+
+  function chooseQuality(value) {
+    const hls = state.hls;
+    if (!hls || !state.levels) return;
+    if (value === AUTO) {
+      if (!hls.autoLevelEnabled) hls.nextLevel = -1; // back to automatic, from the next fragment on
+    } else {
+      const level = levelOfValue(value);
+      if (level >= 0) hls.currentLevel = level; // switch now: flush and load the chosen level
+    }
+    showPlayingLevel();
+  }
+
+  // "Playing 720p" under the player, and "Auto (720p)" in the quality menu while hls.js chooses.
+  function showPlayingLevel() {
+    const hls = state.hls;
+    const plyr = state.plyr;
+    if (!hls) return;
+    const label = state.labels[state.playingLevel] || "";
+    const auto = hls.autoLevelEnabled;
+    $("current-level").textContent = label ? `Playing ${label}${auto ? " (auto)" : ""}` : "";
+    const menu = plyr && plyr.elements.settings.panels.quality;
+    if (!menu || plyr.options.quality.length < 2) return;
+    const autoText = auto && label ? `Auto (${label})` : "Auto";
+    plyr.config.i18n.qualityLabel[AUTO] = autoText;
+    const item = menu.querySelector(`[value="${AUTO}"] span`);
+    if (item) item.textContent = autoText;
+    const chosen = state.labels[hls.manualLevel];
+    const selected = auto ? AUTO : state.video.renditions.findIndex((r) => r.name === chosen) + 1;
+    plyr.media.dispatchEvent(new CustomEvent("qualitychange", { detail: { quality: selected } }));
+  }
+
+  // hls.js names each text track after the master playlist's NAME, which the creator chose, and Plyr writes
+  // track labels into its menus as HTML: escape the label before Plyr reads it. A DEFAULT=YES rendition is
+  // switched on through Plyr, so its menu and hls.js agree on what is showing.
+  const trackNames = new WeakMap(); // TextTrack -> the NAME hls.js gave it
+
+  function onTrackAdded(event) {
+    // Every track, not only this event's: hls.js appends several at once and Plyr lists them all each time.
+    for (const element of video.querySelectorAll("track")) {
+      if (trackNames.has(element.track)) continue;
+      trackNames.set(element.track, element.label);
+      element.label = escapeHtml(element.label);
+    }
+    const track = event.track;
+    const source = hlsTrackFor(track);
+    if (!source || !source.default) return;
+    setTimeout(() => {
+      const plyr = state.plyr;
+      const tracks = [...video.textTracks].filter((t) => t.kind === "subtitles" || t.kind === "captions");
+      if (plyr && !plyr.captions.toggled && tracks.includes(track)) plyr.currentTrack = tracks.indexOf(track);
+    });
+  }
+
+  function hlsTrackFor(track) {
+    const name = trackNames.get(track) ?? track.label;
+    const tracks = state.hls ? state.hls.subtitleTracks : [];
+    return tracks.find((t) => t.name === name && (t.lang || "") === (track.language || ""));
+  }
+
+  function escapeHtml(text) {
+    const map = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+    return text.replace(/[&<>"']/g, (ch) => map[ch]);
+  }
+
+  // Plyr's caption menu chose a track (or none): hand the choice to hls.js, which loads that rendition.
+  function syncCaptions() {
+    const hls = state.hls;
+    const plyr = state.plyr;
+    if (!hls || !plyr) return;
+    const track = plyr.captions.toggled ? plyr.captions.currentTrackNode : null;
+    const index = track ? hls.subtitleTracks.indexOf(hlsTrackFor(track)) : -1;
+    if (hls.subtitleTrack !== index) hls.subtitleTrack = index;
+  }
+
+  // ---- share -------------------------------------------------------------------------------------
+  const share = { at: 0 };
+
+  function shareLink() {
+    const url = new URL(`/watch/${id}`, location.origin);
+    if (state.token) url.searchParams.set("token", state.token); // a private video's link stays one
+    if ($("share-start").checked && share.at > 0) url.searchParams.set("t", String(share.at));
+    return url.href;
+  }
+
+  function refreshShare() {
+    $("share-time").textContent = formatTime(share.at);
+    $("share-url").value = shareLink();
+    $("share-done").textContent = "";
+    const v = state.video;
+    $("share-note").hidden = !(v && v.visibility === "private" && !state.token);
+  }
+
+  $("share-button").addEventListener("click", () => {
+    const panel = $("share-panel");
+    panel.hidden = !panel.hidden;
+    $("share-button").setAttribute("aria-expanded", String(!panel.hidden));
+    if (panel.hidden) return;
+    share.at = Math.floor(video.currentTime || 0);
+    refreshShare();
+  });
+  $("share-start").addEventListener("change", refreshShare);
+  $("share-copy").addEventListener("click", async () => {
+    const input = $("share-url");
+    const link = shareLink();
+    input.value = link;
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(link);
+      copied = true;
+    } catch {
+      input.select(); // older browsers, or the clipboard permission refused
+      copied = document.execCommand && document.execCommand("copy");
+    }
+    $("share-done").textContent = copied ? "Link copied." : "Select the link and copy it.";
+  });
+
+  // "?" opens the shortcut list (Plyr handles the player keys; neither reacts while typing in a field).
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "?" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) return;
+    const help = $("shortcuts");
+    help.open = !help.open;
+  });
+
+  // ---- time --------------------------------------------------------------------------------------
+  // ?t=83, 83s, 1m23s, 1h2m3s or 1:23 / 1:02:03, as share links from other sites write it.
+  function parseStart(raw) {
+    if (!raw) return null;
+    let m = /^(\d{1,6})s?$/.exec(raw);
+    if (m) return Number(m[1]);
+    m = /^(?:(\d{1,3})h)?(?:(\d{1,4})m)?(?:(\d{1,6})s)?$/.exec(raw);
+    if (m) return Number(m[1] || 0) * 3600 + Number(m[2] || 0) * 60 + Number(m[3] || 0);
+    m = /^(?:(\d{1,3}):)?(\d{1,2}):(\d{2})$/.exec(raw);
+    if (m) return Number(m[1] || 0) * 3600 + Number(m[2]) * 60 + Number(m[3]);
+    return null;
+  }
+
+  function formatTime(seconds) {
+    const s = Math.floor(seconds % 60).toString().padStart(2, "0");
+    const minutes = Math.floor(seconds / 60) % 60;
+    const hours = Math.floor(seconds / 3600);
+    return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${s}` : `${minutes}:${s}`;
   }
 
   poll();
