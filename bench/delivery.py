@@ -21,6 +21,7 @@ wrk runs on the same 2-core machine as the servers: it takes CPU from them, equa
 """
 
 import argparse
+import collections
 import os
 import re
 import secrets
@@ -175,13 +176,26 @@ def pick_segment(media_dir: Path, video_id: str) -> tuple[str, str]:
     return segs[0].parent.name, segs[0].name
 
 
+def settle() -> None:
+    """Between runs: flush what the last run left to write (nginx's access log after 50k req/s is tens of MB)
+    so its writeback does not land on whichever server runs next."""
+    os.sync()
+    time.sleep(1)
+
+
 def measure(targets: dict[str, dict[str, str]], args) -> dict[str, dict[str, Load]]:
-    """Alternate servers within each round so drift (page cache, CPU heat) hits all alike; median of rounds."""
+    """Alternate servers within each round so drift (page cache, CPU heat) hits all alike; median of rounds.
+    Every URL is warmed first (a short run, discarded): caches, keep-alive pools and page cache alike."""
+    for servers in targets.values():
+        for url in servers.values():
+            wrk(url, 2, args.connections, args.threads)
+            settle()
     runs: dict[str, dict[str, list[Load]]] = {t: {s: [] for s in servers} for t, servers in targets.items()}
     for r in range(args.rounds):
         for target, servers in targets.items():
             order = list(servers.items())
             for server, url in order if r % 2 == 0 else reversed(order):  # no server always goes first
+                settle()
                 load = wrk(url, args.duration, args.connections, args.threads)
                 runs[target][server].append(load)
                 console.print(
@@ -198,6 +212,20 @@ def measure(targets: dict[str, dict[str, str]], args) -> dict[str, dict[str, Loa
         }
         for t, servers in runs.items()
     }
+
+
+def census(url: str, requests: int = 300, concurrency: int = 32) -> dict[int | str, int]:
+    """Status codes of a burst like wrk's, to say what the errors were."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> int | str:
+        try:
+            return httpx.get(url, timeout=30).status_code
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return dict(collections.Counter(pool.map(one, range(requests))))
 
 
 def report(title: str, results: dict[str, dict[str, Load]], baseline: str) -> None:
@@ -354,6 +382,8 @@ def main() -> None:
             f"load average (1 min) before {load_before:.1f}, after {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:"
             " anything else running on the machine shows up as noise in every row alike"
         )
+        if args.azure:  # while the video is still public: the Azure section fetches plain URLs
+            azure_section(work, media_dir, video_id, rendition, segment, stack, args)
         # The same video, private: signed segment URLs (nginx alone) and token playlists (a node every time).
         token = make_private(stack.url, video_id, api_token)
         media = httpx.get(f"{stack.url}{api}/{rendition}/index.m3u8", params={"token": token}).raise_for_status()
@@ -387,8 +417,12 @@ def main() -> None:
             if "segment" in target:
                 line += f" ({'meets' if ratio >= 0.8 else 'MISSES'} the 0.8x target)"
             console.print(line)
-        if args.azure:
-            azure_section(work, media_dir, video_id, rendition, segment, stack, args)
+        urls = {**targets, **private_targets}
+        for target, servers in results.items():
+            for server, load in servers.items():
+                if load.errors:
+                    statuses = census(urls[target][server])
+                    console.print(f"{target} via {server}: {load.errors} errors; a burst now answers {statuses}")
     finally:
         if raw is not None:
             _stop(raw)

@@ -186,8 +186,10 @@ def render_nginx(plan: NginxPlan, template_dir: Path = TEMPLATE_DIR) -> str:
         _quote(plan.media_root)
     if not plan.segment_key.isalnum():
         raise ValueError("unsafe value for the nginx config: the segment key must be alphanumeric")
+    from api.deps import SESSION_COOKIE
+
     return env.get_template(TEMPLATE).render(
-        plan=plan, rules=media_rules(), header=DELIVERY_HEADER, video_id=VIDEO_ID_PATTERN
+        plan=plan, rules=media_rules(), header=DELIVERY_HEADER, video_id=VIDEO_ID_PATTERN, session_cookie=SESSION_COOKIE
     )
 
 
