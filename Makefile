@@ -68,7 +68,7 @@ bench: $(STAMP)
 ## Delivery benchmark: the nginx front vs raw nginx on the same files (needs wrk and nginx from Debian).
 bench-delivery: $(STAMP) assets
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-	$(BIN)/python -m bench.delivery --azure
+	$(BIN)/python -m bench.delivery --azure --rounds 5 --duration 8
 
 clean:
 	rm -rf $(VENV) .venv-infra node_modules streamify-data test-artifacts
