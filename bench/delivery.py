@@ -46,7 +46,7 @@ TARGET_SEGMENT_BYTES = 1_500_000
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite-blob"
 # Azurite's well-known development account key (public, documented by Microsoft).
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-console = Console()
+console = Console(width=120)  # piped output keeps whole lines
 
 
 @dataclass
@@ -199,7 +199,7 @@ def measure(targets: dict[str, dict[str, str]], args) -> dict[str, dict[str, Loa
                 load = wrk(url, args.duration, args.connections, args.threads)
                 runs[target][server].append(load)
                 console.print(
-                    f"  round {r + 1} {target:<15} {server:<10} {load.rps:>9.0f} req/s  p99 {load.p99_ms:7.1f} ms"
+                    f"  round {r + 1} {target:<22} {server:<10} {load.rps:>9.0f} req/s  p99 {load.p99_ms:7.1f} ms"
                 )
     return {
         t: {
@@ -230,11 +230,11 @@ def census(url: str, requests: int = 300, concurrency: int = 32) -> dict[int | s
 
 def report(title: str, results: dict[str, dict[str, Load]], baseline: str) -> None:
     console.print(f"\n{title}")
-    console.print(f"{'target':<16}{'server':<12}{'req/s':>10}{'p99 ms':>10}{'errors':>8}{'x ' + baseline:>12}")
+    console.print(f"{'target':<23}{'server':<12}{'req/s':>10}{'p99 ms':>10}{'errors':>8}{'x ' + baseline:>12}")
     for target, servers in results.items():
         base = servers[baseline].rps
         for server, load in servers.items():
-            row = f"{target:<16}{server:<12}{load.rps:>10.0f}{load.p99_ms:>10.1f}{load.errors:>8}"
+            row = f"{target:<23}{server:<12}{load.rps:>10.0f}{load.p99_ms:>10.1f}{load.errors:>8}"
             console.print(f"{row}{load.rps / base:>11.2f}x")
 
 
