@@ -93,6 +93,11 @@ class Proxy:
                 dst.sendall(data)
         except OSError:
             pass
+        finally:
+            # The API closed its side (its keep-alive timeout): close the browser's too, or the browser sends its
+            # next request down a connection nobody answers any more, and that fetch never ends.
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_RDWR)
 
 
 def signed_up_page(browser: Browser, proxy: Proxy, viewport: dict) -> Page:
