@@ -13,6 +13,7 @@ import httpx
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from api.access import Signer
 from api.presenters import video_read
 from core.blobs import LocalBlobStore
 from core.ffmpeg import ffmpeg_exe
@@ -307,11 +308,11 @@ def test_jpeg_size_reads_the_start_of_frame():
 
 def test_urls_are_given_only_for_a_ready_video_with_pictures(tmp_path):
     owner = User(email="a@example.test", display_name="A", password_hash="x")
-    media = LocalBlobStore(tmp_path, "/media")
+    signer = Signer(b"s" * 32, LocalBlobStore(tmp_path, "/media"), direct_sas=False, ttl_seconds=600)
 
     def read(**kw):
         v = Video(owner_id=owner.id, title="t", source_key="k", source_size=1, source_format="mov", **kw)
-        return v, video_read(v, [], owner=owner, viewer=None, media=media)
+        return v, video_read(v, [], owner=owner, viewer=None, playback=signer.grant(v, None, None))
 
     v, ready = read(status=VideoStatus.ready)
     assert ready.poster_url == f"/media/{v.id}/poster.jpg"
