@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from core.processes import die_with_parent
+
 app = typer.Typer(help="Streamify: self-hosted video platform.", no_args_is_help=True)
 console = Console()
 DataDir = Annotated[Path | None, typer.Option(help="Where the embedded database, broker and blobs live.")]
@@ -80,7 +82,8 @@ def up(
         from cli.stack import run_stack
 
         raise typer.Exit(run_stack(settings, nodes=nodes, host=host, port=port, console=console))
-    worker = subprocess.Popen(worker_argv(1, "solo", settings.queue))
+    # uvicorn re-raises SIGTERM after its shutdown, so `finally` may never run: the worker also dies with us.
+    worker = subprocess.Popen(worker_argv(1, "solo", settings.queue), preexec_fn=die_with_parent())
     console.print(f"[bold green]Streamify is up:[/] http://{host}:{port}/  (API docs: /docs)")
     console.print(f"data: {settings.data_dir.resolve()}")
     try:

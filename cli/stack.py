@@ -10,7 +10,6 @@ when a node dies.
 """
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -33,6 +32,7 @@ from rich.console import Console
 from core.blobs import MEDIA_URL_PREFIX, cache_control_for, content_type_for
 from core.playback_secret import local_secret, playback_secret
 from core.playback_tokens import nginx_key
+from core.processes import die_with_parent
 from core.settings import Settings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "infra" / "nginx"
@@ -215,12 +215,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """Children of a killed `up` must not linger holding ports (Linux: PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
 @dataclass
 class Child:
     name: str
@@ -238,7 +232,7 @@ class Child:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches `up` only; it stops the children in order
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent(),
         )
         out.close()
 

@@ -129,3 +129,17 @@ def test_streamify_transcode_writes_a_local_ladder(clips, tmp_path):
         cwd=tmp_path,
     )
     assert refused.returncode == 1 and "not a media file" in refused.stdout
+
+
+def test_stopping_up_stops_its_worker(embedded):
+    """Last in this module: it stops the `up` the others used. SIGTERM (a service manager's stop) must take
+    the worker down too, not leave it consuming the broker with nobody to restart it."""
+    import psutil
+
+    _, _, proc, _ = embedded
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert any("celery" in " ".join(c.cmdline()) for c in children), [c.cmdline() for c in children]
+    proc.terminate()
+    proc.wait(timeout=60)
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"still running after `up` stopped: {[c.cmdline() for c in alive]}"

@@ -3,7 +3,6 @@
 Shared by the Celery task and `streamify transcode`; knows nothing of databases or blob stores.
 """
 
-import ctypes
 import re
 import signal
 import subprocess
@@ -18,6 +17,7 @@ import av
 import av.error
 
 from core.ffmpeg import ffmpeg_exe
+from core.processes import die_with_parent
 from core.settings import Settings
 from ingest.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
 from workers.command import MASTER_NAME, build_sheets_argv, build_transcode_argv
@@ -37,7 +37,6 @@ from workers.thumbnails import (
 LOG_TAIL_LINES = 40
 GENERIC_FAILURE = "Conversion failed!"
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")  # "[out#1/image2 @ 0x5648] "
-_PR_SET_PDEATHSIG = 1
 # Lines of an ffmpeg log that say what went wrong with the input (its decoder's and demuxer's complaints).
 _COMPLAINT = re.compile(r"error|invalid|corrupt|partial file|truncat|missing|non-monoton", re.IGNORECASE)
 
@@ -103,15 +102,6 @@ def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
     )
 
 
-def _die_with_parent() -> None:
-    """A worker killed outright must not leave its ffmpeg encoding for nobody (Linux; no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
 def run_ffmpeg(
     argv: list[str],
     duration: float,
@@ -129,7 +119,7 @@ def run_ffmpeg(
             text=True,
             errors="replace",
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # only a prctl call: safe between fork and exec
+            preexec_fn=die_with_parent(signal.SIGKILL),  # a worker killed outright leaves no ffmpeg behind
         )
 
         def drain_stderr() -> None:  # read stderr concurrently so neither pipe can fill and block ffmpeg
