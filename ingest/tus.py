@@ -12,8 +12,9 @@ small implementation does exactly the subset we serve, and the routes stay thin 
 Layout, all under `settings.tmp_dir / "tus" / <owner id hex>/`: `<upload id>` holds the bytes received
 so far (its size IS the offset, so a crash can never make the two disagree), `<upload id>.json` the
 record. A PATCH holds an exclusive `flock` on the data file, so concurrent PATCHes, a HEAD racing a
-PATCH and the cleanup serialize across API worker processes on one host. Several API hosts need
-sticky routing for /api/v1/uploads/ (or a shared tmp dir): the bytes live on the host that took them.
+PATCH and the cleanup serialize across API worker processes on one host. Several API hosts must share
+the tmp dir on a filesystem whose flock works across hosts: one data dir for `streamify up --nodes` and
+compose, an NFS Azure Files share on Azure (infra/README.md; SMB would turn flock into mandatory locks).
 
 Expiry is sliding: `tus_expiry_seconds` after the last PATCH. `cleanup_expired` deletes what has
 expired; the API runs it at startup and then every `tus_cleanup_interval_seconds` (no beat process

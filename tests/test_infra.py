@@ -164,7 +164,8 @@ def test_playback_secret_and_settings_reach_every_process_that_needs_them(tf):
         assert name.removeprefix("STREAMIFY_").lower() in fields, name
     for app in ("api", "worker"):
         for container in containers(one(tf, "azurerm_container_app", app)):
-            assert "${local.secret_env}" in dynamic_envs(container), app
+            if container["command"][0] == "streamify":  # not the API's init container that only runs chmod
+                assert "${local.secret_env}" in dynamic_envs(container), app
     edge = one(tf, "azurerm_container_app", "edge")
     init = blocks(blocks(edge, "template")[0], "init_container")[0]
     env = static_envs(init)
@@ -196,12 +197,76 @@ def test_every_command_exists_and_the_image_ships_what_the_edge_renders(tf):
                     assert str(Path(out).parent) in mounts and mounts <= {
                         m["path"] for m in blocks(nginx, "volume_mounts")
                     }
+                elif argv[0] == "chmod":  # an init container opening a mounted share to the image's user
+                    assert argv[-1] in {m["path"] for m in blocks(container, "volume_mounts")}, (name, argv)
                 else:
                     assert argv[0] == "nginx", (name, argv)
                 seen.append(argv[1] if argv[0] == "streamify" else argv[0])
     assert {"api", "worker", "migrate", "python", "nginx"} <= set(seen), seen
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^COPY infra/nginx \./infra/nginx$", dockerfile, re.M), "the image must ship the template"
+
+
+def _resolve(value: str, locals_: dict) -> str:
+    """Expand `${local.a.b}` references (the only interpolation the mount paths use)."""
+
+    def lookup(match: re.Match) -> str:
+        found = locals_
+        for key in match.group(1).split("."):
+            found = obj(found[key])
+        return str(found)
+
+    for _ in range(5):
+        value = re.sub(r"\$\{local\.([\w.]+)\}", lookup, value)
+    return value
+
+
+def _ref(expression: str, kind: str) -> str:
+    """The resource name in a `${kind.NAME.attr}` reference."""
+    match = re.fullmatch(r"\$\{" + kind + r"\.(\w+)\.\w+\}", str(expression))
+    assert match, (kind, expression)
+    return match.group(1)
+
+
+def test_every_api_replica_sees_every_partial_resumable_upload(tf):
+    """A resumed tus PATCH or HEAD may land on any API replica: the folder TusStore keeps bytes and flocks in must
+    be one private NFS share mounted read-write on every replica (SMB maps flock to mandatory locks; replica disks
+    are not shared), mounted at settings.tmp_dir itself so no root-owned directory sits between the image's data
+    dir and the share, and opened to the image's unprivileged user before the API starts."""
+    from ingest.tus import TusStore
+
+    locals_ = {k: obj(v) for block in tf["locals"] for k, v in block.items()}
+    settings = Settings(data_dir=locals_["plain_env"]["STREAMIFY_DATA_DIR"])
+    template = blocks(one(tf, "azurerm_container_app", "api"), "template")[0]
+    nfs = [v for v in blocks(template, "volume") if v.get("storage_type") == "NfsAzureFile"]
+    assert len(nfs) == 1, blocks(template, "volume")
+    volume = nfs[0]
+    api = blocks(template, "container")[0]
+    mounts = {m["name"]: _resolve(m["path"], locals_) for m in blocks(api, "volume_mounts")}
+    assert Path(mounts[volume["name"]]) == settings.tmp_dir, mounts
+    assert TusStore(settings).root.is_relative_to(settings.tmp_dir)
+
+    init = [c for c in blocks(template, "init_container") if c["command"][0] == "chmod"]
+    assert init and init[0]["command"][1] == "1777", init
+    init_mounts = {m["path"]: m["name"] for m in blocks(init[0], "volume_mounts")}
+    assert init_mounts[init[0]["command"][-1]] == volume["name"], init_mounts
+
+    kind = "azurerm_container_app_environment_storage"
+    storage = one(tf, kind, _ref(volume["storage_name"], kind))
+    assert storage["access_mode"] == "ReadWrite" and storage["nfs_server_url"], storage
+    account_name = _ref(storage["nfs_server_url"], "azurerm_storage_account")
+    account = one(tf, "azurerm_storage_account", account_name)
+    assert account["account_kind"] == "FileStorage" and account["public_network_access_enabled"] is False
+    assert blocks(account, "network_rules")[0]["default_action"] == "Deny"
+    account_id = f"${{azurerm_storage_account.{account_name}.id}}"
+    shares = {n: s for n, s in resources(tf, "azurerm_storage_share").items() if s["storage_account_id"] == account_id}
+    assert len(shares) == 1, shares
+    (share_name, share), *_ = shares.items()
+    assert share["enabled_protocol"] == "NFS"
+    assert storage["share_name"].endswith(f"/${{azurerm_storage_share.{share_name}.name}}"), storage
+    links = [blocks(e, "private_service_connection")[0] for e in resources(tf, "azurerm_private_endpoint").values()]
+    file_links = [c for c in links if c["private_connection_resource_id"] == account_id]
+    assert file_links and file_links[0]["subresource_names"] in ("file", ["file"]), file_links
 
 
 def test_checkov_finds_no_failed_check():

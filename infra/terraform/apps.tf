@@ -22,6 +22,9 @@ locals {
     STREAMIFY_DATA_DIR               = "/var/lib/streamify"
   }
   api_name = "${var.name}-api"
+  # settings.tmp_dir: resumable uploads (tmp/tus) and multipart uploads in flight (tmp/uploads). On the API nodes
+  # it is the shared NFS share (scratch.tf), so every replica sees every partial upload and its flock.
+  api_scratch = "${local.plain_env.STREAMIFY_DATA_DIR}/tmp"
 }
 
 resource "random_password" "playback" {
@@ -90,6 +93,27 @@ resource "azurerm_container_app" "api" {
       concurrent_requests = "50"
     }
 
+    volume {
+      name         = "scratch"
+      storage_type = "NfsAzureFile"
+      storage_name = azurerm_container_app_environment_storage.scratch.name
+    }
+
+    # A new NFS share's root belongs to root and the image runs as the unprivileged user `streamify`: open it
+    # up (sticky bit: only a file's owner deletes it). The share is mounted by the API replicas only.
+    init_container {
+      name    = "scratch-permissions"
+      image   = var.nginx_image # any image that runs as root and has chmod; the edge pulls this one already
+      cpu     = 0.25
+      memory  = "0.5Gi"
+      command = ["chmod", "1777", "/scratch"]
+
+      volume_mounts {
+        name = "scratch"
+        path = "/scratch"
+      }
+    }
+
     container {
       name    = "api"
       image   = var.image
@@ -110,6 +134,11 @@ resource "azurerm_container_app" "api" {
           name  = env.key
           value = env.value
         }
+      }
+
+      volume_mounts {
+        name = "scratch"
+        path = local.api_scratch
       }
 
       startup_probe {

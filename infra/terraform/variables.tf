@@ -118,3 +118,14 @@ variable "tags" {
   type        = map(string)
   default     = { app = "streamify" }
 }
+
+variable "scratch_share_gib" {
+  description = "Size of the NFS share the API nodes keep partial resumable uploads (and multipart uploads in flight) on. Provisioned SSD: billed on this size, and its IOPS and throughput grow with it. At least 100 (the premium minimum); at least STREAMIFY_MAX_UPLOAD_BYTES times the uploads you expect in flight at once."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.scratch_share_gib >= 100 && var.scratch_share_gib <= 102400
+    error_message = "scratch_share_gib must be between 100 and 102400 (premium file share limits)."
+  }
+}

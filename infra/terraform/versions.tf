@@ -8,7 +8,7 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "~> 4.20"
+      version = "~> 4.53" # azurerm_container_app_environment_storage.nfs_server_url
     }
     random = {
       source  = "hashicorp/random"
