@@ -6,8 +6,10 @@ embedded defaults (SQLite: every process shares one data dir) a secret is genera
 secret must be given explicitly: a missing one stops the process at start, never later at a viewer's 403.
 """
 
+import contextlib
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,18 +34,28 @@ def secret_file(data_dir: Path) -> Path:
 @lru_cache(maxsize=8)
 def _read_or_create(path: Path) -> str:
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process of this install won the race: use its secret
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48) + "\n")
+        _create(path)
     value = path.read_text().strip()
     if len(value.encode()) < MIN_SECRET_BYTES:
         raise SecretMissing(f"{path} holds a playback secret shorter than {MIN_SECRET_BYTES} bytes")
     return value
+
+
+def _create(path: Path) -> None:
+    """Write a complete secret to a temp file, then link it into place: `path` never exists half-written, so a
+    process starting at the same moment (`streamify api --workers N` on a fresh data dir) reads a whole secret.
+    os.link refuses to replace an existing file: the first process to link wins and everyone reads its secret."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process of this install won the race: use its secret
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 def local_secret(data_dir: Path) -> str:

@@ -173,3 +173,42 @@ def test_secret_comes_from_settings_or_a_private_file_on_embedded_defaults(tmp_p
     assert not secret_file(tmp_path / "c").exists()
     with pytest.raises(ValueError):
         Settings(playback_secret="too short")
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from core.playback_secret import _read_or_create
+start, dirs = float(sys.argv[1]), sys.argv[2:]
+for i, d in enumerate(dirs):
+    while time.time() < start + i * 0.05:  # every process opens the same fresh data dir at the same moment
+        pass
+    try:
+        print(_read_or_create(Path(d) / "playback-secret"), flush=True)
+    except Exception as exc:
+        print(f"ERROR {type(exc).__name__}: {exc}", flush=True)
+"""
+
+
+def test_processes_starting_together_on_a_fresh_data_dir_share_one_secret(tmp_path):
+    """`streamify api --workers N` on a fresh install: every worker process reads the same, complete secret."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dirs = [str(tmp_path / f"install{i}") for i in range(20)]
+    start = time.time() + 3  # after every interpreter has imported the module
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACE, str(start), *dirs], cwd=root, stdout=subprocess.PIPE, text=True)
+        for _ in range(10)
+    ]
+    outputs = [p.communicate(timeout=120)[0].splitlines() for p in procs]
+    assert all(len(lines) == len(dirs) for lines in outputs), outputs
+    for i, d in enumerate(dirs):
+        seen = {lines[i] for lines in outputs}
+        assert len(seen) == 1, (d, seen)  # one secret per install, never an error or an empty read
+        (value,) = seen
+        assert len(value) >= 32 and (Path(d) / "playback-secret").read_text().strip() == value
+        assert [p.name for p in Path(d).iterdir()] == ["playback-secret"]  # no temp file left behind
