@@ -15,7 +15,7 @@ leaves in a label, so the output is safe to hand to a monitoring system.
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, extract, func
 from sqlmodel import Session, select
 
+from core.timeutil import aware
 from schemas.tables import JobState, Rendition, TranscodeJob, Video, VideoStatus, WorkerNode, utcnow
 
 DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
@@ -94,10 +95,6 @@ def _histogram(session: Session, value, bounds: Sequence[float], *where) -> Hist
     return Histogram(count=int(row[0]), total=float(row[1]), le=tuple(int(n) for n in row[2:]))
 
 
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=utcnow().tzinfo)
-
-
 def read_facts(session: Session) -> Facts:
     now = utcnow()
     jobs = {state.value: 0 for state in JobState}
@@ -145,7 +142,7 @@ def read_facts(session: Session) -> Facts:
         encoded_seconds=float(encoded),
         durations=durations,
         speeds=speeds,
-        oldest_queued_seconds=max(0.0, (now - _aware(oldest)).total_seconds()) if oldest else 0.0,
+        oldest_queued_seconds=max(0.0, (now - aware(oldest)).total_seconds()) if oldest else 0.0,
         workers_online=int(online),
     )
 

@@ -2,11 +2,12 @@
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from core.timeutil import aware
 from schemas.api import HourStats, JobRead, QueueSnapshot, WorkerRead
 from schemas.tables import JobState, TranscodeJob, User, Video, WorkerNode, utcnow
 from workers.queue import queue_order
@@ -15,10 +16,6 @@ QUEUE_LIMIT = 200
 FAILURES_LIMIT = 20
 WORKER_ONLINE = timedelta(seconds=30)
 HISTORY_HOURS = 24
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts if ts is None or ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None = None) -> JobRead:
@@ -43,10 +40,10 @@ def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None 
         worker=job.worker,
         error=job.error,
         log_tail=job.log_tail,
-        queued_at=_aware(job.queued_at),
-        started_at=_aware(job.started_at),
-        heartbeat_at=_aware(job.heartbeat_at),
-        finished_at=_aware(job.finished_at),
+        queued_at=aware(job.queued_at),
+        started_at=aware(job.started_at),
+        heartbeat_at=aware(job.heartbeat_at),
+        finished_at=aware(job.finished_at),
     )
 
 
@@ -67,7 +64,7 @@ def _history(session: Session, now: datetime) -> list[HourStats]:
     ).all()
     buckets: dict[datetime, list[tuple[float, float]]] = defaultdict(list)
     for finished, encoded, started in rows:
-        finished, started = _aware(finished), _aware(started)
+        finished, started = aware(finished), aware(started)
         hour = finished.replace(minute=0, second=0, microsecond=0)
         wall = (finished - started).total_seconds() if started else 0.0
         buckets[hour].append((encoded or 0.0, wall))
@@ -124,8 +121,8 @@ def snapshot(session: Session) -> QueueSnapshot:
                 name=n.name,
                 host=n.host,
                 pid=n.pid,
-                started_at=_aware(n.started_at),
-                last_seen=_aware(n.last_seen),
+                started_at=aware(n.started_at),
+                last_seen=aware(n.last_seen),
                 load1=n.load1,
                 cpus=n.cpus,
                 running_jobs=_jobs_of(n, by_process),

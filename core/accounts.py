@@ -13,6 +13,7 @@ from pwdlib import PasswordHash
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
+from core.timeutil import aware as _aware
 from schemas.tables import AuthToken, TokenKind, User, utcnow
 
 PASSWORD_MIN = 8
@@ -125,8 +126,3 @@ def delete_api_token(session: Session, user: User, token_id: uuid.UUID) -> bool:
     )
     session.commit()
     return bool(result.rowcount)
-
-
-def _aware(ts: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
