@@ -47,11 +47,20 @@ EnqueueDep = Annotated[Callable[[uuid.UUID], None], Depends(get_enqueue)]
 
 
 def _same_site(request: Request) -> bool:
-    """A cookie-signed-in browser only changes things from our own pages (CSRF), on top of SameSite=Lax."""
-    if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
-        return False
+    """A cookie-signed-in browser only changes things from our own pages (CSRF), on top of SameSite=Lax.
+
+    The browser's own Sec-Fetch-Site decides when sent (every current browser does): behind Front Door and
+    nginx, Host is an internal name while Origin is the public one, so comparing them would refuse every
+    write. `none` is a user-typed navigation. Without it, Origin must name the Host, or the X-Forwarded-Host
+    the proxy passed on (a page on another site cannot set that header: it is not CORS-safelisted)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    return origin is None or origin.split("://", 1)[-1] == request.headers.get("host")
+    if origin is None:
+        return True
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host", "").split(",")[0].strip()}
+    return origin.split("://", 1)[-1] in hosts - {None, ""}
 
 
 def get_current_user(request: Request, session: SessionDep) -> User | None:

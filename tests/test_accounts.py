@@ -79,6 +79,43 @@ def test_cross_site_requests_with_the_session_cookie_are_refused(stack, clips):
         assert browser.get("/api/v1/auth/tokens").json() == []
 
 
+def test_cookie_writes_through_a_proxy_are_judged_by_sec_fetch_site(stack):
+    """Behind Front Door -> nginx -> API, Host is an internal name and Origin the public one: the browser's own
+    Sec-Fetch-Site decides; Origin against Host (or X-Forwarded-Host) only for browsers that do not send it."""
+    public = {"Origin": "https://videos.example.com"}  # never the API's Host here
+    with _signup(stack, "proxied@example.test") as browser:
+        for site in ("same-origin", "none"):
+            r = browser.post("/api/v1/auth/tokens", json={"name": site}, headers={**public, "Sec-Fetch-Site": site})
+            assert r.status_code == 201, (site, r.text)
+        for site in ("cross-site", "same-site", "bogus"):
+            r = browser.post("/api/v1/auth/tokens", json={"name": site}, headers={**public, "Sec-Fetch-Site": site})
+            assert r.status_code == 403 and r.json()["detail"] == "cross-site request refused", (site, r.text)
+        # Sec-Fetch-Site wins even when Origin would match Host.
+        r = browser.post("/api/v1/auth/tokens", json={"name": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 403
+        # No Sec-Fetch-Site (an old browser): Origin must be the Host the proxy forwarded, or the API's own.
+        r = browser.post("/api/v1/auth/tokens", json={"name": "old"}, headers=public)
+        assert r.status_code == 403
+        forwarded = {**public, "X-Forwarded-Host": "videos.example.com"}
+        r = browser.post("/api/v1/auth/tokens", json={"name": "forwarded"}, headers=forwarded)
+        assert r.status_code == 201, r.text
+        r = browser.post("/api/v1/auth/tokens", json={"name": "x"}, headers={"Origin": "null"})
+        assert r.status_code == 403
+        assert sorted(t["name"] for t in browser.get("/api/v1/auth/tokens").json()) == [
+            "forwarded",
+            "none",
+            "same-origin",
+        ]
+        # Every other cookie write passes the same check: sign-out from the public origin.
+        r = browser.post("/api/v1/auth/logout", headers={**public, "Sec-Fetch-Site": "same-origin"})
+        assert r.status_code == 204 and browser.get("/api/v1/auth/me").status_code == 401
+    # API tokens are not cookies: no CSRF check at all, whatever the headers say.
+    with stack.client() as script:
+        r = script.post("/api/v1/auth/tokens", json={"name": "s"}, headers={**public, "Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 201, r.text
+        assert script.delete(f"/api/v1/auth/tokens/{r.json()['id']}").status_code == 204
+
+
 def test_anonymous_upload_is_refused_and_leaves_nothing(stack, clips):
     with stack.client(anonymous=True) as anon:
         before = anon.get("/api/v1/videos").json()["total"]
