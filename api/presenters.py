@@ -1,10 +1,9 @@
 """Tables -> API models."""
 
 from api.access import Playback
+from core.media_keys import POSTER_NAME, media_prefix
 from schemas.api import RenditionRead, VideoRead
 from schemas.tables import Rendition, User, Video, VideoStatus
-from workers.job import media_prefix
-from workers.thumbnails import POSTER_NAME
 
 
 def playback_url(playback: Playback) -> str:

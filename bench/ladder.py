@@ -30,10 +30,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from core.ffmpeg import ffmpeg_exe
+from core.media_keys import MEDIA_PLAYLIST
 from core.settings import Settings
 from ingest.probe import SourceInfo, probe
 from tests.media import make_clip
-from workers.command import MEDIA_PLAYLIST, build_transcode_argv
+from workers.command import build_transcode_argv
 from workers.ladder import LadderPlan
 from workers.measure import measure_variant
 from workers.pipeline import plan_for, run_ffmpeg

@@ -41,7 +41,7 @@ DELIVERY_HEADER = "X-Streamify-Delivery"  # set by nginx only: proves a response
 # What /media/ serves; anything else there is 404. Types and Cache-Control come from core.blobs.
 MEDIA_EXTENSIONS = (".m4s", ".mp4", ".ts", ".aac", ".jpg", ".m3u8", ".vtt")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-# The first path segment of every media key: a video id as str(uuid) writes it (workers.job.media_prefix).
+# The first path segment of every media key: a video id as str(uuid) writes it (core.media_keys.media_prefix).
 VIDEO_ID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 

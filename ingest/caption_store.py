@@ -14,18 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.blobs import BlobStore
+from core.media_keys import caption_key
 from ingest.captions import CleanCaptions, clean_label, normalize_language, parse_captions
 from ingest.errors import IngestError
 from schemas.tables import Caption, Video, utcnow
-from workers.job import CAPTIONS_DIR, media_prefix
 
 log = logging.getLogger(__name__)
 MAX_TRACKS = 50  # languages per video
-
-
-def caption_key(video_id: uuid.UUID, language: str, digest: str) -> str:
-    """The file's name carries its content hash: a replacement gets a new URL, never a stale cached copy."""
-    return f"{media_prefix(video_id)}{CAPTIONS_DIR}/{language}/{digest}.vtt"
 
 
 def list_captions(session: Session, video_id: uuid.UUID) -> list[Caption]:

@@ -17,7 +17,7 @@ from api.subtitles import (
     with_subtitles,
 )
 from core.blobs import LocalBlobStore
-from ingest.caption_store import caption_key
+from core.media_keys import caption_key
 from ingest.captions import (
     MAX_CAPTION_BYTES,
     MAX_CUE_CHARS,

@@ -15,8 +15,10 @@ from azure.storage.blob import BlobServiceClient
 
 from api.access import Signer
 from api.presenters import video_read
+from api.storyboard import rewrite_storyboard_vtt
 from core.blobs import LocalBlobStore
 from core.ffmpeg import ffmpeg_exe
+from core.media_keys import POSTER_NAME, STORYBOARD_VTT
 from core.settings import Settings
 from ingest.probe import SourceInfo, probe
 from schemas.tables import User, Video, VideoStatus
@@ -27,13 +29,10 @@ from workers.ladder import plan_ladder
 from workers.pipeline import TranscodeError, make_thumbnails, run_ffmpeg, transcode
 from workers.thumbnails import (
     MAX_TILES,
-    POSTER_NAME,
-    STORYBOARD_VTT,
     fit_tiles,
     jpeg_size,
     plan_storyboard,
     plan_thumbnails,
-    rewrite_storyboard_vtt,
     storyboard_vtt,
     tiles_path,
 )

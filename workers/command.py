@@ -9,13 +9,9 @@ from pathlib import Path
 
 import ffmpeg
 
+from core.media_keys import INIT_NAME, MASTER_NAME, MEDIA_PLAYLIST, SEGMENT_PATTERN
 from workers.ladder import LadderPlan
 from workers.thumbnails import StoryboardPlan, ThumbnailPlan, sheets_output, thumbnail_outputs
-
-MASTER_NAME = "master.m3u8"
-MEDIA_PLAYLIST = "index.m3u8"
-INIT_NAME = "init.mp4"
-SEGMENT_PATTERN = "seg_%05d.m4s"
 
 
 def _input(src: Path, demuxer: str) -> ffmpeg.nodes.FilterableStream:

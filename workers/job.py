@@ -25,22 +25,15 @@ from sqlmodel import Session
 from core.blobs import BlobStore, Stores, make_stores
 from core.db import get_engine
 from core.logs import job_context
+from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, media_prefix, rendition_playlist_key
 from core.settings import Settings
 from ingest.errors import IngestError
 from schemas.tables import JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
-from workers.command import MASTER_NAME, MEDIA_PLAYLIST
 from workers.pipeline import Progress, TranscodeError, TranscodeResult, transcode
 from workers.queue import Claimed, claim_next, heartbeat
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
-
-
-def media_prefix(video_id: uuid.UUID) -> str:
-    return f"{video_id}/"
-
-
-CAPTIONS_DIR = "captions"  # creators' subtitle files (ingest.caption_store), attached apart from any encode
 
 
 def clear_encode(store: BlobStore, video_id: uuid.UUID) -> None:
@@ -162,7 +155,7 @@ def _record_success(engine, stores: Stores, job: Claimed, worker: str, result: T
                     bandwidth=v.bandwidth,
                     average_bandwidth=v.average_bandwidth,
                     codecs=v.codecs,
-                    playlist_key=f"{media_prefix(video_id)}{v.name}/{MEDIA_PLAYLIST}",
+                    playlist_key=rendition_playlist_key(video_id, v.name),
                 )
             )
         src = result.source

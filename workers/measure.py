@@ -5,7 +5,7 @@ from pathlib import Path
 import av
 import m3u8
 
-from workers.command import MEDIA_PLAYLIST
+from core.media_keys import MEDIA_PLAYLIST
 from workers.master import VariantFacts
 
 _AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29}

@@ -17,15 +17,15 @@ import av
 import av.error
 
 from core.ffmpeg import ffmpeg_exe
+from core.media_keys import MASTER_NAME, STORYBOARD_VTT
 from core.processes import die_with_parent
 from core.settings import Settings
 from ingest.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
-from workers.command import MASTER_NAME, build_sheets_argv, build_transcode_argv
+from workers.command import build_sheets_argv, build_transcode_argv
 from workers.ladder import LadderPlan, plan_ladder
 from workers.master import VariantFacts, finalize_master, master_problems
 from workers.measure import measure_variant
 from workers.thumbnails import (
-    STORYBOARD_VTT,
     ThumbnailPlan,
     fit_tiles,
     jpeg_size,

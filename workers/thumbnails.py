@@ -6,19 +6,14 @@ ffmpeg (build_sheets_argv) lays the tiles out on sprite sheets.
 """
 
 import math
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ffmpeg
 
+from core.media_keys import POSTER_NAME, SPRITE_PATTERN, sprite_name
 from ingest.probe import SourceInfo
 from workers.ladder import LadderPlan
-
-POSTER_NAME = "poster.jpg"
-STORYBOARD_VTT = "storyboard.vtt"
-SPRITE_PATTERN = "storyboard_%d.jpg"
 
 MAX_TILES = 100  # a scrub bar has no use for more previews: longer videos get a longer interval
 MIN_INTERVAL = 2  # seconds between tiles of a short video
@@ -30,8 +25,6 @@ POSTER_FRACTION = 0.1  # past fades from black and title cards
 POSTER_MAX_SECONDS = 5.0
 POSTER_QUALITY = 3  # mjpeg qscale: 2 best .. 31 worst
 SPRITE_QUALITY = 5
-
-_CUE_PAYLOAD = re.compile(r"^(storyboard_\d{1,4}\.jpg)(#xywh=\d+,\d+,\d+,\d+)$")
 
 
 def _even(x: float) -> int:
@@ -85,10 +78,6 @@ class ThumbnailPlan:
         sizes = {POSTER_NAME: (self.poster_width, self.poster_height)}
         sizes.update((name, self.storyboard.sheet_size) for name in self.storyboard.sheet_names)
         return sizes
-
-
-def sprite_name(index: int) -> str:
-    return SPRITE_PATTERN % index
 
 
 def tile_size(display_width: int, display_height: int) -> tuple[int, int]:
@@ -215,23 +204,6 @@ def storyboard_vtt(plan: StoryboardPlan) -> str:
         name, x, y, w, h = plan.tile_box(k)
         lines += [f"{vtt_timestamp(start)} --> {vtt_timestamp(end)}", f"{name}#xywh={x},{y},{w},{h}", ""]
     return "\n".join(lines)
-
-
-def rewrite_storyboard_vtt(text: str, url_for: Callable[[str], str]) -> str:
-    """Point each cue at url_for(sprite name): a relative link would drop a SAS query string.
-
-    Only lines this module writes are accepted, so a stored file can never make us sign another key.
-    """
-    out = []
-    for line in text.splitlines():
-        if not line or line == "WEBVTT" or "-->" in line:
-            out.append(line)
-            continue
-        m = _CUE_PAYLOAD.match(line)
-        if m is None:
-            raise ValueError(f"unexpected line in storyboard track: {line[:80]!r}")
-        out.append(url_for(m.group(1)) + m.group(2))
-    return "\n".join(out) + "\n"
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:

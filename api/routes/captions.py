@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 
 from api.access import Playback
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep, UserDep, VideoDep
-from api.routes.playback import _playlist, _ready
+from api.playlists import playlist_response, require_ready
 from api.subtitles import playlist_uri, subtitle_playlist
 from ingest.caption_store import attach_caption, find_caption, list_captions, remove_caption
 from ingest.captions import MAX_CAPTION_BYTES
@@ -78,9 +78,9 @@ def subtitle_media_playlist(
     """One WebVTT segment spanning the video: hls.js fetches it from the media store like a segment.
     `version` (the file's hash in the master's URI) only keys caches: the current file is always served."""
     video = playback.video
-    _ready(video)
+    require_ready(video)
     caption = find_caption(session, video.id, language)
     if caption is None:
         raise HTTPException(404, f"video {video.id} has no {language[:40]!r} caption")
     text = subtitle_playlist(playback.media_url(caption.blob_key), video.duration or 0.0)
-    return _playlist(text, settings, playback)
+    return playlist_response(text, settings, playback)

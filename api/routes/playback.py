@@ -9,59 +9,34 @@ import m3u8
 from fastapi import APIRouter, HTTPException, Response
 from sqlmodel import select
 
-from api.access import Playback, with_query
+from api.access import with_query
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep
+from api.playlists import playlist_response, require_ready
+from api.storyboard import rewrite_storyboard_vtt
 from api.subtitles import renditions_for, with_subtitles
 from core.blobs import BlobNotFound, content_type_for
+from core.media_keys import MASTER_NAME, STORYBOARD_VTT, media_prefix
 from ingest.caption_store import list_captions
 from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
-from schemas.tables import Rendition, Video, VideoStatus, Visibility
-from workers.command import MASTER_NAME
-from workers.job import media_prefix
-from workers.thumbnails import STORYBOARD_VTT, rewrite_storyboard_vtt
+from schemas.tables import Rendition
 
 router = APIRouter(prefix="/api/v1/videos", tags=["playback"])
 SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-PLAYLIST_TYPE = content_type_for(MASTER_NAME)
 VTT_TYPE = content_type_for(STORYBOARD_VTT)
 MASTER_MAX_AGE = 60  # the master lists captions from the database: one attached later shows within a minute
-
-
-def _ready(video: Video) -> None:
-    if video.status != VideoStatus.ready:
-        raise HTTPException(404, f"video {video.id} is not ready to play (status: {video.status})")
-
-
-def _max_age(settings) -> int:
-    # Rewritten playlists embed SAS tokens when served from Azure: expire well before they do.
-    if settings.uses_azure and not settings.segment_base_url:
-        return max(60, settings.sas_ttl_seconds // 4)
-    return 86400
-
-
-def _playlist(
-    text: str, settings, grant: Playback | Video, media_type: str = PLAYLIST_TYPE, max_age: int | None = None
-) -> Response:
-    """Pass the route's Playback: a private video's playlist carries its token and is never stored by a cache."""
-    age = min(max_age or _max_age(settings), _max_age(settings))
-    if isinstance(grant, Playback):
-        cache = grant.cache_control(age)
-    else:  # a shared cache (CDN, nginx) must never hand a private video's playlist to someone else
-        cache = f"{'private' if grant.visibility == Visibility.private else 'public'}, max-age={age}"
-    return Response(text, media_type=media_type, headers={"Cache-Control": cache})
 
 
 @router.get("/{video_id}/master.m3u8", response_class=Response)
 def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
     video = playback.video
-    _ready(video)
+    require_ready(video)
     try:
         text = stores.media.read_bytes(media_prefix(video.id) + MASTER_NAME).decode()
     except BlobNotFound as exc:
         raise HTTPException(404, "master playlist missing") from exc
     text = with_subtitles(text, renditions_for(list_captions(session, video.id)))  # captions: api/routes/captions
     text = with_query(text, playback.query)  # last: every URI the master names carries a private video's token
-    return _playlist(text, settings, playback, max_age=MASTER_MAX_AGE)
+    return playlist_response(text, settings, playback, max_age=MASTER_MAX_AGE)
 
 
 @router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response)
@@ -69,7 +44,7 @@ def media_playlist(
     playback: PlaybackDep, rendition: str, session: SessionDep, stores: StoresDep, settings: SettingsDep
 ) -> Response:
     video = playback.video
-    _ready(video)
+    require_ready(video)
     row = session.exec(select(Rendition).where(Rendition.video_id == video.id, Rendition.name == rendition)).first()
     if row is None:  # names come from the database only: a path parameter never reaches storage
         raise HTTPException(404, f"rendition {rendition!r} not found")
@@ -83,14 +58,14 @@ def media_playlist(
         if not SEGMENT_NAME.match(item.uri or ""):
             raise HTTPException(500, "media playlist names an unexpected file")
         item.uri = playback.media_url(base + item.uri)
-    return _playlist(playlist.dumps(), settings, playback)
+    return playlist_response(playlist.dumps(), settings, playback)
 
 
 @router.get("/{video_id}/storyboard.vtt", response_class=Response)
 def storyboard_track(playback: PlaybackDep, stores: StoresDep, settings: SettingsDep) -> Response:
     """The WebVTT thumbnail track with absolute sprite URLs: a relative link would lose the SAS query."""
     video = playback.video
-    _ready(video)
+    require_ready(video)
     if not video.has_video:
         raise HTTPException(404, "an audio-only video has no storyboard")
     prefix = media_prefix(video.id)
@@ -101,7 +76,7 @@ def storyboard_track(playback: PlaybackDep, stores: StoresDep, settings: Setting
         raise HTTPException(404, "storyboard missing") from exc
     except ValueError as exc:  # UnicodeDecodeError included
         raise HTTPException(500, "storyboard track is malformed") from exc
-    return _playlist(track, settings, playback, VTT_TYPE)
+    return playlist_response(track, settings, playback, VTT_TYPE)
 
 
 @router.post(

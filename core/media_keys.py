@@ -1,0 +1,35 @@
+"""Where a video's files live in the media store: the one key layout shared by the workers that write it and
+the API that reads it (playlists, poster, storyboard, captions), so API nodes never import worker code.
+
+Every key starts with the video's id as str(uuid) writes it (nginx matches that first segment: cli.stack).
+"""
+
+import re
+import uuid
+
+MASTER_NAME = "master.m3u8"
+MEDIA_PLAYLIST = "index.m3u8"  # one per rendition, under the rendition's name
+INIT_NAME = "init.mp4"
+SEGMENT_PATTERN = "seg_%05d.m4s"
+POSTER_NAME = "poster.jpg"
+STORYBOARD_VTT = "storyboard.vtt"
+SPRITE_PATTERN = "storyboard_%d.jpg"
+SPRITE_NAME = re.compile(r"storyboard_\d{1,4}\.jpg")  # what SPRITE_PATTERN writes, for readers of the track
+CAPTIONS_DIR = "captions"  # creators' subtitle files, attached apart from any encode (a re-transcode keeps them)
+
+
+def media_prefix(video_id: uuid.UUID) -> str:
+    return f"{video_id}/"
+
+
+def rendition_playlist_key(video_id: uuid.UUID, rendition: str) -> str:
+    return f"{media_prefix(video_id)}{rendition}/{MEDIA_PLAYLIST}"
+
+
+def sprite_name(index: int) -> str:
+    return SPRITE_PATTERN % index
+
+
+def caption_key(video_id: uuid.UUID, language: str, digest: str) -> str:
+    """The file's name carries its content hash: a replacement gets a new URL, never a stale cached copy."""
+    return f"{media_prefix(video_id)}{CAPTIONS_DIR}/{language}/{digest}.vtt"
