@@ -16,6 +16,9 @@ import m3u8
 from schemas.tables import Caption
 
 GROUP_ID = "subs"
+# A quoted-string cannot hold '"'; '<', '>' and '&' are refused in new labels (ingest.captions.clean_label) but a
+# row stored before that rule may hold them: a player may write NAME as HTML, so they never reach the playlist.
+_NAME_CHARS = str.maketrans({'"': "'", "<": "\u2039", ">": "\u203a", "&": "\uff06"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def with_subtitles(master_text: str, renditions: list[SubtitleRendition]) -> str
     names: set[str] = set()
     group = []
     for r in renditions:
-        name = r.name.replace('"', "'")  # a quoted-string cannot hold one
+        name = r.name.translate(_NAME_CHARS)
         if name in names:  # NAME must be unique within the group
             name = f"{name} ({r.language})"
         names.add(name)

@@ -25,6 +25,7 @@ MAX_CAPTION_BYTES = 2 * 1024 * 1024  # a feature film's subtitles are ~100 KB
 MAX_CUES = 10_000  # a feature film has ~2,000
 MAX_CUE_CHARS = 1_000  # text of one cue, after cleaning
 MAX_LABEL_CHARS = 80
+LABEL_REFUSED_CHARS = '<>&"'  # HTML markup, and the end of the playlist's quoted NAME
 
 _BCP47_SHAPE = re.compile(r"^[A-Za-z0-9]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
 _VTT_HEADER = re.compile(r"^WEBVTT(?:[ \t]|\n|$)")
@@ -63,11 +64,19 @@ def default_label(language: str) -> str:
 
 
 def clean_label(label: str | None, language: str) -> str:
+    """The menu name players show. Markup characters are refused, not escaped: the master playlist carries the
+    label as NAME, and a player may write it as HTML itself (Plyr's menu over Safari's native HLS tracks)."""
     if label is None or not label.strip():
         return default_label(language)
     label = _SPACES.sub(" ", label.strip())
-    if len(label) > MAX_LABEL_CHARS or any(unicodedata.category(ch).startswith("C") or ch == '"' for ch in label):
-        raise _refuse(f"label must be 1 to {MAX_LABEL_CHARS} printable characters on one line, without '\"'")
+    if len(label) > MAX_LABEL_CHARS or any(unicodedata.category(ch).startswith("C") for ch in label):
+        raise _refuse(f"label must be 1 to {MAX_LABEL_CHARS} printable characters on one line")
+    refused = [ch for ch in LABEL_REFUSED_CHARS if ch in label]
+    if refused:
+        raise _refuse(
+            f"label must not contain {' or '.join(repr(ch) for ch in refused)}"
+            f" (caption labels may not hold any of {' '.join(LABEL_REFUSED_CHARS)})"
+        )
     return label
 
 

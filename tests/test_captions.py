@@ -229,11 +229,35 @@ def test_labels_default_to_the_language_own_name():
     assert clean_label("  English  (SDH) ", "en") == "English (SDH)"
 
 
-@pytest.mark.parametrize("bad", ["two\nlines", 'say "hi"', "x" * 81, "bell\x07", "zero\u200bwidth"])
+@pytest.mark.parametrize("bad", ["two\nlines", "x" * 81, "bell\x07", "zero\u200bwidth"])
 def test_bad_labels_are_refused(bad):
     with pytest.raises(IngestError) as info:
         clean_label(bad, "en")
     assert info.value.status == 422 and "label" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ("English <img src=x onerror=alert(1)>", "'<' or '>'"),
+        ("<script>", "'<' or '>'"),
+        ("a > b", "'>'"),
+        ("Tom &amp; Jerry", "'&'"),
+        ("&lt;b&gt;", "'&'"),
+        ('say "hi"', "'\"'"),
+    ],
+)
+def test_labels_with_markup_characters_are_refused_naming_them(bad, named):
+    """A player may write the label as HTML (Plyr over Safari's native tracks): markup never gets stored."""
+    with pytest.raises(IngestError) as info:
+        clean_label(bad, "en")
+    assert info.value.status == 422
+    assert info.value.detail.startswith(f"label must not contain {named} "), info.value.detail
+
+
+def test_labels_keep_other_punctuation_and_any_script():
+    for label in ("Français (l'équipe)", "English (SDH) - Director's cut", "中文（简体）", "العربية", "A+B; C=D"):
+        assert clean_label(label, "en") == label
 
 
 # --- HLS text ------------------------------------------------------------------------------------------
@@ -276,6 +300,13 @@ def test_names_stay_unique_and_quotable():
     quoted = SubtitleRendition("fr", 'Le "français"', "captions/fr/dddd.m3u8")
     names = [m.name for m in m3u8.loads(with_subtitles(MASTER, [EN, twin, quoted])).media]
     assert names == ["English", "English (en-GB)", "Le 'français'"]
+
+
+def test_a_label_stored_before_markup_was_refused_reaches_no_player_as_markup():
+    legacy = SubtitleRendition("de", "Deutsch <img src=x onerror=alert(1)> & co", "captions/de/eeee.m3u8")
+    text = with_subtitles(MASTER, [legacy])
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert [m.name for m in m3u8.loads(text).media] == ["Deutsch \u2039img src=x onerror=alert(1)\u203a \uff06 co"]
 
 
 def test_renditions_come_from_caption_rows_with_a_content_hash_in_the_uri():

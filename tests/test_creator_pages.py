@@ -19,6 +19,7 @@ from tests.media import make_clip
 
 PASSWORD = "correct horse battery"  # what stack.new_user() gives every account
 HOSTILE = "<img src=x onerror=alert(1)>"
+LABEL = "English (Tom's cut) — SDH"  # what a caption label may still hold: apostrophes, any script, dashes
 
 
 @pytest.fixture(scope="module")
@@ -381,14 +382,19 @@ def test_captions_panel_attaches_lists_and_removes(stack, small_clips, browser, 
     attach(vtt, "klingon!")
     expect(form.locator(".form-error")).to_contain_text("is not a valid BCP 47 language tag")
 
-    attach(vtt, "en", f"English {HOSTILE}")
+    attach(vtt, "en", f"English {HOSTILE}")  # markup in a label: refused by the API, nothing attached
+    expect(form.locator(".form-error")).to_have_text(
+        re.compile(r"^Label must not contain '<' or '>' \(caption labels may not hold any of < > & \"\)$")
+    )
+    assert panel.locator(".caption-item").count() == 0
+    attach(vtt, "en", LABEL)
     panel.locator('.caption-item[data-language="en"]').wait_for()
     form.locator('[name="default"]').check()
     attach(srt, "pt-br")
     panel.locator('.caption-item[data-language="pt-BR"]').wait_for()
     assert form.locator(".form-error").is_hidden()
     items = panel.locator(".caption-item")
-    assert items.locator(".caption-label").all_inner_texts() == [f"English {HOSTILE}", "Português (Brasil)"]
+    assert items.locator(".caption-label").all_inner_texts() == [LABEL, "Português (Brasil)"]
     assert r.locator(".captions-toggle").inner_text() == "Captions (2)"
     assert panel.locator('.caption-item[data-language="pt-BR"] .caption-default').is_visible()
     assert page.locator('img[src="x"]').count() == 0
@@ -396,7 +402,7 @@ def test_captions_panel_attaches_lists_and_removes(stack, small_clips, browser, 
     with stack.client(token) as api:
         listed = api.get(f"/api/v1/videos/{video}/captions").json()
     assert {(c["language"], c["label"], c["is_default"]) for c in listed} == {
-        ("en", f"English {HOSTILE}", False),
+        ("en", LABEL, False),
         ("pt-BR", "Português (Brasil)", True),
     }
 

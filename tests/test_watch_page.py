@@ -21,6 +21,8 @@ from tests.uploads import Proxy, items, make_big_clips, wait_items
 
 PASSWORD = "correct horse battery"  # what stack.new_user() gives every account
 HOSTILE = "<img src=x onerror=window.pwned=1>Français"
+# Allowed in a label, and exactly what an HTML escape layer could mangle (&#39;, &amp;#39;) on its way to the menu.
+FRENCH = "Français (l'équipe) — «VF»"
 UNAVAILABLE = "This video is not available."
 SETTINGS = "button[data-plyr='settings'][aria-controls]"  # the gear; its menu's items are data-plyr=settings too
 PLAYER_JS = """() => {
@@ -381,13 +383,21 @@ def test_caption_attached_by_the_creator_is_selectable_and_renders(stack, browse
     vtt = tmp_path / "captions.vtt"
     vtt.write_text(CAPTIONS)
     with stack.client() as owner:
-        for language, label in (("en", "English"), ("fr", HOSTILE)):
+
+        def attach(language: str, label: str):
             with vtt.open("rb") as f:
-                r = owner.post(
+                return owner.post(
                     f"/api/v1/videos/{video_id}/captions",
                     files={"file": ("captions.vtt", f, "text/vtt")},
                     data={"language": language, "label": label},
                 )
+
+        # Markup never reaches a player's menu (Plyr writes labels as HTML, Safari's native tracks unescaped).
+        r = attach("fr", HOSTILE)
+        assert r.status_code == 422 and r.json()["detail"].startswith("label must not contain '<' or '>'"), r.text
+        assert owner.get(f"/api/v1/videos/{video_id}/captions").json() == []
+        for language, label in (("en", "English"), ("fr", FRENCH)):
+            r = attach(language, label)
             assert r.status_code == 201, r.text
 
     page = new_page(browser, contexts)  # a viewer who is not signed in
@@ -398,9 +408,8 @@ def test_caption_attached_by_the_creator_is_selectable_and_renders(stack, browse
     toggle_play(page, paused=True)
     open_settings(page, "Captions")
     options = menu(page, "language")
-    # Plyr's "Disabled", then each track hls.js made from the master playlist; the label stays text.
-    assert [o["label"] for o in options] == ["Disabled", "English", HOSTILE], options
-    assert page.evaluate("window.pwned") is None
+    # Plyr's "Disabled", then each track hls.js made from the master playlist, its label shown as written.
+    assert [o["label"] for o in options] == ["Disabled", "English", FRENCH], options
     assert player(page)["subtitle"] == -1
 
     page.click(".plyr__menu__container [data-plyr='language']:has-text('English')")
@@ -418,7 +427,6 @@ def test_caption_attached_by_the_creator_is_selectable_and_renders(stack, browse
     page.keyboard.press("c")  # on again, the same language
     page.wait_for_function("document.querySelector('.plyr--captions-active .plyr__caption')")
     assert player(page)["subtitle"] == english
-    assert page.evaluate("window.pwned") is None
     assert not problems.seen, problems.seen
 
 
