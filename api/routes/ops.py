@@ -54,9 +54,12 @@ def _still_operator(request: Request, session: Session) -> bool:
 
 
 @router.get("/events", response_class=EventSourceResponse)
-async def events(_op: OperatorDep, request: Request) -> AsyncIterator[QueueSnapshot]:
+async def events(_op: OperatorDep, request: Request, session: SessionDep) -> AsyncIterator[QueueSnapshot]:
     """The snapshot, pushed every second while the dashboard is open (and its viewer still an operator:
     the stream ends otherwise, and the browser's reconnect gets the refusal)."""
+    # The request's session authenticated the operator; each tick uses a short one of its own, so an open
+    # dashboard holds no pooled connection (15 of them would otherwise take the whole pool).
+    await run_in_threadpool(session.close)
 
     def take() -> QueueSnapshot | None:
         with Session(get_engine()) as session:

@@ -187,6 +187,9 @@ async def append_bytes(
 
     Its answer then carries Streamify-Video-Id, or the refusal (415 not media, 422 corrupt...).
     """
+    # Authenticated: give the pooled connection back before a body that may take hours; the ingest after the
+    # last byte checks one out again for its own short transaction.
+    await run_in_threadpool(session.close)
     if (content_type or "").split(";")[0].strip().lower() != OFFSET_STREAM:
         raise IngestError(415, f"Content-Type must be {OFFSET_STREAM}")
     offset = _int_header(upload_offset, "Upload-Offset")
