@@ -15,14 +15,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Literal
+from urllib.parse import unquote_plus
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from core.playback_tokens import SIGNATURE_PARAM, TOKEN_PARAM
+
 LogFormat = Literal["text", "json"]
 HANDLER_NAME = "streamify-json"
 # uvicorn gives these their own handlers; in JSON mode they go through the root logger's one instead.
-UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+ACCESS_LOGGER = "uvicorn.access"
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", ACCESS_LOGGER)
+# Query parameters whose values open private media: playback tokens and segment signatures (`e` is only
+# an expiry time).
+SECRET_PARAMS = frozenset({TOKEN_PARAM, SIGNATURE_PARAM})
 
 _OUTSIDE = ("", "")  # marks a thread that never works for a job (the worker's supervisor)
 _job: ContextVar[tuple[str, str] | None] = ContextVar("streamify_job", default=None)
@@ -80,10 +87,44 @@ def json_formatter() -> JsonFormatter:
     )
 
 
+def redact_query(target: str) -> str:
+    """`/path?a=1&token=X&st=Y` -> `/path?a=1&token=[redacted]&st=[redacted]`: the values of SECRET_PARAMS.
+
+    Keys are compared decoded (`tok%65n` is `token` to the query parser that reads it)."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    pairs = []
+    for pair in query.split("&"):
+        key, eq, _value = pair.partition("=")
+        pairs.append(f"{key}=[redacted]" if eq and unquote_plus(key) in SECRET_PARAMS else pair)
+    return f"{path}?{'&'.join(pairs)}"
+
+
+class RedactPlaybackSecrets(logging.Filter):
+    """Access log lines keep the path but not playback tokens or segment signatures: a token opens a private
+    video for up to 30 days, so reading the log must not be enough to watch it. uvicorn's access record has
+    the request target among its args (text and JSON formatters both render from them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) and "?" in a else a for a in record.args)
+        return True
+
+
+def redact_access_log() -> None:
+    """Put the filter on uvicorn's access logger (once), whatever formatter or handler then writes the line."""
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, RedactPlaybackSecrets) for f in access.filters):
+        access.addFilter(RedactPlaybackSecrets())
+
+
 def configure_logging(log_format: LogFormat, level: int | str = logging.INFO) -> None:
     """JSON: one stderr handler on the root logger for every line (ours, Celery's, uvicorn's, libraries').
 
-    Text: leaves the role's own setup (uvicorn's, Celery's) alone. Safe to call again (a forked pool child)."""
+    Text: leaves the role's own setup (uvicorn's, Celery's) alone. Either way, access log lines lose playback
+    secrets. Safe to call again (a forked pool child)."""
+    redact_access_log()
     if log_format != "json":
         return
     root = logging.getLogger()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import psutil
@@ -217,6 +218,31 @@ def test_worker_and_api_log_json_lines_with_the_job_ids(json_stack, ran):
     assert len(uploads) == 3 and all('" 202' in line["message"] for line in uploads), uploads
 
 
+def _access_log_keeps_no_playback_secret(stack, log: Path) -> None:
+    """A playback token opens a private video for up to 30 days, a segment signature its files: whoever reads
+    the access log must not be able to watch. The line is still there, with the values redacted."""
+    token, signature = f"tok{secrets.token_hex(12)}", f"sig{secrets.token_hex(12)}"
+    video_id = "0b6f3f52-5d7e-4d3a-9a43-0c6c1f7e2a11"
+    with stack.client(anonymous=True) as anonymous:
+        anonymous.get(f"/api/v1/videos/{video_id}/master.m3u8", params={"token": token})
+        anonymous.get(f"/api/v1/videos/{video_id}/720p/index.m3u8?lang=en&token={token}&x=1")
+        anonymous.get(f"/media/{video_id}/720p/seg_00001.m4s", params={"e": "1900000000", "st": signature})
+    wait_for(lambda: log.read_text().count(video_id) >= 3, "the access log lines", timeout=20)
+    text = log.read_text()
+    assert token not in text and signature not in text
+    assert f"/api/v1/videos/{video_id}/master.m3u8?token=[redacted]" in text
+    assert "/720p/index.m3u8?lang=en&token=[redacted]&x=1" in text
+    assert f"/media/{video_id}/720p/seg_00001.m4s?e=1900000000&st=[redacted]" in text
+
+
+def test_json_access_log_redacts_playback_tokens_and_signatures(json_stack):
+    _access_log_keeps_no_playback_secret(json_stack, next(json_stack.logs.glob("api-*.log")))
+
+
+def test_text_access_log_redacts_playback_tokens_and_signatures(stack):
+    _access_log_keeps_no_playback_secret(stack, stack.logs / f"api-{urlparse(stack.url).port}.log")
+
+
 def _streamify(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args],
@@ -337,3 +363,12 @@ def test_metrics_on_an_embedded_install(tmp_path):
     assert _value(samples, "streamify_job_duration_seconds_bucket", le="30.0") == 1
     assert _value(samples, "streamify_job_duration_seconds_bucket", le="600.0") == 2
     assert _value(samples, "streamify_encode_speed_ratio_bucket", le="0.5") == 1
+
+
+def test_redaction_of_a_request_target():
+    from core.logs import redact_query
+
+    assert redact_query("/a/master.m3u8?token=T") == "/a/master.m3u8?token=[redacted]"
+    assert redact_query("/m/s.m4s?e=17&st=S&x") == "/m/s.m4s?e=17&st=[redacted]&x"
+    assert redact_query("/a?tok%65n=T&token2=keep&atoken=keep") == "/a?tok%65n=[redacted]&token2=keep&atoken=keep"
+    assert redact_query("/a/token=x") == "/a/token=x"  # no query: nothing to hide
