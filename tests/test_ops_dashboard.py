@@ -26,7 +26,13 @@ def media(tmp_path_factory) -> dict[str, Path]:
     whole = make_clip(d / "whole.mp4", size="640x360", seconds=8, channels=2, extra=("-movflags", "+faststart"))
     data = whole.read_bytes()
     (d / "cut.mp4").write_bytes(data[: int(len(data) * 0.4)])
-    return {"cut": d / "cut.mp4", "small": make_clip(d / "small.mp4", size="320x240", seconds=2, channels=2)}
+    # The job the page watches and then cancels: long enough that it is still encoding by then on a fast machine.
+    long = make_clip(d / "long.mp4", seconds=60, channels=2, extra=("-b:v", "2M"))  # well under the upload limit
+    return {
+        "cut": d / "cut.mp4",
+        "small": make_clip(d / "small.mp4", size="320x240", seconds=2, channels=2),
+        "long": long,
+    }
 
 
 def signed_in(browser: Browser, stack, email: str, viewport: dict) -> BrowserContext:
@@ -55,7 +61,7 @@ def test_dashboard_follows_the_queue_live_and_steers_it(stack, clips, media, bro
         done = upload(creator, media["small"], title=f"done already {tag}").json()["id"]  # history has a point
         assert wait_status(creator, cut)["status"] == "failed"
         assert wait_status(creator, done)["status"] == "ready"
-        running = upload(creator, clips["1080p"], title=f"keynote {tag}").json()["id"]
+        running = upload(creator, media["long"], title=f"keynote {tag}").json()["id"]
         first = upload(creator, media["small"], title=f"queued first {tag}").json()["id"]
         second = upload(creator, media["small"], title=f"queued second {tag}").json()["id"]
 
