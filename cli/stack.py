@@ -29,6 +29,7 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 
+from api.limits import MULTIPART_SLACK
 from core.blobs import MEDIA_URL_PREFIX, cache_control_for, content_type_for
 from core.playback_secret import local_secret, playback_secret
 from core.playback_tokens import nginx_key
@@ -41,6 +42,9 @@ DELIVERY_HEADER = "X-Streamify-Delivery"  # set by nginx only: proves a response
 # What /media/ serves; anything else there is 404. Types and Cache-Control come from core.blobs.
 MEDIA_EXTENSIONS = (".m4s", ".mp4", ".ts", ".aac", ".jpg", ".m3u8", ".vtt")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Every request body but an upload's: the largest is a caption file (ingest.captions.MAX_CAPTION_BYTES, 2 MiB, plus
+# its multipart framing). Uploads (multipart and tus) stream to a node unbuffered, up to the upload limit.
+BODY_LIMIT_BYTES = 4 * 1024 * 1024
 # The first path segment of every media key: a video id as str(uuid) writes it (core.media_keys.media_prefix).
 VIDEO_ID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -94,7 +98,7 @@ class NginxPlan:
     state_dir: str  # pid, temp and cache directories (one level deep: nginx creates them)
     error_log: str
     access_log: str
-    max_body_bytes: int
+    upload_max_bytes: int  # STREAMIFY_MAX_UPLOAD_BYTES: the node enforces it too, while the body streams in
     segment_key: str  # checks private media signatures (derived from the playback secret: core/playback_tokens)
     media_root: str | None = None  # local disk: the directory that holds media/ (blob_dir)
     blob: BlobOrigin | None = None  # Azure: nginx proxies and caches
@@ -106,6 +110,12 @@ class NginxPlan:
     media_cache_max_size: str = "10g"
     access_cache_seconds: int = 10
     ca_bundle: str = CA_BUNDLE
+    body_max_bytes: int = BODY_LIMIT_BYTES  # every other location: nginx refuses (413) before buffering it to disk
+
+    @property
+    def upload_body_max_bytes(self) -> int:
+        """An upload location's request body limit: the file plus the multipart framing the node allows (api.limits)."""
+        return self.upload_max_bytes + MULTIPART_SLACK
 
 
 def _quote(value: object, *more: str) -> str:
@@ -162,7 +172,7 @@ def nginx_plan(
         state_dir=state,
         error_log=error_log or str(PurePosixPath(state, "error.log")),
         access_log=access_log or str(PurePosixPath(state, "access.log")),
-        max_body_bytes=settings.max_upload_bytes,
+        upload_max_bytes=settings.max_upload_bytes,
         segment_key=nginx_key(playback_secret(settings)),
         media_root=None if settings.uses_azure else str(settings.blob_dir.resolve()),
         blob=blob_origin(settings) if settings.uses_azure else None,

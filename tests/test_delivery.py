@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from cli.stack import DELIVERY_HEADER, render_nginx
+from cli.stack import BODY_LIMIT_BYTES, DELIVERY_HEADER, render_nginx
+from ingest.captions import MAX_CAPTION_BYTES
 from tests.conftest import (
     ROOT,
     UPLOAD_LIMIT,
@@ -36,6 +37,8 @@ from tests.conftest import (
     wait_status,
 )
 from tests.media import make_clip
+from tests.test_tus import create as tus_create
+from tests.test_tus import patch as tus_patch
 
 STREAMIFY = str(Path(sys.executable).parent / "streamify")
 LOGS = ROOT / "test-artifacts" / "logs"
@@ -271,6 +274,77 @@ def test_traversal_and_hidden_files_are_refused(disk_stack, disk_video):
     assert "/media/" not in api_log and "/.." not in api_log and "%2e" not in api_log.lower()
 
 
+# --- request bodies: small ones everywhere, big ones only where uploads go ------------------------------
+
+
+def _caption_vtt(size: int) -> bytes:
+    """A real caption file of about `size` bytes (under it): one cue a second, 900 characters each."""
+    text = "word " * 180
+    cue_bytes = len(f"00:00:00.000 --> 00:00:00.900\n{text}\n\n")
+    cues = [
+        f"00:{n // 60:02d}:{n % 60:02d}.000 --> 00:{n // 60:02d}:{n % 60:02d}.900\n{text}\n\n"
+        for n in range((size - 8) // cue_bytes)
+    ]
+    return ("WEBVTT\n\n" + "".join(cues)).encode()
+
+
+def test_nginx_refuses_big_bodies_outside_the_upload_routes(disk_stack, disk_video):
+    """A 5 MiB login is refused by nginx (413, JSON) before any node sees it: at its headers when it declares its
+    length (nothing written to nginx's disk), after at most the limit when it is chunked. The largest real
+    non-upload body (a caption file near its 2 MiB limit) still gets through."""
+    big = b"{" + b" " * (5 * 1024 * 1024) + b"}"
+    error_log = disk_stack.data / "logs" / "nginx-error.log"
+
+    def login_errors() -> list[str]:
+        return [line for line in error_log.read_text().splitlines() if "/api/v1/auth/login" in line]
+
+    logins_before = disk_stack.api_log_text().count("/api/v1/auth/login")
+    with httpx.Client(base_url=disk_stack.url, timeout=60) as anon:
+        declared = anon.post("/api/v1/auth/login", content=big, headers={"Content-Type": "application/json"})
+        time.sleep(0.5)
+        errors = login_errors()
+        assert any("client intended to send too large body: 5242882 bytes" in line for line in errors), errors
+        assert not [line for line in errors if "buffered to a temporary file" in line], errors
+        chunks = (big[i : i + 64 * 1024] for i in range(0, len(big), 64 * 1024))  # no Content-Length: counted
+        chunked = anon.post("/api/v1/auth/login", content=chunks, headers={"Content-Type": "application/json"})
+    for r in (declared, chunked):
+        assert r.status_code == 413, (r.status_code, r.text[:200])
+        assert r.json()["detail"].startswith(f"request body too large: the limit is {BODY_LIMIT_BYTES} bytes")
+    time.sleep(0.5)
+    assert disk_stack.api_log_text().count("/api/v1/auth/login") == logins_before  # no node saw either
+    refused = [line for line in disk_stack.access_log.read_text().splitlines() if '"POST /api/v1/auth/login ' in line]
+    assert len(refused) >= 2 and all('" 413 ' in line and 'upstream="-"' in line for line in refused[-2:]), refused
+
+    vtt = _caption_vtt(MAX_CAPTION_BYTES - 4096)
+    assert MAX_CAPTION_BYTES - 8192 < len(vtt) <= MAX_CAPTION_BYTES
+    with disk_stack.client() as owner:
+        r = owner.post(
+            f"/api/v1/videos/{disk_video['id']}/captions",
+            files={"file": ("big.vtt", vtt, "text/vtt")},
+            data={"language": "en"},
+        )
+        assert r.status_code == 201, r.text
+        assert owner.delete(f"/api/v1/videos/{disk_video['id']}/captions/en").status_code == 204
+
+
+def test_uploads_bigger_than_the_body_limit_stream_through_nginx(disk_stack, tmp_path):
+    clip = make_clip(tmp_path / "big.mp4", size="640x360", seconds=8, audio=False)
+    data = clip.read_bytes()
+    assert len(data) > BODY_LIMIT_BYTES + 1024 * 1024, len(data)
+    with disk_stack.client() as client:
+        multipart = upload(client, clip, title="multipart through nginx")
+        assert multipart.status_code == 202, multipart.text
+        url = tus_create(client, len(data), filename="big.mp4", title="tus through nginx")
+        done = tus_patch(client, url, 0, data)  # one PATCH with the whole file: far above the default body limit
+        assert done.status_code == 204, done.text
+        assert done.headers["upload-offset"] == str(len(data))
+        for video_id in (multipart.json()["id"], done.headers["streamify-video-id"]):
+            video = wait_status(client, video_id)
+            assert video["status"] == "ready" and video["duration"] == pytest.approx(8, abs=0.2), video
+    lines = [line for line in disk_stack.access_log.read_text().splitlines() if '"PATCH /api/v1/uploads/' in line]
+    assert lines and '" 204 ' in lines[-1] and 'upstream="127.0.0.1:' in lines[-1], lines
+
+
 # --- (b) a node dies while Chromium plays: nothing fails --------------------------------------------
 
 
@@ -443,7 +517,7 @@ def test_rendered_config_refuses_unsafe_values(tmp_path):
         state_dir=str(tmp_path),
         error_log="stderr",
         access_log="off",
-        max_body_bytes=1,
+        upload_max_bytes=1,
         segment_key="0123abcd",
         media_root='/srv/x"; root /etc',
     )
