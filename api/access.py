@@ -15,6 +15,7 @@ from urllib.parse import quote
 import m3u8
 
 from core.blobs import BlobStore
+from core.media_keys import media_prefix
 from core.playback_tokens import (
     TOKEN_PARAM,
     TokenRefused,
@@ -54,7 +55,7 @@ class Playback:
 
     def media_url(self, key: str) -> str:
         """A file of this video in the media store: signed, and ending with the token, when private."""
-        if not key.startswith(f"{self.video.id}/"):
+        if not key.startswith(media_prefix(self.video.id)):
             raise ValueError(f"{key!r} is not a file of video {self.video.id}")  # a signature opens one video
         if self.expires is None:
             return self.media.url_for(key)

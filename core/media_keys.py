@@ -1,5 +1,5 @@
-"""Where a video's files live in the media store: the one key layout shared by the workers that write it and
-the API that reads it (playlists, poster, storyboard, captions), so API nodes never import worker code.
+"""Where a video's files live in the media and source stores: the one key layout shared by the workers that
+write it and the API that reads it (playlists, poster, storyboard, captions), so API nodes never import worker code.
 
 Every key starts with the video's id as str(uuid) writes it (nginx matches that first segment: cli.stack).
 """
@@ -19,7 +19,13 @@ CAPTIONS_DIR = "captions"  # creators' subtitle files, attached apart from any e
 
 
 def media_prefix(video_id: uuid.UUID) -> str:
+    """Every key of the video starts with it, in the media store and the source store alike."""
     return f"{video_id}/"
+
+
+def source_key(video_id: uuid.UUID) -> str:
+    """The upload as received, in the source store."""
+    return f"{media_prefix(video_id)}source"
 
 
 def rendition_playlist_key(video_id: uuid.UUID, rendition: str) -> str:

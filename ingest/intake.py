@@ -13,6 +13,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session
 
 from core.blobs import CHUNK, Stores
+from core.media_keys import media_prefix, source_key
 from core.settings import Settings
 from ingest.errors import IngestError, too_large_detail
 from ingest.probe import probe
@@ -117,7 +118,7 @@ def accept_file(
             has_video=info.has_video,
             has_audio=info.has_audio,
         )
-        video.source_key = f"{video.id}/source"
+        video.source_key = source_key(video.id)
         job = TranscodeJob(video_id=video.id, owner_id=owner_id)
         stores.sources.put_file(video.source_key, path)
     finally:
@@ -133,7 +134,7 @@ def accept_file(
         session.rollback()
         session.execute(delete(Video).where(Video.id == video.id))  # cascades to the job
         session.commit()
-        stores.sources.delete_prefix(f"{video.id}/")
+        stores.sources.delete_prefix(media_prefix(video.id))
         raise IngestError(503, f"could not queue the transcode, upload not kept: {exc}") from exc
     # The worker may already have moved the video on; only advance it from `uploaded`.
     session.execute(

@@ -6,7 +6,7 @@ import sys
 import uuid
 
 from cli.stack import VIDEO_ID_PATTERN
-from core.media_keys import caption_key, media_prefix, rendition_playlist_key, sprite_name
+from core.media_keys import caption_key, media_prefix, rendition_playlist_key, source_key, sprite_name
 from tests.conftest import ROOT
 
 VIDEO = uuid.UUID("0f8fad5b-d9cb-469f-a165-70867728950e")
@@ -17,6 +17,7 @@ def test_keys_start_with_the_video_id_as_nginx_matches_it():
     assert rendition_playlist_key(VIDEO, "720p") == f"{VIDEO}/720p/index.m3u8"
     assert caption_key(VIDEO, "pt-BR", "0123abcd") == f"{VIDEO}/captions/pt-BR/0123abcd.vtt"
     assert sprite_name(3) == "storyboard_3.jpg"
+    assert source_key(VIDEO) == f"{VIDEO}/source"
 
 
 def test_playback_routes_and_caption_store_do_not_import_the_workers():

@@ -21,6 +21,7 @@ from api.deps import (
     VideoDep,
 )
 from api.presenters import video_read
+from core.media_keys import media_prefix
 from ingest.intake import accept_upload
 from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
 from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
@@ -162,8 +163,8 @@ def update_video(
 def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep) -> None:
     # Blobs first: if storage fails the row stays, so the delete can be retried and nothing is orphaned.
     try:
-        stores.media.delete_prefix(f"{video.id}/")
-        stores.sources.delete_prefix(f"{video.id}/")
+        stores.media.delete_prefix(media_prefix(video.id))
+        stores.sources.delete_prefix(media_prefix(video.id))
     except Exception as exc:
         raise HTTPException(503, f"storage unavailable, video not deleted: {exc}") from exc
     session.execute(delete(Video).where(Video.id == video.id))
