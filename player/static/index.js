@@ -67,7 +67,7 @@
     } else {
       q(".thumb-empty").textContent = v.has_video ? "" : "Audio only";
     }
-    const length = UI.duration(v.duration);
+    const length = UI.clockDuration(v.duration);
     q(".duration").textContent = length;
     q(".duration").hidden = !length;
     q(".card-owner").textContent = v.owner_name;

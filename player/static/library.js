@@ -137,7 +137,7 @@
       poster.removeAttribute("src");
     }
     q(".thumb-empty").textContent = v.poster_url ? "" : placeholder(v);
-    const length = UI.duration(v.duration);
+    const length = UI.clockDuration(v.duration);
     q(".duration").textContent = length;
     q(".duration").hidden = !length;
     q(".duration-text").textContent = length;

@@ -2,6 +2,7 @@
 // renders it in place (keyed lists: an open log or a focused button survives every update), and steers the
 // queue through the ops API. Titles and logs are user data: they only ever go in as textContent.
 (() => {
+  const UI = StreamifyUI;
   const $ = (id) => document.getElementById(id);
   const STALE_MS = 10000; // no snapshot for this long: say the view is not live
   const PRIORITY_STEP = 10;
@@ -10,14 +11,8 @@
   window.streamifyOps = state;
 
   // ---- formatting -------------------------------------------------------------------------------
-  function duration(seconds) {
-    if (seconds == null || !Number.isFinite(seconds)) return "–";
-    seconds = Math.max(0, Math.round(seconds));
-    if (seconds < 60) return `${seconds} s`;
-    const m = Math.floor(seconds / 60);
-    if (m < 60) return `${m} min ${String(seconds % 60).padStart(2, "0")} s`;
-    return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
-  }
+  // Figures that change every second keep their width: "2 min 05 s".
+  const duration = (seconds) => UI.humanDuration(seconds, { padded: true, unknown: "–" });
 
   function ago(iso, now) {
     if (!iso) return "–";
@@ -148,8 +143,8 @@
         body: body ? JSON.stringify(body) : undefined,
       });
       const answer = await response.json().catch(() => ({}));
-      if (response.status === 401 || response.status === 403) refuse(answer.detail || "Operators only.");
-      else if (!response.ok) say(answer.detail || `refused (${response.status})`, true);
+      if (response.status === 401 || response.status === 403) refuse(UI.detail(answer, "Operators only."));
+      else if (!response.ok) say(UI.detail(answer, `refused (${response.status})`), true);
       else say(done(answer));
     } catch (_err) {
       say("The server did not answer; try again.", true);
@@ -246,7 +241,7 @@
     try {
       const response = await fetch("/api/v1/ops/snapshot", { headers: { Accept: "application/json" } });
       if (response.status === 401 || response.status === 403) {
-        refuse((await response.json().catch(() => ({}))).detail || "Operators only.");
+        refuse(UI.detail(await response.json().catch(() => null), "Operators only."));
       }
     } catch (_err) {
       // the server is down: EventSource keeps retrying on its own

@@ -1,38 +1,55 @@
-// Small helpers shared by the sign-in, library and index pages. Nothing here builds HTML from strings:
-// user text (titles, names, error details) only ever reaches the page through textContent.
+// Helpers shared by every page's script: load /static/ui.js before the page script. Nothing here builds HTML
+// from strings: user text (titles, names, error details) only ever reaches the page through textContent.
 window.StreamifyUI = (() => {
   const FIELD_NAMES = {
     email: "Email", password: "Password", display_name: "Name", title: "Title", description: "Description",
     visibility: "Visibility", file: "File", language: "Language", label: "Label",
   };
 
-  /** The API's refusal as one readable sentence: `detail` is a string, or FastAPI's list of field errors. */
-  async function problem(response) {
-    let body = null;
+  // ---- the API's refusals -------------------------------------------------------------------------
+  /** A body's JSON, or null when it is not JSON (an empty answer, a proxy's HTML error page). */
+  function parseJson(text) {
     try {
-      body = await response.json();
+      return JSON.parse(text);
     } catch (_err) {
-      body = null;
+      return null;
     }
-    const detail = body && body.detail;
-    if (typeof detail === "string" && detail) return capitalize(detail);
-    if (Array.isArray(detail) && detail.length) {
-      return detail.map((e) => {
+  }
+
+  /** "the server answered 502 Bad Gateway": what is left to say about an answer with no `detail`. */
+  function answered(status, statusText = "") {
+    return `the server answered ${status} ${statusText || ""}`.trim();
+  }
+
+  /** The refusal in a parsed API answer, as the API wrote it: `detail` is a string, or FastAPI's list of
+   * field errors ("Title: …"); `fallback` when the body holds neither. */
+  function detail(body, fallback) {
+    const value = body && body.detail;
+    if (typeof value === "string" && value) return value;
+    if (Array.isArray(value) && value.length) {
+      return value.map((e) => {
         const field = Array.isArray(e.loc) ? e.loc[e.loc.length - 1] : "";
         const name = FIELD_NAMES[field] || (field ? String(field) : "");
         const msg = String(e.msg || "is not valid").replace(/^Value error, /, "");
         return name ? `${name}: ${msg}` : capitalize(msg);
       }).join(" ");
     }
-    return `The server answered ${response.status} ${response.statusText || ""}`.trim() + ".";
+    return fallback;
+  }
+
+  /** A fetch Response's refusal as one readable sentence (reads the body). */
+  async function problem(response) {
+    const body = await response.json().catch(() => null);
+    return capitalize(detail(body, `${answered(response.status, response.statusText)}.`));
   }
 
   function capitalize(text) {
     return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
-  /** 75.4 -> "1:15", 3725 -> "1:02:05"; "" when unknown. */
-  function duration(seconds) {
+  // ---- times and dates ----------------------------------------------------------------------------
+  /** A timer's reading: 75.4 -> "1:15", 3725 -> "1:02:05"; "" when unknown. */
+  function clockDuration(seconds) {
     if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "";
     const total = Math.max(0, Math.round(seconds));
     const h = Math.floor(total / 3600);
@@ -41,17 +58,40 @@ window.StreamifyUI = (() => {
     return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
   }
 
+  /** A length of time in words: 45 -> "45 s", 125 -> "2 min 5 s", 3725 -> "1 h 2 min"; `unknown` when it is
+   * not a number. `padded` writes the smaller unit with two digits ("2 min 05 s", "1 h 02 min") so a figure
+   * that updates in place keeps its width. */
+  function humanDuration(seconds, { padded = false, unknown = "" } = {}) {
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return unknown;
+    const total = Math.max(0, Math.round(seconds));
+    const two = (n) => (padded ? String(n).padStart(2, "0") : String(n));
+    if (total < 60) return `${total} s`;
+    const m = Math.floor(total / 60);
+    if (m < 60) return `${m} min ${two(total % 60)} s`;
+    return `${Math.floor(m / 60)} h ${two(m % 60)} min`;
+  }
+
   function date(iso) {
     const d = new Date(iso);
     return Number.isNaN(d.getTime()) ? "" : d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
   }
 
-  /** A link target from the API, kept only if it stays on this site. */
+  // ---- links --------------------------------------------------------------------------------------
+  const MAX_PATH_CHARS = 2000; // player/redirects.py MAX_NEXT_CHARS
+  // Control characters, DEL and every character Python's str.isspace() calls white space: browsers drop tabs
+  // and newlines from URLs ("/\t/evil.example" is "//evil.example"), so none of them may stand in a path.
+  const UNSAFE_CHAR = /[\u0000-\u0020\u007f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+
+  /** A link target (a `next`, an API's watch_url) kept only if it is a path on this site: refuses exactly
+   * what the server's player/redirects.py safe_next refuses (its urlsplit test can never fire on a value that
+   * starts with one "/", so it has no counterpart here). */
   function sitePath(path, fallback) {
-    return typeof path === "string" && path.startsWith("/") && !path.startsWith("//") && !path.includes("\\")
-      ? path : fallback;
+    if (typeof path !== "string" || !path || [...path].length > MAX_PATH_CHARS) return fallback;
+    if (!path.startsWith("/") || path.startsWith("//") || path.includes("\\")) return fallback;
+    return UNSAFE_CHAR.test(path) ? fallback : path;
   }
 
+  // ---- list pages --------------------------------------------------------------------------------
   /** Page position kept in the address bar (?q=&page=), so reload and back keep the same view. */
   function readQuery() {
     const params = new URLSearchParams(location.search);
@@ -85,5 +125,7 @@ window.StreamifyUI = (() => {
     next.onclick = () => go(page + 1);
   }
 
-  return { problem, duration, date, sitePath, readQuery, writeQuery, pager };
+  return {
+    parseJson, answered, detail, problem, clockDuration, humanDuration, date, sitePath, readQuery, writeQuery, pager,
+  };
 })();

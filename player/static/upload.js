@@ -1,6 +1,7 @@
 // Upload page: resumable uploads with tus-js-client (per-file metadata, progress, pause/resume,
 // refusals), then each new video's processing status until it is ready.
 (() => {
+  const UI = StreamifyUI;
   const ENDPOINT = "/api/v1/uploads/";
   const VIDEO_ID_HEADER = "Streamify-Video-Id";
   const CHUNK_BYTES = 8 * 1024 * 1024; // each PATCH is a checkpoint; a cut loses nothing the server has
@@ -20,15 +21,6 @@
     let i = 0;
     while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
     return `${n.toFixed(n < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
-  }
-
-  function formatDuration(seconds) {
-    if (!Number.isFinite(seconds)) return "";
-    seconds = Math.max(0, Math.round(seconds));
-    if (seconds < 60) return `${seconds} s`;
-    const m = Math.floor(seconds / 60);
-    if (m < 60) return `${m} min ${seconds % 60} s`;
-    return `${Math.floor(m / 60)} h ${m % 60} min`;
   }
 
   function stem(name) {
@@ -243,7 +235,7 @@
     if (seconds > 0.3 && sent > b0) {
       const speed = (sent - b0) / seconds;
       q(".speed").textContent = `${formatBytes(speed)}/s`;
-      q(".eta").textContent = sent < total ? `${formatDuration((total - sent) / speed)} left` : "";
+      q(".eta").textContent = sent < total ? `${UI.humanDuration((total - sent) / speed)} left` : "";
     }
     if (sent === total && item.state === "uploading") {
       setState(item, "uploading", "Checking the file…");
@@ -251,13 +243,9 @@
     }
   }
 
+  /** The refusal in tus-js-client's HttpResponse, as the API wrote it. */
   function detailOf(response) {
-    if (!response) return null;
-    try {
-      const body = JSON.parse(response.getBody());
-      if (typeof body.detail === "string") return body.detail;
-    } catch (_err) { /* not JSON */ }
-    return `the server answered ${response.getStatus()}`;
+    return UI.detail(UI.parseJson(response.getBody()), UI.answered(response.getStatus()));
   }
 
   async function failed(item, err) {

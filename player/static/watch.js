@@ -4,6 +4,7 @@
 // is handed back to hls.subtitleTrack), and its preview thumbnails read the storyboard WebVTT track.
 (() => {
   "use strict";
+  const UI = StreamifyUI;
   const root = document.getElementById("player");
   const id = root.dataset.videoId;
   const $ = (elementId) => document.getElementById(elementId);
@@ -83,10 +84,7 @@
     $("title").textContent = v.title;
     document.title = `${v.title} · Streamify`;
     $("owner").textContent = v.owner_name ? `by ${v.owner_name}` : "";
-    const published = new Date(v.created_at);
-    $("published").textContent = Number.isNaN(published.getTime())
-      ? ""
-      : published.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+    $("published").textContent = UI.date(v.created_at);
     const badge = $("visibility");
     badge.hidden = v.visibility === "public";
     badge.textContent = v.visibility === "private" ? "Private" : "Unlisted";
@@ -313,7 +311,7 @@
   }
 
   function refreshShare() {
-    $("share-time").textContent = formatTime(share.at);
+    $("share-time").textContent = UI.clockDuration(share.at);
     $("share-url").value = shareLink();
     $("share-done").textContent = "";
     const v = state.video;
@@ -363,13 +361,6 @@
     m = /^(?:(\d{1,3}):)?(\d{1,2}):(\d{2})$/.exec(raw);
     if (m) return Number(m[1] || 0) * 3600 + Number(m[2]) * 60 + Number(m[3]);
     return null;
-  }
-
-  function formatTime(seconds) {
-    const s = Math.floor(seconds % 60).toString().padStart(2, "0");
-    const minutes = Math.floor(seconds / 60) % 60;
-    const hours = Math.floor(seconds / 3600);
-    return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${s}` : `${minutes}:${s}`;
   }
 
   poll();
