@@ -7,6 +7,12 @@
   const CHUNK_BYTES = 8 * 1024 * 1024; // each PATCH is a checkpoint; a cut loses nothing the server has
   const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000];
   const SPEED_WINDOW_MS = 5000;
+  // Asking what became of a complete upload: every second at first, less often the longer it takes, and not
+  // forever (the server's check of a file takes seconds; a quarter of an hour means something is stuck).
+  const INGEST_POLL_FIRST_MS = 1000;
+  const INGEST_POLL_MAX_MS = 15000;
+  const INGEST_POLL_BACKOFF = 1.5;
+  const INGEST_GIVE_UP_MS = 15 * 60 * 1000;
 
   const root = document.getElementById("upload-page");
   const maxBytes = Number(root.dataset.maxBytes);
@@ -286,16 +292,55 @@
     followVideo(item);
   }
 
+  // A resumed upload that was already complete (or whose last answer was lost): its video may still be being
+  // checked and recorded. Ask GET /api/v1/uploads/{id} until it is done or refused, less often as time goes
+  // by; a lost connection or a server error is retried and said on the item; after INGEST_GIVE_UP_MS, give up.
   async function waitForIngest(item) {
-    // A resumed upload that was already complete: its video may still be being checked and recorded.
-    for (;;) {
-      const r = await fetch(item.upload.url);
-      if (!r.ok) { refuse(item, `Refused: ${(await r.json()).detail}`); return null; }
-      const u = await r.json();
-      if (u.state === "done") return u.video_id;
-      if (u.state === "refused") { refuse(item, `Refused: ${u.error}`); return null; }
-      await new Promise((ok) => setTimeout(ok, 1000));
+    const giveUpAt = Date.now() + INGEST_GIVE_UP_MS;
+    let delay = INGEST_POLL_FIRST_MS;
+    item.ingest = { checks: 0, waitMs: 0 }; // read by the browser tests
+    while (!item.stopped) {
+      const answer = await uploadStatus(item.upload.url);
+      item.ingest.checks += 1;
+      if (item.stopped) break;
+      if (answer.videoId) return answer.videoId;
+      if (answer.refused) { refuse(item, `Refused: ${answer.refused}`); return null; }
+      if (Date.now() + delay > giveUpAt) {
+        setState(item, "failed", "");
+        showError(item, `Gave up after ${INGEST_GIVE_UP_MS / 60000} minutes: ${answer.why}. If the video is not`
+          + " in your library, upload the file again.");
+        return null;
+      }
+      setState(item, "checking", answer.text);
+      item.ingest.waitMs = delay;
+      await new Promise((ok) => setTimeout(ok, delay));
+      delay = Math.min(INGEST_POLL_MAX_MS, delay * INGEST_POLL_BACKOFF);
     }
+    return null;
+  }
+
+  /** One look at a complete upload: { videoId } done, { refused } for good, or { text, why } while it is not
+   * known yet (`text` for the item now, `why` should this be the last look). */
+  async function uploadStatus(url) {
+    let response;
+    try {
+      response = await fetch(url, { headers: { Accept: "application/json" } });
+    } catch (_err) {
+      return { text: "Connection lost while checking the file; retrying…", why: "the server could not be reached" };
+    }
+    const body = await response.json().catch(() => null);
+    if (response.ok && body) {
+      if (body.state === "done" && body.video_id) return { videoId: body.video_id };
+      if (body.state === "refused") return { refused: body.error || "no reason given" };
+      return { text: "Checking the file…", why: "the server was still checking the file" };
+    }
+    if (response.status === 401) {
+      const text = "Your session ended: sign in again (in another tab) to see the result.";
+      return { text, why: "your session ended" };
+    }
+    const answered = UI.answered(response.status, response.statusText);
+    if (response.status >= 400 && response.status < 500) return { refused: UI.detail(body, answered) };
+    return { text: `Checking the file: ${answered}; retrying…`, why: answered };
   }
 
   async function followVideo(item) {
