@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Upload videos, transcode them to adaptive HLS, play them with hls.js.",
     )
+    app.state.settings = settings  # for lifespans of routers (tus cleanup) that must use this app's settings
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     app.add_middleware(BodySizeLimit, limit=MAX_CAPTION_BYTES, path=captions.UPLOAD_PATH)
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     tus_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     tus_cleanup_interval_seconds: int = Field(default=3600, ge=10)
     tus_max_open_uploads: int = Field(default=20, ge=1, description="Unfinished tus uploads per creator.")
+    # A new upload is accepted only if the disk keeps this much free beyond what every open upload may still send.
+    tus_disk_margin_bytes: int = Field(default=1024**3, ge=0, description="Free disk kept beyond open uploads.")
+    # An upload `ingesting` this long with no live process on it (its node died) is refused: "upload again".
+    tus_ingest_timeout_seconds: int = Field(default=15 * 60, ge=1, description="Bound on an interrupted ingest.")
 
     # Transcoding.
     ffmpeg_path: str | None = Field(default=None, description="System ffmpeg; default: imageio-ffmpeg's.")

@@ -19,6 +19,13 @@ compose, an NFS Azure Files share on Azure (infra/README.md; SMB would turn floc
 Expiry is sliding: `tus_expiry_seconds` after the last PATCH. `cleanup_expired` deletes what has
 expired; the API runs it at startup and then every `tus_cleanup_interval_seconds` (no beat process
 needed), and `python -m ingest.tus` runs it once, for cron.
+
+Disk: creation reserves. Under a lock on `tus/.reserve.lock`, a new upload is accepted only if free space
+covers what every open upload on this data dir (all owners) may still send, plus its own length, plus
+`tus_disk_margin_bytes`; otherwise 507. The ingesting process holds a `flock` on `<upload id>.lock` until
+it records the outcome; an upload `ingesting` for over `tus_ingest_timeout_seconds` whose lock is free
+(its process died: the kernel dropped the lock) is refused ("ingest was interrupted; upload again") by
+the next read or cleanup pass, and its bytes are deleted.
 """
 
 import asyncio
@@ -63,6 +70,10 @@ WRITE_BUFFER = 1024 * 1024  # bytes gathered from the socket before one write to
 LOCK_TIMEOUT = 10.0
 MAX_RECORDED_PATCHES = 1000
 EMPTY_DETAIL = "empty file: the upload contains no bytes"
+STORE_FAILED_DETAIL = "could not store the upload; try again"
+INTERRUPTED_DETAIL = "ingest was interrupted; upload again"
+NO_SPACE_DETAIL = "not enough disk space on the server for this upload right now: try again later"
+RESERVE_LOCK = ".reserve.lock"
 
 
 class UploadState(StrEnum):
@@ -86,6 +97,7 @@ class UploadRecord(BaseModel):
     # The server's own account of the bytes it wrote: equals `length` when nothing was received twice.
     received_bytes: int = 0
     patch_offsets: list[int] = []  # Upload-Offset of each PATCH that wrote bytes, in order
+    ingest_started_at: datetime | None = None  # when every byte was in and the ingest began
     video_id: uuid.UUID | None = None
     error_status: int | None = None
     error: str | None = None
@@ -147,6 +159,9 @@ class TusStore:
     def _ingest_path(self, rec: UploadRecord) -> Path:
         return self._dir(rec.owner_id) / f"{rec.id}.ingest"
 
+    def _ingest_lock_path(self, rec: UploadRecord) -> Path:
+        return self._dir(rec.owner_id) / f"{rec.id}.lock"
+
     def _record_path(self, owner_id: uuid.UUID, upload_id: str) -> Path:
         return self._dir(owner_id) / f"{upload_id}.json"
 
@@ -172,10 +187,11 @@ class TusStore:
         if rec.expires_at <= _now():
             self.delete(rec)
             raise IngestError(410, f"upload {upload_id} expired: start it again")
-        return rec
+        return self._refuse_if_interrupted(rec)
 
     def delete(self, rec: UploadRecord) -> None:
-        for path in (self.data_path(rec), self._ingest_path(rec), self._record_path(rec.owner_id, rec.id)):
+        paths = (self.data_path(rec), self._ingest_path(rec), self._ingest_lock_path(rec))
+        for path in (*paths, self._record_path(rec.owner_id, rec.id)):
             path.unlink(missing_ok=True)
 
     # --- creation -----------------------------------------------------------------------------------
@@ -200,8 +216,15 @@ class TusStore:
             raise IngestError(
                 429, f"too many unfinished uploads: at most {self.settings.tus_max_open_uploads}; finish or delete one"
             )
-        if shutil.disk_usage(folder).free < length:
-            raise IngestError(507, "not enough disk space on the server for this upload")
+        with self._reserving():  # check and record as one step: two creations never count the same free bytes
+            needed = self.reserved_bytes() + length + self.settings.tus_disk_margin_bytes
+            if shutil.disk_usage(self.root).free < needed:
+                raise IngestError(507, NO_SPACE_DETAIL)
+            return self._new_record(owner_id, length, filename, title, description, visibility)
+
+    def _new_record(
+        self, owner_id: uuid.UUID, length: int, filename: str | None, title: str, description: str, visibility: str
+    ) -> UploadRecord:
         now = _now()
         rec = UploadRecord(
             id=uuid.uuid4().hex,
@@ -222,6 +245,31 @@ class TusStore:
         now = _now()
         recs = (self._read(p) for p in self._dir(owner_id).glob("*.json"))
         return [r for r in recs if r and r.state == UploadState.receiving and r.expires_at > now]
+
+    def _owner_dirs(self) -> list[Path]:
+        return [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
+
+    def reserved_bytes(self) -> int:
+        """What every open upload on this data dir (all owners) may still send: its length minus what it holds."""
+        reserved = 0
+        for folder in self._owner_dirs():
+            for rec in self.open_uploads(uuid.UUID(hex=folder.name)) if UPLOAD_ID.fullmatch(folder.name) else ():
+                try:
+                    reserved += max(rec.length - self.data_path(rec).stat().st_size, 0)
+                except FileNotFoundError:  # finished or deleted meanwhile: it needs nothing more
+                    continue
+        return reserved
+
+    @contextlib.contextmanager
+    def _reserving(self) -> Iterator[None]:
+        """Creations serialize on one lock file, across the API processes of this data dir."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / RESERVE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     # --- locking ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -320,7 +368,7 @@ class TusStore:
                 await to_thread.run_sync(self._sniff_or_refuse, rec)
             if new_offset == rec.length:
                 # Moved aside under the lock: no later PATCH can touch bytes that are being ingested.
-                rec.state = UploadState.ingesting
+                rec.state, rec.ingest_started_at = UploadState.ingesting, _now()
                 await to_thread.run_sync(os.replace, self.data_path(rec), self._ingest_path(rec))
                 await to_thread.run_sync(self.save, rec)
             return rec, new_offset
@@ -341,6 +389,38 @@ class TusStore:
         self.save(rec)
         self.data_path(rec).unlink(missing_ok=True)
         self._ingest_path(rec).unlink(missing_ok=True)
+        self._ingest_lock_path(rec).unlink(missing_ok=True)
+
+    # --- interrupted ingests ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _ingest_lock(self, rec: UploadRecord, *, wait: bool) -> Iterator[bool]:
+        """The `<id>.lock` flock its ingesting process holds: yields False if another process holds it."""
+        fd = os.open(self._ingest_lock_path(rec), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _refuse_if_interrupted(self, rec: UploadRecord) -> UploadRecord:
+        """An upload `ingesting` past the bound with no live process on it (its node died mid-ingest) is refused
+        and its bytes deleted; the creator is told to upload again instead of waiting until it expires."""
+        if rec.state != UploadState.ingesting:
+            return rec
+        started = rec.ingest_started_at or rec.created_at
+        if _now() - started < timedelta(seconds=self.settings.tus_ingest_timeout_seconds):
+            return rec
+        with self._ingest_lock(rec, wait=False) as free:
+            current = self._read(self._record_path(rec.owner_id, rec.id))
+            if not free or current is None or current.state != UploadState.ingesting:
+                return current or rec  # still running somewhere, or it just ended
+            log.warning("upload %s: ingest started at %s was interrupted (no process on it); refused", rec.id, started)
+            self.refuse(current, IngestError(503, INTERRUPTED_DETAIL))
+            return current
 
     # --- completion ---------------------------------------------------------------------------------
     def ingest(
@@ -351,8 +431,20 @@ class TusStore:
         stores: Stores,
         enqueue: Callable[[uuid.UUID], None],
     ) -> Video:
-        """The finished upload goes through the same ingest as the multipart endpoint."""
+        """The finished upload goes through the same ingest as the multipart endpoint.
+
+        Under the upload's ingest lock until the outcome is saved: while it is held, nobody takes the upload
+        for interrupted; an unexpected failure's details go to the log, the creator gets a plain 503."""
         assert rec.state == UploadState.ingesting
+        with self._ingest_lock(rec, wait=True):
+            current = self._read(self._record_path(rec.owner_id, rec.id))
+            if current is None or current.state != UploadState.ingesting:  # declared interrupted meanwhile
+                raise IngestError(503, INTERRUPTED_DETAIL)
+            return self._ingest_locked(rec, session=session, stores=stores, enqueue=enqueue)
+
+    def _ingest_locked(
+        self, rec: UploadRecord, *, session: Session, stores: Stores, enqueue: Callable[[uuid.UUID], None]
+    ) -> Video:
         try:
             video = accept_file(
                 self._ingest_path(rec),
@@ -370,12 +462,13 @@ class TusStore:
             self.refuse(rec, exc)
             raise
         except Exception as exc:
-            log.exception("upload %s: ingest failed", rec.id)
-            refusal = IngestError(503, f"could not store the upload, not kept: {exc}")
+            log.exception("upload %s: ingest failed", rec.id)  # the details (Azure, database) stay in the log
+            refusal = IngestError(503, STORE_FAILED_DETAIL)
             self.refuse(rec, refusal)
             raise refusal from exc
         rec.state, rec.video_id = UploadState.done, video.id
         self.save(rec)
+        self._ingest_lock_path(rec).unlink(missing_ok=True)
         return video
 
     def terminate(self, rec: UploadRecord) -> None:
@@ -393,14 +486,15 @@ class TusStore:
         now = now or _now()
         removed = 0
         stale_before = (now - timedelta(seconds=self.settings.tus_expiry_seconds)).timestamp()
-        for folder in self.root.glob("*") if self.root.is_dir() else ():
+        for folder in self._owner_dirs():
             for record_path in folder.glob("*.json"):
                 rec = self._read(record_path)
                 if rec is None:
-                    if record_path.stat().st_mtime < stale_before:  # unreadable record
+                    if _older(record_path, stale_before):  # unreadable record
                         record_path.unlink(missing_ok=True)
                     continue
                 if rec.expires_at > now:
+                    self._refuse_if_interrupted(rec)  # its bytes go now; the record tells the outcome until expiry
                     continue
                 try:
                     if rec.state == UploadState.receiving:
@@ -413,9 +507,17 @@ class TusStore:
                     continue
             for path in folder.iterdir():  # bytes or temp files whose record is gone
                 stem = path.name.split(".", 1)[0]
-                if not (folder / f"{stem}.json").exists() and path.stat().st_mtime < stale_before:
+                if not (folder / f"{stem}.json").exists() and _older(path, stale_before):
                     path.unlink(missing_ok=True)
         return removed
+
+
+def _older(path: Path, before: float) -> bool:
+    """Last modified before `before`; a file another process deleted meanwhile is not (nothing to do)."""
+    try:
+        return path.stat().st_mtime < before
+    except FileNotFoundError:
+        return False
 
 
 def cleanup_expired(settings: Settings, now: datetime | None = None) -> int:

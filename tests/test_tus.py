@@ -2,11 +2,17 @@
 resumes without re-sending a byte, ownership, size limits, refusals that leave nothing, expiry."""
 
 import base64
+import contextlib
 import json
+import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,7 +22,17 @@ import psycopg
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.conftest import ROOT, UPLOAD_LIMIT, start_api, stop, wait_for, wait_status
+from tests.conftest import (
+    AZURITE_BIN,
+    AZURITE_KEY,
+    ROOT,
+    UPLOAD_LIMIT,
+    free_port,
+    start_api,
+    stop,
+    wait_for,
+    wait_status,
+)
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = {"Content-Type": "application/offset+octet-stream"}
@@ -296,3 +312,174 @@ def test_expired_partial_uploads_are_cleaned(stack, clips):
         # Only the live upload is left, bytes and all.
         assert upload_bytes_left(stack, owner_hex) == [urls[3].rsplit("/", 1)[1]]
         assert head_offset(client, urls[3]) == len(data)
+
+
+@contextlib.contextmanager
+def own_api(stack, **settings: str) -> Iterator[str]:
+    """One more API process on the stack's database, blobs and data dir, with a few settings of its own."""
+    env = {**stack.env, **{f"STREAMIFY_{k.upper()}": v for k, v in settings.items()}}
+    proc, url = start_api(env, stack.logs)
+    try:
+        yield url
+    finally:
+        stop(proc)
+
+
+def test_open_uploads_reserve_their_remaining_bytes_on_disk(stack):
+    """Free space is reserved, not just checked: uploads that each fit but together would fill the disk are
+    refused (507), whoever started them; the margin is a setting (here set so ~1.5 GiB is left for uploads)."""
+    free = shutil.disk_usage(stack.env["STREAMIFY_DATA_DIR"]).free
+    gib = 1024**3
+    if free < 3 * gib:
+        pytest.fail(f"this test needs 3 GiB free on the data dir's disk, found {free}")
+    margin = free - 3 * gib // 2
+    _, token_a = stack.new_user()
+    _, token_b = stack.new_user()
+    with own_api(stack, tus_disk_margin_bytes=str(margin), max_upload_bytes=str(2 * gib)) as url:
+        a = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token_a}"}, timeout=30)
+        b = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token_b}"}, timeout=30)
+        with a, b:
+            first = create(a, gib, filename="big.mp4")  # 1 GiB + margin fits in what is free
+            r = b.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": str(gib)})
+            assert r.status_code == 507, r.text  # would fit alone, not beside the first one's 1 GiB still to come
+            assert "not enough disk space" in r.json()["detail"] and "try again later" in r.json()["detail"]
+            assert r.headers["tus-resumable"] == "1.0.0"
+            assert a.delete(first, headers=TUS).status_code == 204  # its reservation goes with it
+            second = create(b, gib, filename="big.mp4")
+            assert b.delete(second, headers=TUS).status_code == 204
+
+
+def test_cleanup_pass_survives_files_vanishing_under_it(tmp_path):
+    """Another process deletes files while a pass runs (simulated by names that no longer lead to a file:
+    dangling links, which stat() reports exactly like a file removed meanwhile): the pass goes on."""
+    import uuid
+
+    from core.settings import Settings
+    from ingest.tus import TusStore
+
+    store = TusStore(Settings(data_dir=tmp_path))
+    owners = [uuid.uuid4() for _ in range(3)]
+    recs = [store.create(owner, 1000, {"filename": "a.mp4"}) for owner in owners]
+    for owner in owners:  # vanished records and vanished leftovers, in every folder, before and after the others
+        folder = store.root / owner.hex
+        (folder / f"{uuid.uuid4().hex}.json").symlink_to(tmp_path / "gone")
+        (folder / f"{uuid.uuid4().hex}.json.1234abcd.tmp").symlink_to(tmp_path / "gone")
+    old = datetime.now(UTC) + timedelta(days=2)
+    assert store.cleanup_expired(old) == len(recs)  # every expired upload went despite the vanished files
+    assert not any(store.data_path(rec).exists() for rec in recs)
+
+
+APP_WITH_SETTINGS = """
+import sys, uvicorn
+from api.app import create_app
+from core.settings import Settings
+uvicorn.run(create_app(Settings(data_dir=sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]))
+"""
+
+
+def test_startup_cleanup_sweeps_the_data_dir_the_app_was_created_with(tmp_path):
+    import os
+    import uuid
+
+    from core.settings import Settings
+    from ingest.tus import TusStore
+
+    settings = Settings(data_dir=tmp_path / "install")
+    store = TusStore(settings)
+    rec = store.create(uuid.uuid4(), 1000, {"filename": "a.mp4"})
+    rec.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    store.save(rec)
+    env = {**os.environ, "STREAMIFY_DATA_DIR": str(tmp_path / "environment")}  # what get_settings() would say
+    argv = [sys.executable, "-c", APP_WITH_SETTINGS, str(settings.data_dir), str(free_port())]
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: not store.data_path(rec).exists(), "the startup cleanup of the app's data dir", 30, proc)
+    finally:
+        stop(proc)
+
+
+def test_unexpected_storage_failure_is_refused_without_its_internals(stack, azurite, clips):
+    """Blob Storage fails mid-ingest (its container deleted under a running API): the creator gets a plain 503,
+    in the PATCH answer and in the upload's record; the storage error and its details go to the log only."""
+    container = f"leak-{secrets.token_hex(4)}"
+    data = clips["720p_short"].read_bytes()
+    client, owner_hex = new_client(stack)
+    with own_api(stack, azure_source_container=container) as url, client:
+        client.base_url = url
+        BlobServiceClient.from_connection_string(azurite.connection_string).delete_container(container)
+        upload_url = create(client, len(data), filename="clip.mp4")
+        r = patch(client, upload_url, 0, data)
+        assert r.status_code == 503 and r.json() == {"detail": "could not store the upload; try again"}, r.text
+        outcome = client.get(upload_url).json()
+        assert (outcome["state"], outcome["error_status"]) == ("refused", 503)
+        assert outcome["error"] == "could not store the upload; try again"
+        log = stack.logs / f"api-{urlparse(url).port}.log"
+        wait_for(lambda: "ContainerNotFound" in log.read_text(), "the storage error in the API log", timeout=20)
+    assert videos_of(stack, owner_hex) == 0
+    assert upload_bytes_left(stack, owner_hex) == []
+
+
+@contextlib.contextmanager
+def frozen_blob_store(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
+    """An Azurite of this test's own: yields its connection string and a `freeze` that stops the process
+    (SIGSTOP: connections are accepted, never answered), as a storage account that hangs would."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(AZURITE_BIN), "--silent", "--location", str(tmp_path), "--blobHost", "127.0.0.1", "--blobPort",
+         str(port), "--skipApiVersionCheck", "--loose"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, "Azurite", proc=proc)
+        conn = (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        )
+        yield conn, lambda: proc.send_signal(signal.SIGSTOP)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        stop(proc)
+
+
+def test_an_ingest_interrupted_by_a_dying_node_is_reported_and_its_bytes_removed(stack, clips, tmp_path):
+    """The API process dies while ingesting (SIGKILL while it stores the source in a blob store that hangs):
+    the record stays `ingesting`. Past the bound (a setting, 15 min by default, 3 s here) and with no live
+    process on it, it is refused with a 503 telling the creator to upload again, and its bytes go."""
+    data = clips["720p_short"].read_bytes()
+    client, owner_hex = new_client(stack)
+    bound = {"STREAMIFY_TUS_INGEST_TIMEOUT_SECONDS": "3"}
+    with frozen_blob_store(tmp_path) as (blob_conn, freeze), client:
+        proc, url = start_api({**stack.env, **bound, "STREAMIFY_AZURE_CONNECTION_STRING": blob_conn}, stack.logs)
+        try:
+            client.base_url = url
+            upload_url = create(client, len(data), filename="clip.mp4")
+            record = tus_dir(stack, owner_hex) / f"{upload_url.rsplit('/', 1)[1]}.json"
+            ingest_bytes = record.with_suffix(".ingest")
+            freeze()
+            patching = threading.Thread(target=_ignore_errors, args=(patch, client, upload_url, 0, data), daemon=True)
+            patching.start()
+            wait_for(lambda: json.loads(record.read_text())["state"] == "ingesting", "the ingest to start", 60)
+            time.sleep(4)  # past the bound, but its process is alive and on it: not interrupted
+            still = httpx.get(f"{url}{upload_url}", headers=client.headers, timeout=30).json()
+            assert still["state"] == "ingesting", still
+        finally:
+            proc.kill()
+            proc.wait()
+        patching.join(timeout=30)
+        assert json.loads(record.read_text())["state"] == "ingesting" and ingest_bytes.exists()
+
+        with own_api(stack, tus_ingest_timeout_seconds="3") as url:  # another node: its startup cleanup finds it
+            client.base_url = url
+            wait_for(lambda: not ingest_bytes.exists(), "the interrupted upload's bytes to be removed", timeout=30)
+            outcome = client.get(upload_url).json()
+            assert (outcome["state"], outcome["error_status"]) == ("refused", 503), outcome
+            assert outcome["error"] == "ingest was interrupted; upload again"
+            r = client.head(upload_url, headers=TUS)
+            assert r.status_code == 410  # a HEAD has no body: the GET above said why
+    assert videos_of(stack, owner_hex) == 0
+    assert upload_bytes_left(stack, owner_hex) == []
+
+
+def _ignore_errors(fn, *args) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        fn(*args)

@@ -57,9 +57,11 @@ class TusRoute(APIRoute):
 
 
 @contextlib.asynccontextmanager
-async def _cleanup(_app: FastAPI) -> AsyncIterator[None]:
-    """Expired partial uploads go at startup and then periodically, from each API process."""
-    task = asyncio.create_task(cleanup_periodically(get_settings()))
+async def _cleanup(app: FastAPI) -> AsyncIterator[None]:
+    """Expired partial uploads go at startup and then periodically, from each API process: in the data dir of
+    the settings the app was created with (`create_app(settings)`), not the environment's."""
+    settings = getattr(app.state, "settings", None) or get_settings()
+    task = asyncio.create_task(cleanup_periodically(settings))
     try:
         yield
     finally:
