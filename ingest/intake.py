@@ -4,6 +4,7 @@ Either everything happens or nothing is left behind: a refusal removes the temp 
 after the source blob was written removes the blob and any row.
 """
 
+import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from ingest.probe import probe
 from ingest.sniff import sniff_demuxer
 from schemas.tables import TranscodeJob, Video, VideoStatus
 
+log = logging.getLogger(__name__)
 MAX_TITLE = 200
 
 
@@ -135,7 +137,9 @@ def accept_file(
         session.execute(delete(Video).where(Video.id == video.id))  # cascades to the job
         session.commit()
         stores.sources.delete_prefix(media_prefix(video.id))
-        raise IngestError(503, f"could not queue the transcode, upload not kept: {exc}") from exc
+        # The database's or broker's words (SQL, host names) go to the log, never to the creator.
+        log.exception("video %s: could not record or queue the upload; not kept", video.id)
+        raise IngestError(503, "could not queue the transcode, upload not kept: try again") from exc
     # The worker may already have moved the video on; only advance it from `uploaded`.
     session.execute(
         update(Video)

@@ -483,3 +483,37 @@ def test_an_ingest_interrupted_by_a_dying_node_is_reported_and_its_bytes_removed
 def _ignore_errors(fn, *args) -> None:
     with contextlib.suppress(httpx.HTTPError):
         fn(*args)
+
+
+def test_database_failure_at_ingest_is_refused_without_its_internals(stack, clips):
+    """The database refuses the video row (a trigger raising for this creator only, as a full disk or a
+    constraint would): tus and multipart uploads answer a plain 503; the database's words go to the log only."""
+    data = clips["720p_short"].read_bytes()
+    client, owner_hex = new_client(stack)
+    secret = f"pg-internal-{secrets.token_hex(4)}"
+    admin = psycopg.connect(stack.database_url.replace("+psycopg", ""), autocommit=True)
+    fn = f"refuse_{owner_hex[:12]}"
+    admin.execute(
+        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.owner_id = '{owner_hex}'::uuid THEN RAISE EXCEPTION 'disk full on {secret}'; END IF; "
+        "RETURN NEW; END $$"
+    )
+    admin.execute(f"CREATE TRIGGER {fn} BEFORE INSERT ON videos FOR EACH ROW EXECUTE FUNCTION {fn}()")
+    try:
+        with client:
+            url = create(client, len(data), filename="clip.mp4")
+            r = patch(client, url, 0, data)
+            assert r.status_code == 503, r.text
+            tus_outcome = client.get(url).json()
+            multipart = client.post("/api/v1/videos", files={"file": ("clip.mp4", data)})
+            assert multipart.status_code == 503, multipart.text
+    finally:
+        admin.execute(f"DROP TRIGGER {fn} ON videos")
+        admin.execute(f"DROP FUNCTION {fn}()")
+        admin.close()
+    for detail in (r.json()["detail"], tus_outcome["error"], multipart.json()["detail"]):
+        assert detail == "could not queue the transcode, upload not kept: try again"
+    log = stack.logs / f"api-{urlparse(stack.url).port}.log"
+    wait_for(lambda: log.read_text().count(secret) >= 2, "the database's error in the API log", timeout=20)
+    assert videos_of(stack, owner_hex) == 0
+    assert upload_bytes_left(stack, owner_hex) == []
