@@ -4,6 +4,7 @@ take every connection of an API process and all its other requests would time ou
 
 import contextlib
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -12,8 +13,8 @@ import httpx
 import psutil
 import psycopg
 
-from tests.conftest import wait_for
-from tests.test_tus import TUS, create
+from tests.conftest import start_api, stop, wait_for
+from tests.test_tus import TUS, create, frozen_blob_store
 
 CONCURRENT = 16  # one more than the API process's whole pool (5 + 10 overflow)
 PATCH_SENT = 1_500_000  # past the server's 1 MiB write buffer: the first part reaches the disk
@@ -28,10 +29,10 @@ def _raw(stack, request: str, body: bytes = b"") -> socket.socket:
     return sock
 
 
-def _held_transactions(stack) -> list[tuple[str, float]]:
+def _held_transactions(stack, pid: int | None = None) -> list[tuple[str, float]]:
     """The API process's PostgreSQL connections (matched by client port) sitting in a transaction opened more
     than HELD seconds ago: a request's connection kept, not a snapshot tick caught between two statements."""
-    api = psutil.Process(stack.procs["api"].pid)
+    api = psutil.Process(pid or stack.procs["api"].pid)
     ports = {c.laddr.port for c in api.net_connections("tcp") if c.raddr and c.raddr.port == 5432}
     with psycopg.connect(stack.database_url.replace("+psycopg", ""), autocommit=True) as conn:
         rows = conn.execute(
@@ -120,3 +121,27 @@ def test_open_ops_event_streams_hold_no_database_connection(stack):
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_a_multipart_upload_storing_its_source_holds_no_database_connection(stack, clips, tmp_path):
+    """POST /api/v1/videos copies, probes and stores the source (minutes for a big file on a slow account)
+    after the caller is known: no transaction stays open meanwhile (the blob store here hangs, frozen)."""
+    data = clips["720p_short"].read_bytes()
+    with frozen_blob_store(tmp_path) as (blob_conn, freeze):
+        proc, url = start_api({**stack.env, "STREAMIFY_AZURE_CONNECTION_STRING": blob_conn}, stack.logs)
+        try:
+            freeze()
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {stack.token}"}) as client:
+
+                def post() -> None:
+                    with contextlib.suppress(httpx.HTTPError):  # the API is stopped under it
+                        client.post("/api/v1/videos", files={"file": ("clip.mp4", data)}, timeout=120)
+
+                posting = threading.Thread(target=post, daemon=True)
+                posting.start()
+                time.sleep(HELD + 2)  # the upload is in, stuck storing its source
+                assert posting.is_alive()
+                assert _held_transactions(stack, proc.pid) == []
+        finally:
+            stop(proc)
+        posting.join(timeout=30)

@@ -54,6 +54,9 @@ def upload_video(
     description: Annotated[str, Form(max_length=5000)] = "",
     visibility: Annotated[VisibilityName, Form()] = Visibility.public,
 ) -> VideoRead:
+    # Authenticated: the pooled connection goes back while the source is copied, probed and stored (minutes for a
+    # big file); the ingest checks one out again to record the video.
+    session.close()
     video = accept_upload(
         file.file,
         file.filename,
