@@ -1,5 +1,6 @@
 """Video resources: upload, the public index, the creator's library, read, edit, delete."""
 
+import logging
 import uuid
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from ingest.intake import accept_upload
 from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
 from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
 library = APIRouter(prefix="/api/v1/me", tags=["library"])
 REFUSALS = {
@@ -169,6 +171,7 @@ def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep) -
         stores.media.delete_prefix(media_prefix(video.id))
         stores.sources.delete_prefix(media_prefix(video.id))
     except Exception as exc:
-        raise HTTPException(503, f"storage unavailable, video not deleted: {exc}") from exc
+        log.exception("video %s: storage failed while deleting; row kept", video.id)  # details for operators only
+        raise HTTPException(503, "storage unavailable, video not deleted: try again later") from exc
     session.execute(delete(Video).where(Video.id == video.id))
     session.commit()
