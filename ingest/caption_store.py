@@ -65,8 +65,9 @@ def attach_caption(
     if key != old_key:
         try:
             store.put_stream(key, io.BytesIO(clean.vtt.encode()))
-        except Exception as exc:
-            raise IngestError(503, f"storage unavailable, caption not saved: {exc}") from exc
+        except Exception as exc:  # the store's own message (account, host, request id) stays in the log
+            log.exception("storing caption %s failed", key)
+            raise IngestError(503, "storage unavailable, caption not saved: try again later") from exc
     row = row or Caption(video_id=video.id, language=language, label=label, blob_key=key)
     row.label, row.is_default, row.blob_key, row.created_at = label, default, key, utcnow()
     try:

@@ -23,6 +23,10 @@ def test_delete_with_storage_failing_keeps_the_video_and_its_internals(stack, az
             assert r.status_code == 503, r.text
             assert r.json() == {"detail": "storage unavailable, video not deleted: try again later"}
             assert client.get(f"/api/v1/videos/{video_id}").status_code == 200  # the row stays: retry works
+            # Anyone may ask /readyz: it says which service is down, not the store's own message.
+            ready = httpx.get(f"{url}/readyz", timeout=30)
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "unavailable"}, ready.text
         log = stack.logs / f"api-{urlparse(url).port}.log"
         wait_for(lambda: "ContainerNotFound" in log.read_text(), "the storage error in the API log", timeout=20)
     with stack.client() as client:  # on a node whose storage works, the same delete goes through

@@ -1,11 +1,11 @@
 """The upload page when the answer to an upload's last PATCH is lost (it carries the new video's id): the page
 asks GET /api/v1/uploads/{id} what became of the upload. A lost connection there is retried and said on the
 file; a server that never finishes checking the file is asked less and less often, and the page gives up
-after 15 minutes with a message instead of asking every second for ever.
+after 20 minutes with a message instead of asking every second for ever.
 
 The real stack takes the upload. Playwright's routing stands in for what cannot be caused on demand: a lost
 PATCH answer (the real answer, minus its Streamify-Video-Id header), dropped connections, and an upload
-stuck in "ingesting" (the real status answer, rewritten); Playwright's clock runs the 15 minutes.
+stuck in "ingesting" (the real status answer, rewritten); Playwright's clock runs the 20 minutes.
 """
 
 import re
@@ -22,7 +22,7 @@ from tests.uploads import items, server_view, signed_up_page, wait_items
 UPLOAD_URL = re.compile(r"/api/v1/uploads/[^/?#]+$")
 FIRST_WAIT_MS = 1000  # upload.js INGEST_POLL_FIRST_MS
 LONGEST_WAIT_MS = 15_000  # upload.js INGEST_POLL_MAX_MS
-GIVE_UP_MS = 15 * 60 * 1000  # upload.js INGEST_GIVE_UP_MS
+GIVE_UP_MS = 20 * 60 * 1000  # upload.js INGEST_GIVE_UP_MS (beyond the server's 15 min ingest timeout)
 INGEST_JS = """() => { const i = window.streamifyUploads.items[0];
   return i && { state: i.state, ingest: i.ingest || null, text: i.el.querySelector('.state-text').textContent,
                 error: i.el.querySelector('.error-text').textContent } }"""
@@ -121,17 +121,17 @@ def test_a_check_that_never_ends_backs_off_then_gives_up(browser, stack, clip):
         checks = now["ingest"]["checks"]
         waits.append(now["ingest"]["waitMs"])
         page.clock.run_for(waits[-1])
-        assert checks < 200, waits  # a page asking every second would pass 900
+        assert checks < 200, waits  # a page asking every second would pass 1200
 
     assert now["ingest"]["checks"] == checks + 1
     # Asked at once, then less and less often, never less often than every 15 s; the whole wait stays within
-    # the bound and ends near it: about 60 questions in 15 minutes, not 900.
+    # the bound and ends near it: about 80 questions in 20 minutes, not 1200.
     assert waits[0] == FIRST_WAIT_MS, waits
     assert waits == sorted(waits) and max(waits) == LONGEST_WAIT_MS, waits
     assert GIVE_UP_MS - LONGEST_WAIT_MS < sum(waits) <= GIVE_UP_MS, waits
-    assert len(waits) < 80, waits
+    assert len(waits) < 100, waits
     assert now["error"] == (
-        "Gave up after 15 minutes: the server was still checking the file. If the video is not in your library, "
+        "Gave up after 20 minutes: the server was still checking the file. If the video is not in your library, "
         "upload the file again."
     ), now
     assert page.locator(".upload-item .error-text").is_visible()

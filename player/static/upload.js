@@ -12,7 +12,8 @@
   const INGEST_POLL_FIRST_MS = 1000;
   const INGEST_POLL_MAX_MS = 15000;
   const INGEST_POLL_BACKOFF = 1.5;
-  const INGEST_GIVE_UP_MS = 15 * 60 * 1000;
+  // Longer than the server's STREAMIFY_TUS_INGEST_TIMEOUT_SECONDS (15 min), after which it answers "refused".
+  const INGEST_GIVE_UP_MS = 20 * 60 * 1000;
 
   const root = document.getElementById("upload-page");
   const maxBytes = Number(root.dataset.maxBytes);
