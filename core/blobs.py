@@ -69,6 +69,7 @@ class BlobStore(Protocol):
     def download_to(self, key: str, path: Path) -> None: ...
     def read_bytes(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
+    def keys_older_than(self, prefix: str, before: datetime) -> list[str]: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def url_for(self, key: str) -> str: ...
@@ -120,6 +121,15 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def keys_older_than(self, prefix: str, before: datetime) -> list[str]:
+        cutoff = before.timestamp()
+        keys = []
+        for key in self.list(prefix):
+            with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: not ours to report
+                if (self.root / key).stat().st_mtime < cutoff:
+                    keys.append(key)
+        return keys
 
     def list(self, prefix: str) -> list[str]:
         base = self.root / prefix if prefix else self.root
@@ -221,6 +231,9 @@ class AzureBlobStore:
 
     def exists(self, key: str) -> bool:
         return self.container.get_blob_client(check_key(key)).exists()
+
+    def keys_older_than(self, prefix: str, before: datetime) -> list[str]:
+        return sorted(b.name for b in self.container.list_blobs(name_starts_with=prefix) if b.last_modified < before)
 
     def list(self, prefix: str) -> list[str]:
         return sorted(b.name for b in self.container.list_blobs(name_starts_with=prefix))

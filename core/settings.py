@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     tus_disk_margin_bytes: int = Field(default=1024**3, ge=0, description="Free disk kept beyond open uploads.")
     # An upload `ingesting` this long with no live process on it (its node died) is refused: "upload again".
     tus_ingest_timeout_seconds: int = Field(default=15 * 60, ge=1, description="Bound on an interrupted ingest.")
+    # A source blob whose video row was never committed (its API node died in between) is deleted by the same
+    # periodic cleanup once it is this old: far longer than storing and recording take within one request.
+    orphan_source_grace_seconds: int = Field(default=3600, ge=1, description="Age of a row-less source blob.")
 
     # Transcoding.
     ffmpeg_path: str | None = Field(default=None, description="System ffmpeg; default: imageio-ffmpeg's.")

@@ -18,7 +18,7 @@ compose, an NFS Azure Files share on Azure (infra/README.md; SMB would turn floc
 
 Expiry is sliding: `tus_expiry_seconds` after the last PATCH. `cleanup_expired` deletes what has
 expired; the API runs it at startup and then every `tus_cleanup_interval_seconds` (no beat process
-needed), and `python -m ingest.tus` runs it once, for cron.
+needed), and `python -m ingest.housekeeping` runs it once, for cron (ingest/housekeeping.py).
 
 Disk: creation reserves. Under a lock on `tus/.reserve.lock`, a new upload is accepted only if free space
 covers what every open upload on this data dir (all owners) may still send, plus its own length, plus
@@ -28,7 +28,6 @@ it records the outcome; an upload `ingesting` for over `tus_ingest_timeout_secon
 the next read or cleanup pass, and its bytes are deleted.
 """
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -522,21 +521,3 @@ def _older(path: Path, before: float) -> bool:
 
 def cleanup_expired(settings: Settings, now: datetime | None = None) -> int:
     return TusStore(settings).cleanup_expired(now)
-
-
-async def cleanup_periodically(settings: Settings) -> None:
-    """Run by each API process: at startup, then every `tus_cleanup_interval_seconds`."""
-    while True:
-        try:
-            removed = await to_thread.run_sync(cleanup_expired, settings)
-            if removed:
-                log.info("tus cleanup: removed %d expired uploads", removed)
-        except Exception:
-            log.exception("tus cleanup failed")
-        await asyncio.sleep(settings.tus_cleanup_interval_seconds)
-
-
-if __name__ == "__main__":  # `python -m ingest.tus`: one cleanup pass, for cron
-    from core.settings import get_settings
-
-    print(f"removed {cleanup_expired(get_settings())} expired uploads")

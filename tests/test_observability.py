@@ -48,7 +48,8 @@ def json_stack(tmp_path_factory, redis_url, azurite) -> Iterator[Stack]:
     name, url = new_pg_database()
     database_url = url.replace("postgresql://", "postgresql+psycopg://")
     data = tmp_path_factory.mktemp("json-stack")
-    logs = ROOT / "test-artifacts" / "logs" / f"json-stack-{secrets.token_hex(3)}"
+    tag = secrets.token_hex(3)
+    logs = ROOT / "test-artifacts" / "logs" / f"json-stack-{tag}"
     logs.mkdir(parents=True)
     env = {
         **os.environ,
@@ -57,6 +58,9 @@ def json_stack(tmp_path_factory, redis_url, azurite) -> Iterator[Stack]:
         "STREAMIFY_BROKER_URL": redis_url,
         "STREAMIFY_QUEUE": f"transcode-json-{secrets.token_hex(4)}",
         "STREAMIFY_AZURE_CONNECTION_STRING": azurite.connection_string,
+        # Containers of its own, as an install has: another database's blobs would look orphaned to its cleanup.
+        "STREAMIFY_AZURE_MEDIA_CONTAINER": f"json-media-{tag}",
+        "STREAMIFY_AZURE_SOURCE_CONTAINER": f"json-sources-{tag}",
         "STREAMIFY_PLAYBACK_SECRET": secrets.token_urlsafe(48),
         "STREAMIFY_LOG_FORMAT": "json",
         "STREAMIFY_METRICS_TOKEN": SCRAPE_TOKEN,
@@ -166,7 +170,9 @@ def test_metrics_match_the_jobs_this_stack_ran(json_stack, ran, azurite):
     assert _value(samples, "streamify_encoded_seconds_total") == pytest.approx(encoded, abs=1e-6)
 
     # Media bytes: the HLS segments really in Blob Storage (measured bitrates x duration, within 3%).
-    media = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client("streamify-media")
+    media = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
+        json_stack.env["STREAMIFY_AZURE_MEDIA_CONTAINER"]
+    )
     segments = sum(
         b.size
         for key in ("good", "private")

@@ -301,12 +301,17 @@ def test_expired_partial_uploads_are_cleaned(stack, clips):
         finally:
             stop(proc)
 
-        # The same pass on demand, for cron: `python -m ingest.tus`.
+        # The same pass on demand, for cron: `python -m ingest.housekeeping`.
         record = _expire(stack, owner_hex, urls[2])
         out = subprocess.run(
-            [sys.executable, "-m", "ingest.tus"], env=stack.env, cwd=ROOT, capture_output=True, text=True, check=True
+            [sys.executable, "-m", "ingest.housekeeping"],
+            env=stack.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
-        assert "removed 1 expired uploads" in out.stdout, out
+        assert "removed 1 expired partial uploads" in out.stdout, out
         assert not record.exists()
 
         # Only the live upload is left, bytes and all.

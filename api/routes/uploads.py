@@ -20,13 +20,13 @@ from pydantic import BaseModel
 from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep
 from core.settings import get_settings
 from ingest.errors import IngestError
+from ingest.housekeeping import sweep_periodically
 from ingest.tus import (
     TUS_EXTENSIONS,
     TUS_VERSION,
     TusStore,
     UploadRecord,
     UploadState,
-    cleanup_periodically,
     http_date,
     parse_metadata,
 )
@@ -58,10 +58,10 @@ class TusRoute(APIRoute):
 
 @contextlib.asynccontextmanager
 async def _cleanup(app: FastAPI) -> AsyncIterator[None]:
-    """Expired partial uploads go at startup and then periodically, from each API process: in the data dir of
-    the settings the app was created with (`create_app(settings)`), not the environment's."""
+    """Upload leftovers (expired partial uploads, orphaned sources) go at startup and then periodically, from
+    each API process: with the settings the app was created with (`create_app(settings)`), not the environment's."""
     settings = getattr(app.state, "settings", None) or get_settings()
-    task = asyncio.create_task(cleanup_periodically(settings))
+    task = asyncio.create_task(sweep_periodically(settings))
     try:
         yield
     finally:
