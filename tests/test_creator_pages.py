@@ -318,6 +318,12 @@ def test_library_live_progress_search_pages_edit_and_delete(stack, clips, small_
         assert api.get(f"/api/v1/videos/{beta}").status_code == 404
         assert beta not in [v["id"] for v in api.get("/api/v1/me/videos").json()["items"]]
 
+    # A page past the end (a bookmark from before videos were deleted) shows the last page instead.
+    page.goto(f"{stack.url}/library?page=9&per_page=2")
+    page.wait_for_function("document.querySelector('#pager .page-info').textContent.startsWith('3–3 of 3')")
+    assert page.locator(".lib-item").count() == 1
+    assert page.evaluate("location.search") == "?page=2&per_page=2"
+
     # The same library on a phone, signed in with the same session.
     phone, phone_watch = open_page(browser, contexts, PHONE, storage_state=page.context.storage_state())
     phone.goto(f"{stack.url}/library")

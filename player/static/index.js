@@ -11,42 +11,17 @@
   const state = { q: query.q, page: query.page, perPage: query.perPage || PER_PAGE, loadSeq: 0 };
 
   async function load() {
-    const seq = ++state.loadSeq;
-    const limit = state.perPage;
-    const offset = (state.page - 1) * limit;
-    const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
-    if (state.q) params.set("q", state.q);
-    UI.writeQuery({ q: state.q, page: state.page, perPage: state.perPage }, PER_PAGE);
-    let response;
-    try {
-      response = await fetch(`/api/v1/videos?${params}`, { headers: { Accept: "application/json" } });
-    } catch (_err) {
-      if (seq === state.loadSeq) fail("Could not reach the server. Check your connection and reload.");
+    const result = await UI.fetchListPage("/api/v1/videos", state, PER_PAGE);
+    if (result.stale) return;
+    if (!result.page) {
+      fail(result.error || (await UI.problem(result.response)));
       return;
     }
-    if (seq !== state.loadSeq) return;
-    if (!response.ok) {
-      fail(await UI.problem(response));
-      return;
-    }
-    const page = await response.json();
-    if (!page.items.length && page.total > 0 && offset > 0) {
-      state.page = Math.ceil(page.total / limit);
-      load();
-      return;
-    }
+    const page = result.page;
     $("list-error").hidden = true;
     grid.replaceChildren(...page.items.map(card));
-    $("empty").hidden = page.total > 0;
-    $("empty-text").textContent = state.q
-      ? `No public videos with “${state.q}” in their title.`
-      : "No public videos yet.";
-    $("empty-upload").hidden = Boolean(state.q);
-    UI.pager($("pager"), { total: page.total, offset: page.offset, count: page.items.length, limit }, (n) => {
-      state.page = n;
-      load();
-      window.scrollTo({ top: 0 });
-    });
+    const empty = state.q ? `No public videos with “${state.q}” in their title.` : "No public videos yet.";
+    UI.listFooter(state, { total: page.total, offset: page.offset, count: page.items.length }, empty, load);
   }
 
   function fail(message) {
@@ -76,22 +51,6 @@
     return el;
   }
 
-  const input = $("q");
-  let timer = null;
-  input.value = state.q;
-  function runSearch() {
-    clearTimeout(timer);
-    const q = input.value.trim();
-    if (q === state.q) return;
-    state.q = q;
-    state.page = 1;
-    load();
-  }
-  $("search").addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
-  input.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(runSearch, SEARCH_DELAY_MS);
-  });
-
+  UI.listSearch(state, load, SEARCH_DELAY_MS);
   load();
 })();

@@ -28,39 +28,21 @@
 
   // ---- loading a page ---------------------------------------------------------------------------------
   async function load() {
-    const seq = ++state.loadSeq;
-    const limit = state.perPage;
-    const offset = (state.page - 1) * limit;
-    const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
-    if (state.q) params.set("q", state.q);
-    UI.writeQuery({ q: state.q, page: state.page, perPage: state.perPage }, PER_PAGE);
-    let response;
-    try {
-      response = await fetch(`/api/v1/me/videos?${params}`, { headers: { Accept: "application/json" } });
-    } catch (_err) {
-      if (seq === state.loadSeq) listError("Could not reach the server. Check your connection and reload.");
-      return;
-    }
-    if (seq !== state.loadSeq) return; // a newer search or page won
+    const result = await UI.fetchListPage("/api/v1/me/videos", state, PER_PAGE);
+    if (result.stale) return; // a newer search or page won
     $("checking").hidden = true;
-    if (response.status === 401) {
+    if (result.response?.status === 401) {
       $("library").hidden = true;
       $("signin").hidden = false;
       return;
     }
-    if (!response.ok) {
-      listError(await UI.problem(response));
-      return;
-    }
-    const page = await response.json();
-    if (!page.items.length && page.total > 0 && offset > 0) { // past the end (videos were deleted): last page
-      state.page = Math.ceil(page.total / limit);
-      load();
+    if (!result.page) {
+      listError(result.error || (await UI.problem(result.response)));
       return;
     }
     $("library").hidden = false;
     $("list-error").hidden = true;
-    render(page);
+    render(result.page);
   }
 
   function listError(message) {
@@ -81,18 +63,8 @@
 
   /** Pager and empty state, from what is on the page now. */
   function refreshChrome() {
-    const count = state.rows.size;
-    const empty = state.total === 0;
-    $("empty").hidden = !empty;
-    $("empty-text").textContent = state.q
-      ? `No videos with “${state.q}” in their title.`
-      : "You have not uploaded any videos yet.";
-    $("empty-upload").hidden = Boolean(state.q);
-    UI.pager($("pager"), { total: state.total, offset: state.offset, count, limit: state.perPage }, (page) => {
-      state.page = page;
-      load();
-      window.scrollTo({ top: 0 });
-    });
+    const empty = state.q ? `No videos with “${state.q}” in their title.` : "You have not uploaded any videos yet.";
+    UI.listFooter(state, { total: state.total, offset: state.offset, count: state.rows.size }, empty, load);
   }
 
   // ---- one row ----------------------------------------------------------------------------------------
@@ -402,29 +374,7 @@
     }
   }
 
-  // ---- search -----------------------------------------------------------------------------------------
-  const search = $("search");
-  const input = $("q");
-  let searchTimer = null;
-  input.value = state.q;
-  $("clear-search").hidden = !state.q;
-
-  function runSearch() {
-    clearTimeout(searchTimer);
-    const q = input.value.trim();
-    $("clear-search").hidden = !q;
-    if (q === state.q) return;
-    state.q = q;
-    state.page = 1;
-    load();
-  }
-
-  search.addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
-  input.addEventListener("input", () => {
-    clearTimeout(searchTimer);
-    searchTimer = setTimeout(runSearch, SEARCH_DELAY_MS);
-  });
-  $("clear-search").addEventListener("click", () => { input.value = ""; runSearch(); input.focus(); });
+  UI.listSearch(state, load, SEARCH_DELAY_MS);
 
   window.streamifyLibrary = state; // for a look from the console
   load();

@@ -125,7 +125,73 @@ window.StreamifyUI = (() => {
     next.onclick = () => go(page + 1);
   }
 
+  /**
+   * One page of a searchable list for `state` ({q, page, perPage, loadSeq}): the view goes to the address bar,
+   * the newest request wins, and a page past the end (videos deleted meanwhile) falls back to the last one.
+   * Resolves to {page}, {response} (a refusal), {error} (no answer) or {stale} (a newer load started).
+   */
+  async function fetchListPage(path, state, defaultPerPage) {
+    for (;;) {
+      const seq = ++state.loadSeq;
+      const limit = state.perPage;
+      const offset = (state.page - 1) * limit;
+      const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+      if (state.q) params.set("q", state.q);
+      writeQuery(state, defaultPerPage);
+      let response;
+      try {
+        response = await fetch(`${path}?${params}`, { headers: { Accept: "application/json" } });
+      } catch (_err) {
+        if (seq !== state.loadSeq) return { stale: true };
+        return { error: "Could not reach the server. Check your connection and reload." };
+      }
+      if (seq !== state.loadSeq) return { stale: true };
+      if (!response.ok) return { response };
+      const page = await response.json();
+      if (page.items.length || page.total === 0 || offset === 0) return { page };
+      state.page = Math.ceil(page.total / limit);
+    }
+  }
+
+  /** The #search form of _lists.html: searches on submit or after a pause in typing; #clear-search if present. */
+  function listSearch(state, reload, delayMs = 350) {
+    const form = document.getElementById("search");
+    const input = document.getElementById("q");
+    const clear = document.getElementById("clear-search");
+    let timer = null;
+    input.value = state.q;
+    if (clear) clear.hidden = !state.q;
+    function run() {
+      clearTimeout(timer);
+      const q = input.value.trim();
+      if (clear) clear.hidden = !q;
+      if (q === state.q) return;
+      state.q = q;
+      state.page = 1;
+      reload();
+    }
+    form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(run, delayMs);
+    });
+    clear?.addEventListener("click", () => { input.value = ""; run(); input.focus(); });
+  }
+
+  /** The empty notice and pager of _lists.html; the upload link shows only on an empty list without a search. */
+  function listFooter(state, { total, offset, count }, emptyText, reload) {
+    document.getElementById("empty").hidden = total > 0;
+    document.getElementById("empty-text").textContent = emptyText;
+    document.getElementById("empty-upload").hidden = Boolean(state.q);
+    pager(document.getElementById("pager"), { total, offset, count, limit: state.perPage }, (n) => {
+      state.page = n;
+      reload();
+      window.scrollTo({ top: 0 });
+    });
+  }
+
   return {
     parseJson, answered, detail, problem, clockDuration, humanDuration, date, sitePath, readQuery, writeQuery, pager,
+    fetchListPage, listSearch, listFooter,
   };
 })();
