@@ -276,3 +276,29 @@ def browser():
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
+
+
+@pytest.fixture
+def contexts(browser) -> Iterator[list]:
+    """Browser contexts a test opens (append them here): closed when it ends, passed or failed."""
+    made: list = []
+    yield made
+    for context in made:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(stack):
+    """A TCP proxy in front of the stack's API whose connections the test can cut (tests/uploads.py)."""
+    from tests.uploads import Proxy
+
+    p = Proxy(stack.url)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def big_clips(tmp_path_factory) -> list[Path]:
+    from tests.uploads import make_big_clips
+
+    return make_big_clips(tmp_path_factory.mktemp("big"))

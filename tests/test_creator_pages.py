@@ -6,12 +6,11 @@ anonymous viewer can reach. Titles are hostile: an `<img onerror>` title must st
 
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import DESKTOP, PHONE, shoot
 from tests.conftest import wait_for, wait_status
@@ -43,14 +42,6 @@ class Watcher:
     def _dialog(self, dialog) -> None:
         self.problems.append(f"{dialog.type} dialog: {dialog.message}")
         dialog.dismiss()
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for c in made:
-        c.close()
 
 
 def open_page(browser: Browser, contexts: list, viewport: dict = DESKTOP, **kwargs) -> tuple[Page, Watcher]:

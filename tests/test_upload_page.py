@@ -7,29 +7,14 @@ watch progress, and can cut a connection in the middle of a PATCH body, as a dro
 """
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.browser import DESKTOP, PHONE, shoot
 from tests.conftest import wait_for
-from tests.uploads import Proxy, items, make_big_clips, server_view, signed_up_page, wait_items
+from tests.uploads import items, server_view, signed_up_page, wait_items
 
 CHUNK_BYTES = 8 * 1024 * 1024  # upload.js's tus chunk size
-
-
-@pytest.fixture(scope="module")
-def proxy(stack) -> Iterator[Proxy]:
-    p = Proxy(stack.url)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
-def big_clips(tmp_path_factory) -> list[Path]:
-    return make_big_clips(tmp_path_factory.mktemp("big"))
 
 
 def test_two_files_upload_with_progress_and_become_ready(stack, big_clips, browser, proxy):

@@ -7,17 +7,16 @@ keyboard shortcuts, the share link, and the messages for processing, failed and 
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, Page
 
 from tests.browser import DESKTOP, PHONE, shoot
 from tests.conftest import upload, wait_status
 from tests.media import make_clip
-from tests.uploads import Proxy, items, make_big_clips, wait_items
+from tests.uploads import items, wait_items
 
 PASSWORD = "correct horse battery"  # what stack.new_user() gives every account
 HOSTILE = "<img src=x onerror=window.pwned=1>Français"
@@ -70,18 +69,6 @@ class Problems:
 
 
 @pytest.fixture(scope="module")
-def proxy(stack) -> Iterator[Proxy]:
-    p = Proxy(stack.url)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
-def big_clips(tmp_path_factory) -> list[Path]:
-    return make_big_clips(tmp_path_factory.mktemp("big"))
-
-
-@pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
     """20 s at 720p: ten storyboard tiles, and time to seek and share a position."""
     return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", size="1280x720", seconds=20, channels=2)
@@ -100,14 +87,6 @@ def ready_video(stack, long_clip) -> dict:
         video = wait_status(client, r.json()["id"])
     assert video["status"] == "ready", video["error"]
     return video
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
 
 
 def new_page(browser: Browser, contexts: list, viewport: dict = DESKTOP, **kwargs) -> Page:
