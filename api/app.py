@@ -1,35 +1,42 @@
-"""FastAPI application factory."""
+"""FastAPI application factory.
+
+The settings given to `create_app` are the only ones its requests see: the engine, stores, signer and broker
+are made from them here and kept on `app.state`, where api.deps finds them.
+"""
 
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import get_stores
+from api.access import Signer
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
-from api.routes import auth, captions, health, media_access, metrics, ops, playback, uploads, videos
-from core.blobs import MEDIA_URL_PREFIX
+from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
+from core.blobs import MEDIA_URL_PREFIX, make_stores
+from core.broker import Broker
+from core.db import make_engine
 from core.logs import configure_logging
 from core.playback_secret import playback_secret
 from core.playback_tokens import nginx_key
 from core.settings import Settings, get_settings
 from ingest.captions import MAX_CAPTION_BYTES
 from ingest.errors import IngestError
-from player import ops_page
 from player.pages import mount_player
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_format)  # JSON lines for uvicorn's and our loggers when asked
-    stores = get_stores(settings)
+    stores = make_stores(settings)
     secret = playback_secret(settings)  # at start: a node without the shared secret must not come up
+    engine = make_engine(settings.effective_database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         stores.ensure()
         yield
+        engine.dispose()
 
     app = FastAPI(
         title="Streamify",
@@ -37,7 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Upload videos, transcode them to adaptive HLS, play them with hls.js.",
     )
-    app.state.settings = settings  # for lifespans of routers (tus cleanup) that must use this app's settings
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.stores = stores
+    app.state.signer = Signer.from_settings(settings, secret, stores.media)
+    app.state.broker = Broker(settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     app.add_middleware(BodySizeLimit, limit=MAX_CAPTION_BYTES, path=captions.UPLOAD_PATH)
 
@@ -59,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not settings.uses_azure:
         media_dir = settings.blob_dir / "media"
         media_dir.mkdir(parents=True, exist_ok=True)
-        files = MediaFiles(directory=media_dir, settings=settings, segment_key=nginx_key(secret))
+        files = MediaFiles(directory=media_dir, engine=engine, segment_key=nginx_key(secret))
         app.mount(MEDIA_URL_PREFIX, files, name="media")
     mount_player(app)
     return app

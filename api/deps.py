@@ -2,42 +2,39 @@
 
 import secrets
 import uuid
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 from sqlmodel import Session
 
 from api.access import Playback, Signer
-from core.accounts import user_for_token
-from core.blobs import Stores, make_stores
-from core.db import get_session
-from core.playback_secret import playback_secret
+from core.accounts import SESSION_COOKIE, user_for_token
+from core.blobs import Stores
 from core.playback_tokens import TOKEN_PARAM, TokenRefused
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from schemas.tables import TokenKind, User, Video
 
-SESSION_COOKIE = "streamify_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@lru_cache
-def _stores(settings_json: str) -> Stores:
-    return make_stores(Settings.model_validate_json(settings_json))
+# Everything a request needs comes from the app it reached (api.app.create_app puts it on app.state), never
+# from the environment: two apps with different settings in one process each use only their own.
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
 
 
-def get_stores(settings: Annotated[Settings, Depends(get_settings)]) -> Stores:
-    """One set of store clients per configuration (keeps Azure connection pools and SAS caches warm)."""
-    # The secret stays out: SecretStr dumps as a mask, and stores never need it.
-    exclude = {"effective_database_url", "effective_broker_url", "playback_secret"}
-    return _stores(settings.model_dump_json(exclude=exclude))
+def get_stores(request: Request) -> Stores:
+    return request.app.state.stores
 
 
-def get_enqueue() -> Callable[[uuid.UUID], None]:
-    from workers.celery_app import enqueue_transcode
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
 
-    return enqueue_transcode
+
+def get_enqueue(request: Request) -> Callable[[uuid.UUID], None]:
+    return request.app.state.broker.enqueue
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -120,8 +117,8 @@ def _not_found(video_id: uuid.UUID) -> HTTPException:
     return HTTPException(404, f"video {video_id} not found")
 
 
-def get_signer(settings: SettingsDep, stores: StoresDep) -> Signer:
-    return Signer.from_settings(settings, playback_secret(settings), stores.media)
+def get_signer(request: Request) -> Signer:
+    return request.app.state.signer
 
 
 SignerDep = Annotated[Signer, Depends(get_signer)]

@@ -10,6 +10,7 @@ import uuid
 from urllib.parse import parse_qs
 
 from anyio import to_thread
+from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -17,9 +18,7 @@ from starlette.types import Scope
 
 from api.access import may_serve_unsigned
 from core.blobs import cache_control_for, content_type_for
-from core.db import get_engine
 from core.playback_tokens import EXPIRES_PARAM, SIGNATURE_PARAM, TokenRefused, verify_segment
-from core.settings import Settings
 from schemas.tables import Video
 
 PRIVATE_MESSAGE = "this video is private: its media needs a signed link (open it from a playback link)"
@@ -28,9 +27,9 @@ PRIVATE_MESSAGE = "this video is private: its media needs a signed link (open it
 class MediaFiles(StaticFiles):
     """StaticFiles gives Range, ETag and Last-Modified; this adds the access check and the store's headers."""
 
-    def __init__(self, *, directory, settings: Settings, segment_key: str) -> None:
+    def __init__(self, *, directory, engine: Engine, segment_key: str) -> None:
         super().__init__(directory=directory)
-        self.settings = settings
+        self.engine = engine
         self.segment_key = segment_key
 
     def file_response(self, full_path, stat_result, scope: Scope, status_code: int = 200):
@@ -47,7 +46,7 @@ class MediaFiles(StaticFiles):
             except TokenRefused as exc:
                 return str(exc)
             return None
-        with Session(get_engine(self.settings)) as session:
+        with Session(self.engine) as session:
             return None if may_serve_unsigned(session.get(Video, video_id)) else PRIVATE_MESSAGE
 
     async def get_response(self, path: str, scope: Scope) -> Response:

@@ -12,10 +12,8 @@ Labels are small fixed sets (states, statuses, failure kinds): no title, id, ema
 leaves in a label, so the output is safe to hand to a monitoring system.
 """
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -24,37 +22,21 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, extract, func
 from sqlmodel import Session, select
 
+from core.jobqueue import WORKER_ONLINE
 from core.timeutil import aware
-from schemas.tables import JobState, Rendition, TranscodeJob, Video, VideoStatus, WorkerNode, utcnow
+from schemas.tables import (
+    FailureKind,
+    JobState,
+    Rendition,
+    TranscodeJob,
+    Video,
+    VideoStatus,
+    WorkerNode,
+    utcnow,
+)
 
 DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 SPEED_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-WORKER_ONLINE = timedelta(seconds=30)  # as on the dashboard (api.queue_view)
-
-# The first pattern that matches a job's error names its failure kind; the reasons come from
-# workers.pipeline, workers.queue (a lost worker), workers.job (a crash) and ingest.probe.
-FAILURE_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (kind, re.compile(pattern, re.IGNORECASE))
-    for kind, pattern in (
-        ("ffmpeg", r"^ffmpeg exited"),
-        ("incomplete_output", r"^encoded output is incomplete"),
-        ("invalid_master", r"^master playlist invalid"),
-        ("thumbnails", r"^thumbnails failed"),
-        ("worker_lost", r"^worker lost"),
-        ("internal", r"^internal error"),
-        ("corrupt_source", r"truncated|corrupt"),
-        ("no_decodable_stream", r"no decodable"),
-        ("refused_format", r"container format"),
-    )
-)
-
-
-def failure_kind(error: str | None) -> str:
-    """A failed job's error text -> one of a few fixed labels (never the text itself: it may name a file)."""
-    for kind, pattern in FAILURE_KINDS:
-        if error and pattern.search(error):
-            return kind
-    return "other"
 
 
 @dataclass(frozen=True)
@@ -109,13 +91,14 @@ def read_facts(session: Session) -> Facts:
         )
     ).one()
     failures: dict[str, int] = {}
-    errors = session.exec(
-        select(TranscodeJob.error, func.count())
+    kinds = session.exec(
+        select(TranscodeJob.failure_kind, func.count())
         .where(TranscodeJob.state == JobState.failed)
-        .group_by(TranscodeJob.error)
+        .group_by(TranscodeJob.failure_kind)
     ).all()
-    for error, n in errors:
-        failures[failure_kind(error)] = failures.get(failure_kind(error), 0) + n
+    for kind, n in kinds:  # none: failed by a worker of a version before kinds (a rolling upgrade)
+        label = kind or FailureKind.other
+        failures[label] = failures.get(label, 0) + n
     succeeded = TranscodeJob.state == JobState.succeeded
     encoded = session.exec(select(func.coalesce(func.sum(TranscodeJob.encoded_seconds), 0.0)).where(succeeded)).one()
     wall = _seconds_between(session, TranscodeJob.started_at, TranscodeJob.finished_at)

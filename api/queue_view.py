@@ -7,14 +7,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from core.jobqueue import WORKER_ONLINE, queue_order
 from core.timeutil import aware
 from schemas.api import HourStats, JobRead, QueueSnapshot, WorkerRead
 from schemas.tables import JobState, TranscodeJob, User, Video, WorkerNode, utcnow
-from workers.queue import queue_order
 
 QUEUE_LIMIT = 200
 FAILURES_LIMIT = 20
-WORKER_ONLINE = timedelta(seconds=30)
 HISTORY_HOURS = 24
 
 
@@ -39,6 +38,7 @@ def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None 
         duration=video.duration,
         worker=job.worker,
         error=job.error,
+        failure_kind=job.failure_kind,
         log_tail=job.log_tail,
         queued_at=aware(job.queued_at),
         started_at=aware(job.started_at),

@@ -18,6 +18,7 @@ from schemas.tables import AuthToken, TokenKind, User, utcnow
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
+SESSION_COOKIE = "streamify_session"  # set by the API, named in the nginx config (its micro-cache bypass)
 SESSION_TTL = timedelta(days=30)
 _TOKEN_PREFIX = {TokenKind.session: "sfs_", TokenKind.api: "sfy_"}
 _hasher = PasswordHash.recommended()

@@ -1,15 +1,14 @@
 """Database engine, sessions and migrations, shared by the API, the workers and the CLI."""
 
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "migrations"
 
@@ -36,13 +35,9 @@ def _engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-def get_engine(settings: Settings | None = None) -> Engine:
-    return _engine_for((settings or get_settings()).effective_database_url)
-
-
-def get_session() -> Iterator[Session]:
-    with Session(get_engine()) as session:
-        yield session
+def get_engine(settings: Settings) -> Engine:
+    """One engine per database URL in a process (workers, CLI); an API app holds its own (api.app)."""
+    return _engine_for(settings.effective_database_url)
 
 
 def alembic_config(url: str) -> Config:
@@ -52,6 +47,6 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(settings: Settings | None = None) -> None:
+def migrate(settings: Settings) -> None:
     """Bring the schema to the newest revision; safe to run on every start."""
-    command.upgrade(alembic_config((settings or get_settings()).effective_database_url), "head")
+    command.upgrade(alembic_config(settings.effective_database_url), "head")

@@ -9,7 +9,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from core.settings import get_settings
 from player.redirects import safe_next
 
 HERE = Path(__file__).resolve().parent
@@ -51,7 +50,9 @@ def watch(request: Request, video_id: uuid.UUID) -> HTMLResponse:
 @router.get("/upload", response_class=HTMLResponse)
 def upload(request: Request) -> HTMLResponse:
     """Resumable (tus) uploads from the browser; the page itself asks /api/v1/auth/me who is signed in."""
-    return templates.TemplateResponse(request, "upload.html", {"max_bytes": get_settings().max_upload_bytes})
+    return templates.TemplateResponse(
+        request, "upload.html", {"max_bytes": request.app.state.settings.max_upload_bytes}
+    )
 
 
 def mount_player(app: FastAPI) -> None:

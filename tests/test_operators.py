@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.conftest import start_worker, stop, upload, wait_for, wait_status
 from tests.media import make_clip
-from workers.queue import STALE_AFTER
+from core.jobqueue import STALE_AFTER
 from workers.supervision import REAP_INTERVAL
 
 RESCUE_BOUND = STALE_AFTER.total_seconds() + REAP_INTERVAL + 5  # documented: re-queued within 45 s

@@ -1,53 +1,17 @@
-"""The Celery app, configured from settings: Redis in the real stack, kombu's filesystem broker embedded."""
+"""The worker's Celery app: the doorbell task and the supervisor, for `celery -A workers.celery_app`.
+
+Celery looks up the module's `app` attribute; it is built on that first lookup (PEP 562 `__getattr__`) from the
+worker's environment settings, so importing this module has no side effect. `worker_app(settings)` builds one
+for any other settings object.
+"""
 
 import logging
-import uuid
 
 from celery import Celery, signals
 
+from core.broker import TRANSCODE_TASK, Broker, make_celery
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
-
-TRANSCODE_TASK = "streamify.transcode"
-
-
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("streamify", broker=settings.effective_broker_url, include=["workers.tasks"])
-    transport_options: dict[str, object] = {}
-    if settings.effective_broker_url.startswith("filesystem"):
-        folder = settings.broker_dir.resolve()
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        transport_options = {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),  # default is ./control in the working directory
-            "store_processed": False,
-        }
-    else:
-        # A long encode must not be redelivered to a second worker while the first is still on it.
-        transport_options = {"visibility_timeout": 12 * 3600}
-    app.conf.update(
-        task_default_queue=settings.queue,
-        task_acks_late=True,  # a job whose worker dies is delivered again
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,  # encodes are long: never hoard queued jobs on a busy worker
-        task_ignore_result=True,  # job state lives in the database
-        task_serializer="json",
-        accept_content=["json"],
-        broker_transport_options=transport_options,
-        broker_connection_retry_on_startup=True,
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        worker_hijack_root_logger=False,
-        # Task events for Flower (`streamify flower`): a doorbell's received/started/succeeded, cheap at our rate.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-    )
-    return app
-
-
-app = make_celery(get_settings())
 
 
 def _json_worker(instance=None, **_kw) -> None:
@@ -62,34 +26,46 @@ def _json_logging(loglevel: int | str | None = None, **_kw) -> None:
     configure_logging("json", loglevel or logging.INFO)
 
 
-if get_settings().log_format == "json":
-    signals.celeryd_init.connect(_json_worker)
-    signals.setup_logging.connect(_json_logging)
-
-
-def ring(reason: str) -> None:
-    """Wake one worker; it takes the best queued job (workers.queue), whichever rang."""
-    app.send_task(TRANSCODE_TASK, args=[reason], queue=get_settings().queue)
-
-
-def enqueue_transcode(job_id: uuid.UUID) -> None:
-    ring(str(job_id))
-
-
-_supervisor = None
-
-
-@signals.worker_ready.connect
-def _start_supervisor(sender=None, **_kw) -> None:
-    global _supervisor
+def worker_app(settings: Settings) -> Celery:
+    """A Celery app whose doorbell task runs jobs with `settings`, and whose worker supervises with them."""
+    from workers.job import run_next
     from workers.supervision import Supervisor
 
-    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
-    _supervisor = Supervisor(get_settings(), ring, concurrency)
-    _supervisor.start()
+    app = make_celery(settings)
+    broker = Broker(settings, app)
+    supervisors: list[Supervisor] = []
+
+    @app.task(name=TRANSCODE_TASK)
+    def transcode_video(reason: str) -> str:
+        """A doorbell: `reason` (the job id that rang, for logs and Flower) need not be the job that runs."""
+        return run_next(settings)
+
+    def start_supervisor(sender=None, **_kw) -> None:
+        concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
+        supervisor = Supervisor(settings, broker.ring, concurrency)
+        supervisors.append(supervisor)
+        supervisor.start()
+
+    def stop_supervisor(**_kw) -> None:
+        for supervisor in supervisors:
+            supervisor.stop()
+
+    # weak=False: the receivers are closures that only the signal keeps alive.
+    signals.worker_ready.connect(start_supervisor, weak=False)
+    signals.worker_shutdown.connect(stop_supervisor, weak=False)
+    if settings.log_format == "json":
+        signals.celeryd_init.connect(_json_worker, weak=False)
+        signals.setup_logging.connect(_json_logging, weak=False)
+    return app
 
 
-@signals.worker_shutdown.connect
-def _stop_supervisor(**_kw) -> None:
-    if _supervisor is not None:
-        _supervisor.stop()
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = worker_app(get_settings())
+    return _app

@@ -24,13 +24,13 @@ from sqlmodel import Session
 
 from core.blobs import BlobStore, Stores, make_stores
 from core.db import get_engine
+from core.jobqueue import HEARTBEAT_INTERVAL, Claimed, claim_next, heartbeat
 from core.logs import job_context
 from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, media_prefix, rendition_playlist_key
 from core.settings import Settings
 from ingest.errors import IngestError
-from schemas.tables import JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
-from workers.pipeline import Progress, TranscodeError, TranscodeResult, transcode
-from workers.queue import Claimed, claim_next, heartbeat
+from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
+from workers.pipeline import Progress, Stopped, TranscodeError, TranscodeResult, transcode
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
@@ -96,17 +96,13 @@ def _held(job_id: uuid.UUID, worker: str) -> tuple:
     return (TranscodeJob.id == job_id, TranscodeJob.state == JobState.running, TranscodeJob.worker == worker)
 
 
-class Cancelled(Exception):
-    pass
-
-
 @contextmanager
 def beating(engine, job_id: uuid.UUID, cancelled: threading.Event) -> Iterator[None]:
-    """Heartbeats the job every second while it runs; sets `cancelled` when someone cancels it."""
+    """Heartbeats the job while it runs; sets `cancelled` when someone cancels it (noticed within a beat)."""
     done = threading.Event()
 
     def loop() -> None:
-        while not done.wait(1.0):
+        while not done.wait(HEARTBEAT_INTERVAL):
             try:
                 if heartbeat(engine, job_id):
                     cancelled.set()
@@ -168,13 +164,16 @@ def _record_success(engine, stores: Stores, job: Claimed, worker: str, result: T
         return True
 
 
-def _record_end(engine, job: Claimed, worker: str, state: JobState, reason: str, log_tail: str = "") -> None:
+def _record_end(
+    engine, job: Claimed, worker: str, state: JobState, reason: str, kind: FailureKind | None, log_tail: str = ""
+) -> None:
+    """A failed job (with its kind) or a cancelled one (kind None), if this worker still holds it."""
     status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
     with Session(engine) as s:
         held = s.execute(
             update(TranscodeJob)
             .where(*_held(job.job_id, worker))
-            .values(state=state, error=reason, log_tail=log_tail or None, finished_at=utcnow())
+            .values(state=state, error=reason, failure_kind=kind, log_tail=log_tail or None, finished_at=utcnow())
         ).rowcount
         if held:
             s.execute(
@@ -216,31 +215,33 @@ def _run(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
             progress = ProgressWriter(engine, job.job_id, video_id)
             result = transcode(src, work / "hls", settings, on_progress=progress, should_stop=cancelled.is_set)
             if cancelled.is_set():
-                raise Cancelled
+                raise Stopped
             clear_encode(stores.media, video_id)
             publish(stores.media, work / "hls", media_prefix(video_id))
             if cancelled.is_set():
-                raise Cancelled
+                raise Stopped
             if not _record_success(engine, stores, job, worker, result):
                 log.warning("job %s was taken away from %s; result dropped", job.job_id, worker)
                 return "lost"
         log.info("video %s ready: %d variants in %.1fs", video_id, len(result.variants), result.elapsed)
         return JobState.succeeded
     except Exception as exc:
-        stopped = isinstance(exc, Cancelled) or (isinstance(exc, TranscodeError) and cancelled.is_set())
+        stopped = isinstance(exc, Stopped) or (isinstance(exc, TranscodeError) and cancelled.is_set())
+        kind: FailureKind | None
         if stopped:
-            state, reason, tail = JobState.cancelled, "cancelled by an operator", ""
+            state, reason, kind, tail = JobState.cancelled, "cancelled by an operator", None, ""
         elif isinstance(exc, TranscodeError):
-            state, reason, tail = JobState.failed, exc.reason, exc.log_tail
-        elif isinstance(exc, IngestError):
-            state, reason, tail = JobState.failed, exc.detail, ""
+            state, reason, kind, tail = JobState.failed, exc.reason, exc.kind, exc.log_tail
+        elif isinstance(exc, IngestError) and exc.kind is not None:  # the source refused by probe or sniff
+            state, reason, kind, tail = JobState.failed, exc.detail, exc.kind, ""
         else:
             log.exception("job %s crashed", job.job_id)
-            state, reason, tail = JobState.failed, f"internal error: {type(exc).__name__}: {exc}", ""
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            state, kind, tail = JobState.failed, FailureKind.internal, ""
         try:
             clear_encode(stores.media, video_id)
         finally:
-            _record_end(engine, job, worker, state, reason, tail)
+            _record_end(engine, job, worker, state, reason, kind, tail)
         log.warning("video %s %s: %s", video_id, state, reason)
         return state
     finally:

@@ -16,10 +16,10 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from core.db import get_engine
+from core.jobqueue import reap_stale
 from core.logs import outside_jobs
 from core.settings import Settings
 from schemas.tables import JobState, TranscodeJob, WorkerNode, utcnow
-from workers.queue import reap_stale
 
 log = logging.getLogger(__name__)
 REGISTRY_INTERVAL = 5.0

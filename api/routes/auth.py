@@ -5,8 +5,9 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 from sqlmodel import select
 
-from api.deps import SESSION_COOKIE, SessionDep, UserDep
+from api.deps import SessionDep, UserDep
 from core.accounts import (
+    SESSION_COOKIE,
     SESSION_TTL,
     AccountError,
     authenticate,

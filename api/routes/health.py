@@ -2,7 +2,7 @@
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -18,13 +18,11 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(session: SessionDep, stores: StoresDep) -> JSONResponse:
-    from workers.celery_app import app as celery_app
-
+def readyz(request: Request, session: SessionDep, stores: StoresDep) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, check in (
         ("database", lambda: session.execute(text("SELECT 1"))),
-        ("broker", lambda: celery_app.connection_for_write().ensure_connection(max_retries=1, timeout=2)),
+        ("broker", request.app.state.broker.check),
         ("storage", stores.check),
     ):
         try:

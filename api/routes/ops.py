@@ -12,10 +12,9 @@ from sqlmodel import Session, select
 
 from api.deps import EnqueueDep, OperatorDep, SessionDep, get_current_user
 from api.queue_view import job_read, snapshot
-from core.db import get_engine
+from core import jobqueue as queue
 from schemas.api import JobRead, PriorityUpdate, Problem, QueueSnapshot
 from schemas.tables import JobState, TranscodeJob, User, Video
-from workers import queue
 
 REFUSED = {401: {"model": Problem}, 403: {"model": Problem}}
 router = APIRouter(prefix="/api/v1/ops", tags=["operators"], responses=REFUSED)
@@ -62,7 +61,7 @@ async def events(_op: OperatorDep, request: Request, session: SessionDep) -> Asy
     await run_in_threadpool(session.close)
 
     def take() -> QueueSnapshot | None:
-        with Session(get_engine()) as session:
+        with Session(request.app.state.engine) as session:
             return snapshot(session) if _still_operator(request, session) else None
 
     while not await request.is_disconnected():

@@ -18,7 +18,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep
-from core.settings import get_settings
 from ingest.errors import IngestError
 from ingest.housekeeping import sweep_periodically
 from ingest.tus import (
@@ -60,8 +59,7 @@ class TusRoute(APIRoute):
 async def _cleanup(app: FastAPI) -> AsyncIterator[None]:
     """Upload leftovers (expired partial uploads, orphaned sources) go at startup and then periodically, from
     each API process: with the settings the app was created with (`create_app(settings)`), not the environment's."""
-    settings = getattr(app.state, "settings", None) or get_settings()
-    task = asyncio.create_task(sweep_periodically(settings))
+    task = asyncio.create_task(sweep_periodically(app.state.settings))
     try:
         yield
     finally:

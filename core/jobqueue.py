@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import DateTime, Engine, Uuid, bindparam, select, text, update
 from sqlmodel import Session
 
-from schemas.tables import JobState, TranscodeJob, Video, VideoStatus, utcnow
+from schemas.tables import FailureKind, JobState, TranscodeJob, Video, VideoStatus, utcnow
 
 FAIR_SHARE_WINDOW = timedelta(hours=1)
-HEARTBEAT_INTERVAL = 5.0  # seconds between a running job's heartbeats
+HEARTBEAT_INTERVAL = 1.0  # seconds between a running job's heartbeats (each one also picks up a cancel)
 STALE_AFTER = timedelta(seconds=30)  # a running job silent this long lost its worker
+WORKER_ONLINE = timedelta(seconds=30)  # a worker process seen this recently is online (workers.supervision)
 MAX_ATTEMPTS = 3
 
 _ORDERED_QUEUE = (
@@ -74,6 +75,7 @@ def claim_next(engine: Engine, worker: str) -> Claimed | None:
                     speed=None,
                     fps=None,
                     error=None,
+                    failure_kind=None,
                     log_tail=None,
                     started_at=now,
                     heartbeat_at=now,
@@ -112,7 +114,7 @@ def requeue(session: Session, job: TranscodeJob, *, keep_place: bool = False) ->
     values: dict = {"state": JobState.queued, "cancel_requested": False, "worker": None, "progress": 0.0,
                     "speed": None, "fps": None, "heartbeat_at": None, "finished_at": None}  # fmt: skip
     if not keep_place:
-        values.update(queued_at=utcnow(), error=None, log_tail=None, attempts=0)
+        values.update(queued_at=utcnow(), error=None, failure_kind=None, log_tail=None, attempts=0)
     session.execute(update(TranscodeJob).where(TranscodeJob.id == job.id).values(**values))
     session.execute(
         update(Video)
@@ -161,7 +163,9 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
             if job.cancel_requested or job.attempts >= MAX_ATTEMPTS:
                 reason = "cancelled" if job.cancel_requested else f"worker lost {job.attempts} times; giving up"
                 state = JobState.cancelled if job.cancel_requested else JobState.failed
-                done = s.execute(update(TranscodeJob).where(*lost).values(state=state, error=reason, finished_at=now))
+                kind = None if job.cancel_requested else FailureKind.worker_lost
+                ended = {"state": state, "error": reason, "failure_kind": kind, "finished_at": now}
+                done = s.execute(update(TranscodeJob).where(*lost).values(**ended))
                 if done.rowcount:
                     status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
                     s.execute(
