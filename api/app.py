@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.access import Signer
+from api.captions import MAX_CAPTION_BYTES
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
 from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
@@ -20,7 +21,6 @@ from core.logs import configure_logging
 from core.playback_secret import playback_secret
 from core.playback_tokens import nginx_key
 from core.settings import Settings, get_settings
-from ingest.captions import MAX_CAPTION_BYTES
 from ingest.errors import IngestError
 from player.pages import mount_player
 

@@ -16,7 +16,7 @@ import m3u8
 from schemas.tables import Caption
 
 GROUP_ID = "subs"
-# A quoted-string cannot hold '"'; '<', '>' and '&' are refused in new labels (ingest.captions.clean_label) but a
+# A quoted-string cannot hold '"'; '<', '>' and '&' are refused in new labels (api.captions.clean_label) but a
 # row stored before that rule may hold them: a player may write NAME as HTML, so they never reach the playlist.
 _NAME_CHARS = str.maketrans({'"': "'", "<": "\u2039", ">": "\u203a", "&": "\uff06"})
 

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from sqlmodel import Session, select
 
+from api.caption_store import MAX_TRACKS, attach_caption, list_captions, remove_caption
 from core.blobs import LocalBlobStore
 from core.db import alembic_config, make_engine
-from ingest.caption_store import MAX_TRACKS, attach_caption, list_captions, remove_caption
 from ingest.errors import IngestError
 from schemas.tables import Caption, User, Video
 

@@ -8,6 +8,15 @@ import m3u8
 import pytest
 import webvtt
 
+from api.captions import (
+    MAX_CAPTION_BYTES,
+    MAX_CUE_CHARS,
+    MAX_CUES,
+    clean_label,
+    default_label,
+    normalize_language,
+    parse_captions,
+)
 from api.subtitles import (
     GROUP_ID,
     SubtitleRendition,
@@ -18,15 +27,6 @@ from api.subtitles import (
 )
 from core.blobs import LocalBlobStore
 from core.media_keys import caption_key
-from ingest.captions import (
-    MAX_CAPTION_BYTES,
-    MAX_CUE_CHARS,
-    MAX_CUES,
-    clean_label,
-    default_label,
-    normalize_language,
-    parse_captions,
-)
 from ingest.errors import IngestError
 from schemas.tables import Caption
 from tests.test_master import FACTS, FFMPEG_MASTER

@@ -9,8 +9,8 @@ import httpx
 import m3u8
 import pytest
 
+from api.captions import MAX_CAPTION_BYTES, MAX_CUES
 from core.blobs import make_stores
-from ingest.captions import MAX_CAPTION_BYTES, MAX_CUES
 from tests.browser import SHOTS
 from tests.conftest import upload, wait_status
 

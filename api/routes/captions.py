@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 
 from api.access import Playback
+from api.caption_store import attach_caption, find_caption, list_captions, remove_caption
+from api.captions import MAX_CAPTION_BYTES
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep, UserDep, VideoDep
 from api.playlists import playlist_response, require_ready
 from api.subtitles import playlist_uri, subtitle_playlist
-from ingest.caption_store import attach_caption, find_caption, list_captions, remove_caption
-from ingest.captions import MAX_CAPTION_BYTES
 from schemas.api import CaptionCreated, CaptionRead, Problem
 from schemas.tables import Caption
 

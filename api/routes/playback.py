@@ -10,13 +10,13 @@ from fastapi import APIRouter, HTTPException, Response
 from sqlmodel import select
 
 from api.access import with_query
+from api.caption_store import list_captions
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep
 from api.playlists import playlist_response, require_ready
 from api.storyboard import rewrite_storyboard_vtt
 from api.subtitles import renditions_for, with_subtitles
 from core.blobs import BlobNotFound, content_type_for
 from core.media_keys import MASTER_NAME, STORYBOARD_VTT, media_prefix
-from ingest.caption_store import list_captions
 from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
 from schemas.tables import Rendition
 

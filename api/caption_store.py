@@ -13,9 +13,9 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from api.captions import CleanCaptions, clean_label, normalize_language, parse_captions
 from core.blobs import BlobStore
 from core.media_keys import caption_key
-from ingest.captions import CleanCaptions, clean_label, normalize_language, parse_captions
 from ingest.errors import IngestError
 from schemas.tables import Caption, Video, utcnow
 
