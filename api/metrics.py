@@ -24,16 +24,7 @@ from sqlmodel import Session, select
 
 from core.jobqueue import WORKER_ONLINE
 from core.timeutil import aware
-from schemas.tables import (
-    FailureKind,
-    JobState,
-    Rendition,
-    TranscodeJob,
-    Video,
-    VideoStatus,
-    WorkerNode,
-    utcnow,
-)
+from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, WorkerNode, utcnow
 
 DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 SPEED_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -183,7 +174,9 @@ def metric_families(f: Facts) -> list[Metric]:
             value=f.oldest_queued_seconds,
         ),  # fmt: skip
         GaugeMetricFamily(
-            "streamify_workers_online", "Transcode worker processes seen in the last 30 s.", value=f.workers_online
+            "streamify_workers_online",
+            f"Transcode worker processes seen in the last {WORKER_ONLINE.total_seconds():.0f} s.",
+            value=f.workers_online,
         ),
     ]
 

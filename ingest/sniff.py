@@ -10,6 +10,7 @@ from pathlib import Path
 import filetype
 
 from ingest.errors import IngestError
+from schemas.tables import FailureKind
 
 # MIME (as filetype reports it) -> ffmpeg demuxer. None of these follow references to other files
 # (the mov demuxer's external data references stay off: enable_drefs defaults to 0).
@@ -46,7 +47,7 @@ def sniff_demuxer(path: Path) -> str:
     with path.open("rb") as f:
         head = f.read(8192)
     if not head:
-        raise IngestError(422, "empty file: the upload contains no bytes")
+        raise IngestError(422, "empty file: the upload contains no bytes", kind=FailureKind.corrupt_source)
     kind = filetype.guess(head)
     if kind is not None and kind.mime in DEMUXERS:
         return DEMUXERS[kind.mime]
@@ -54,5 +55,7 @@ def sniff_demuxer(path: Path) -> str:
         return "mpegts"
     what = f"a {kind.mime} file" if kind else "not a recognised audio or video container"
     raise IngestError(
-        415, f"not a media file: {what}; upload MP4/MOV, MKV/WebM, AVI, MPEG-TS/PS, FLV, WMV or an audio file"
+        415,
+        f"not a media file: {what}; upload MP4/MOV, MKV/WebM, AVI, MPEG-TS/PS, FLV, WMV or an audio file",
+        kind=FailureKind.refused_format,
     )

@@ -7,6 +7,8 @@ from typing import Literal
 import email_validator
 from pydantic import BaseModel, Field, field_validator
 
+from schemas.tables import FailureKind
+
 # Self-hosted installs live on intranet names (localhost, .local, .internal, .test): allow them. The
 # library documents this list as the knob for it.
 email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = []
@@ -123,7 +125,8 @@ class JobRead(BaseModel):
     eta_seconds: float | None
     duration: float | None  # of the source
     worker: str | None
-    error: str | None
+    error: str | None  # in words, for people
+    failure_kind: FailureKind | None  # for grouping and alerts (the /metrics label); None unless failed
     log_tail: str | None
     queued_at: datetime
     started_at: datetime | None

@@ -40,6 +40,24 @@ class JobState(StrEnum):
     cancelled = "cancelled"
 
 
+class FailureKind(StrEnum):
+    """Why a job failed, in a fixed set: /metrics labels failures with it and the dashboard shows it, so a
+    reworded error message never moves a failure to another kind. Set by the code that fails the job.
+
+    A cancelled job has none: an operator stopping it is no failure."""
+
+    ffmpeg = "ffmpeg"  # ffmpeg exited non-zero (workers.pipeline)
+    incomplete_output = "incomplete_output"  # ffmpeg said fine but a rendition or the master is missing
+    invalid_master = "invalid_master"  # the master playlist fails our checks (workers.master)
+    thumbnails = "thumbnails"  # poster, storyboard tiles or sprite sheets
+    corrupt_source = "corrupt_source"  # truncated or corrupt: unreadable, or only partly decodable
+    no_decodable_stream = "no_decodable_stream"  # neither a video nor an audio stream decodes
+    refused_format = "refused_format"  # not a container the allow-list accepts (ingest.sniff, ingest.probe)
+    worker_lost = "worker_lost"  # its worker died MAX_ATTEMPTS times (core.jobqueue.reap_stale)
+    internal = "internal"  # anything else raised during the job: our bug or an unreachable store
+    other = "other"  # failed before kinds were recorded, with an error no kind matched (migration 0005)
+
+
 def _ts(**kw: object) -> Column:
     return Column(DateTime(timezone=True), **kw)
 
@@ -151,7 +169,8 @@ class TranscodeJob(SQLModel, table=True):
     progress: float = 0.0
     speed: float | None = None  # x real time
     fps: float | None = None
-    error: str | None = Field(default=None, sa_type=Text)
+    error: str | None = Field(default=None, sa_type=Text)  # in words, for people
+    failure_kind: str | None = Field(default=None, sa_type=String(32))  # a FailureKind, set with error on failure
     log_tail: str | None = Field(default=None, sa_type=Text)
     worker: str | None = Field(default=None, sa_type=String(255))  # host:pid
     encoded_seconds: float | None = None  # source duration, once succeeded (throughput)

@@ -1,5 +1,5 @@
-"""Pure pieces of the operator side, without services: failure kinds for /metrics, the ffmpeg log excerpt a
-failed job keeps, which log lines carry a job's ids, and the terminal frame of `streamify jobs`."""
+"""Pure pieces of the operator side, without services: the ffmpeg log excerpt a failed job keeps, which log
+lines carry a job's ids, and the terminal frame of `streamify jobs`."""
 
 import io
 import json
@@ -10,29 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from api.metrics import failure_kind
 from cli.jobs import render, sparkline
 from core.logs import JobContextFilter, job_context, json_formatter, outside_jobs
 from schemas.api import HourStats, JobRead, QueueSnapshot, WorkerRead
 from workers.pipeline import log_excerpt
-
-
-def test_failures_are_grouped_by_cause_never_by_their_text():
-    cases = {
-        "ffmpeg exited with status 1: Conversion failed!": "ffmpeg",
-        "source is truncated or corrupt: only 2.9 s of its 8.0 s could be decoded": "corrupt_source",
-        "corrupt or truncated media file: Invalid data found": "corrupt_source",
-        "encoded output is incomplete: [Errno 2] No such file": "incomplete_output",
-        "master playlist invalid: no CODECS": "invalid_master",
-        "thumbnails failed: sprite sheets: ffmpeg exited with status 1": "thumbnails",
-        "worker lost 3 times; giving up": "worker_lost",
-        "internal error: KeyError: 'x'": "internal",
-        "no decodable video or audio: the file has no video or audio stream": "no_decodable_stream",
-        "container format 'hls' is not accepted": "refused_format",
-        "my_holiday_in_paris.mp4 did something odd": "other",
-        None: "other",
-    }
-    assert {reason: failure_kind(reason) for reason in cases} == cases
 
 
 def test_log_excerpt_puts_ffmpegs_complaints_before_its_last_lines():
@@ -119,7 +100,7 @@ def _job(**kw) -> JobRead:
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     base = dict(id=uuid.uuid4(), video_id=uuid.uuid4(), video_title="t", owner_name="ann", state="queued",
                 cancel_requested=False, priority=0, position=None, attempts=1, progress=0.0, speed=None, fps=None,
-                eta_seconds=None, duration=60.0, worker=None, error=None, log_tail=None,
+                eta_seconds=None, duration=60.0, worker=None, error=None, failure_kind=None, log_tail=None,
                 queued_at=now - timedelta(minutes=3), started_at=None, heartbeat_at=None, finished_at=None)  # fmt: skip
     return JobRead(**{**base, **kw})
 
@@ -138,6 +119,7 @@ def test_jobs_frame_shows_what_the_dashboard_shows():
                 video_title="Broken",
                 state="failed",
                 error="source is truncated or corrupt: only 2.9 s",
+                failure_kind="corrupt_source",
                 finished_at=now - timedelta(seconds=30),
             )
         ],  # fmt: skip

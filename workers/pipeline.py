@@ -21,6 +21,7 @@ from core.media_keys import MASTER_NAME, STORYBOARD_VTT
 from core.processes import die_with_parent
 from core.settings import Settings
 from ingest.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
+from schemas.tables import FailureKind
 from workers.command import build_sheets_argv, build_transcode_argv
 from workers.ladder import LadderPlan, plan_ladder
 from workers.master import VariantFacts, finalize_master, master_problems
@@ -59,10 +60,18 @@ class TranscodeResult:
 
 
 class TranscodeError(Exception):
-    def __init__(self, reason: str, log_tail: str = "") -> None:
+    """A failed transcode: `reason` in words for people, `kind` for /metrics and the dashboard (never parsed
+    out of the words, so rewording a reason changes nothing an operator's alerts rely on)."""
+
+    def __init__(self, reason: str, log_tail: str = "", *, kind: FailureKind) -> None:
         super().__init__(reason)
         self.reason = reason
         self.log_tail = log_tail
+        self.kind = kind
+
+
+class Stopped(Exception):
+    """should_stop() said so: ffmpeg was killed on purpose, which is no failure (the job is cancelled)."""
 
 
 # A rendition shorter than the source by more than this means ffmpeg hit unreadable data.
@@ -144,7 +153,7 @@ def run_ffmpeg(
                     block = {}
                     if should_stop and should_stop():
                         proc.kill()
-                        raise TranscodeError("transcode stopped", "\n".join(tail))
+                        raise Stopped
         finally:
             code = proc.wait()
             reader.join(timeout=5)
@@ -152,7 +161,9 @@ def run_ffmpeg(
         last = next((t for t in reversed(tail) if t and not t.startswith("[")), tail[-1] if tail else "")
         if last == GENERIC_FAILURE and first_error:
             last = first_error[0]
-        raise TranscodeError(f"ffmpeg exited with status {code}: {last}".strip(), "\n".join(tail))
+        raise TranscodeError(
+            f"ffmpeg exited with status {code}: {last}".strip(), "\n".join(tail), kind=FailureKind.ffmpeg
+        )
 
 
 def log_excerpt(text: str, limit: int = LOG_TAIL_LINES) -> str:
@@ -172,26 +183,29 @@ def count_frames(path: Path) -> int:
 def make_thumbnails(plan: ThumbnailPlan, out_dir: Path, exe: str) -> None:
     """Tiles -> sprite sheets, check every JPEG (a cue box outside its sprite shows garbage), write the track."""
     tiles = tiles_path(out_dir)
+    failed = FailureKind.thumbnails
     try:
         plan = fit_tiles(plan, count_frames(tiles))
     except (OSError, ValueError, IndexError, av.error.FFmpegError) as exc:
-        raise TranscodeError(f"thumbnails failed: storyboard tiles unreadable: {exc}") from exc
+        raise TranscodeError(f"thumbnails failed: storyboard tiles unreadable: {exc}", kind=failed) from exc
     storyboard = plan.storyboard
     argv = build_sheets_argv(storyboard, tiles, out_dir, ffmpeg_exe=exe)
     try:
         run_ffmpeg(argv, storyboard.duration_ms / 1000, out_dir.parent / f"{out_dir.name}.sheets.log")
     except TranscodeError as exc:
-        raise TranscodeError(f"thumbnails failed: sprite sheets: {exc.reason}", exc.log_tail) from exc
+        raise TranscodeError(f"thumbnails failed: sprite sheets: {exc.reason}", exc.log_tail, kind=failed) from exc
     tiles.unlink()
     for name, (width, height) in plan.image_sizes.items():
         try:
             got = jpeg_size((out_dir / name).read_bytes())
         except FileNotFoundError as exc:
-            raise TranscodeError(f"thumbnails failed: ffmpeg wrote no {name}") from exc
+            raise TranscodeError(f"thumbnails failed: ffmpeg wrote no {name}", kind=failed) from exc
         except ValueError as exc:
-            raise TranscodeError(f"thumbnails failed: {name} is unreadable: {exc}") from exc
+            raise TranscodeError(f"thumbnails failed: {name} is unreadable: {exc}", kind=failed) from exc
         if got != (width, height):
-            raise TranscodeError(f"thumbnails failed: {name} is {got[0]}x{got[1]}, expected {width}x{height}")
+            raise TranscodeError(
+                f"thumbnails failed: {name} is {got[0]}x{got[1]}, expected {width}x{height}", kind=failed
+            )
     (out_dir / STORYBOARD_VTT).write_text(storyboard_vtt(storyboard))
 
 
@@ -237,16 +251,17 @@ def _check_and_finish(
         master_path = out_dir / MASTER_NAME
         fixed = finalize_master(master_path.read_text(), variants)
     except (OSError, ValueError, KeyError) as exc:
-        raise TranscodeError(f"encoded output is incomplete: {exc}") from exc
+        raise TranscodeError(f"encoded output is incomplete: {exc}", kind=FailureKind.incomplete_output) from exc
     short = [v for v in variants if info.duration - v.duration > DURATION_TOLERANCE]
     if short:
         got = min(v.duration for v in short)
         raise TranscodeError(
-            f"source is truncated or corrupt: only {got:.1f} s of its {info.duration:.1f} s could be decoded"
+            f"source is truncated or corrupt: only {got:.1f} s of its {info.duration:.1f} s could be decoded",
+            kind=FailureKind.corrupt_source,
         )
     problems = master_problems(fixed)
     if problems:
-        raise TranscodeError("master playlist invalid: " + "; ".join(problems))
+        raise TranscodeError("master playlist invalid: " + "; ".join(problems), kind=FailureKind.invalid_master)
     if thumbnails is not None:
         make_thumbnails(thumbnails, out_dir, exe)
     master_path.write_text(fixed)
