@@ -18,7 +18,9 @@ COPY workers ./workers
 COPY api ./api
 COPY cli ./cli
 COPY player ./player
-# The nginx template: `python -m cli.stack render` (compose's nginx-config, the Azure edge's init container).
+# infra.nginx and its template (package data): `python -m infra.nginx render` (compose's nginx-config, the Azure
+# edge's init container). Not terraform/: the image never deploys itself.
+COPY infra/__init__.py ./infra/
 COPY infra/nginx ./infra/nginx
 COPY --from=assets /src/player/static/vendor ./player/static/vendor
 RUN pip install --no-cache-dir .

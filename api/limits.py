@@ -6,9 +6,8 @@ import re
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.limits import MULTIPART_SLACK
 from ingest.errors import too_large_detail
-
-MULTIPART_SLACK = 64 * 1024  # boundaries and the title field around the file part
 
 
 class _TooLarge(HTTPException):

@@ -37,9 +37,10 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from cli.stack import LocalStack, free_port, nginx_exe, nginx_plan, nginx_user, write_nginx_config
+from cli.stack import LocalStack, free_port
 from core.ffmpeg import ffmpeg_exe
 from core.settings import Settings
+from infra.nginx import nginx_exe, nginx_plan, nginx_user, write_nginx_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SEGMENT_BYTES = 1_500_000

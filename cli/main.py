@@ -13,6 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from core.processes import die_with_parent
+from workers.launch import flower_argv, worker_argv
 
 app = typer.Typer(help="Streamify: self-hosted video platform.", no_args_is_help=True)
 console = Console()
@@ -26,27 +27,6 @@ def _settings(data_dir: Path | None = None):
 
     get_settings.cache_clear()
     return get_settings()
-
-
-def worker_argv(concurrency: int, pool: str, queue: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "worker",
-        "--loglevel",
-        "INFO",
-        "--pool",
-        pool,
-        "--concurrency",
-        str(concurrency),
-        "--queues",
-        queue,
-        "--without-gossip",
-        "--without-mingle",
-    ]
 
 
 @app.command()
@@ -219,11 +199,6 @@ def worker(concurrency: Annotated[int, typer.Option(help="parallel encodes")] = 
     """Run a transcode worker."""
     settings = _settings()
     os.execv(sys.executable, worker_argv(concurrency, "prefork", settings.queue))  # noqa: S606
-
-
-def flower_argv(host: str, port: int, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower", f"--address={host}",
-            f"--port={port}", *extra]  # fmt: skip
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

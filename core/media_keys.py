@@ -1,7 +1,7 @@
 """Where a video's files live in the media and source stores: the one key layout shared by the workers that
 write it and the API that reads it (playlists, poster, storyboard, captions), so API nodes never import worker code.
 
-Every key starts with the video's id as str(uuid) writes it (nginx matches that first segment: cli.stack).
+Every key starts with the video's id as str(uuid) writes it (nginx matches that first segment: infra.nginx).
 """
 
 import re

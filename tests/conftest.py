@@ -213,7 +213,7 @@ def start_api(env: dict[str, str], logs: Path, port: int | None = None) -> tuple
 
 def start_worker(env: dict[str, str], logs: Path, name: str = "worker") -> subprocess.Popen:
     """The worker exactly as `streamify worker` runs it, with a name of its own."""
-    from cli.main import worker_argv
+    from workers.launch import worker_argv
 
     out = (logs / f"{name}.log").open("w")
     argv = [*worker_argv(1, "prefork", env["STREAMIFY_QUEUE"]), "--hostname", f"{name}@%h"]

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from cli.stack import BODY_LIMIT_BYTES, DELIVERY_HEADER, render_nginx
-from ingest.captions import MAX_CAPTION_BYTES
+from api.captions import MAX_CAPTION_BYTES
+from infra.nginx import BODY_LIMIT_BYTES, DELIVERY_HEADER, render_nginx
 from tests.conftest import (
     ROOT,
     UPLOAD_LIMIT,
@@ -509,7 +509,7 @@ def test_up_with_nodes_on_embedded_defaults_stops_every_child(tmp_path):
 
 
 def test_rendered_config_refuses_unsafe_values(tmp_path):
-    from cli.stack import NginxPlan
+    from infra.nginx import NginxPlan
 
     plan = NginxPlan(
         listen="127.0.0.1:1",

@@ -178,7 +178,7 @@ def test_playback_secret_and_settings_reach_every_process_that_needs_them(tf):
 
 def test_every_command_exists_and_the_image_ships_what_the_edge_renders(tf):
     from cli.main import app as streamify
-    from cli.stack import cli as stack_cli
+    from infra.nginx.__main__ import cli as nginx_cli
 
     commands = typer.main.get_command(streamify).commands
     seen = []
@@ -188,8 +188,8 @@ def test_every_command_exists_and_the_image_ships_what_the_edge_renders(tf):
                 argv = container["command"]
                 if argv[0] == "streamify":
                     commands[argv[1]].make_context(argv[1], list(argv[2:]))  # options parse
-                elif argv[:3] == ["python", "-m", "cli.stack"]:
-                    typer.main.get_command(stack_cli).commands[argv[3]].make_context(argv[3], list(argv[4:]))
+                elif argv[:3] == ["python", "-m", "infra.nginx"]:
+                    typer.main.get_command(nginx_cli).commands[argv[3]].make_context(argv[3], list(argv[4:]))
                     out = argv[argv.index("--out") + 1]
                     nginx = blocks(blocks(app, "template")[0], "container")[0]
                     assert nginx["command"][:3] == ["nginx", "-c", out], nginx["command"]
@@ -204,7 +204,22 @@ def test_every_command_exists_and_the_image_ships_what_the_edge_renders(tf):
                 seen.append(argv[1] if argv[0] == "streamify" else argv[0])
     assert {"api", "worker", "migrate", "python", "nginx"} <= set(seen), seen
     dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^COPY infra/__init__\.py \./infra/$", dockerfile, re.M), "the image must ship infra.nginx"
     assert re.search(r"^COPY infra/nginx \./infra/nginx$", dockerfile, re.M), "the image must ship the template"
+
+
+def test_the_installed_package_ships_the_nginx_template():
+    """The image runs `pip install .` (not editable): the template must be package data of infra.nginx, found
+    beside the module, or an installed renderer has nothing to render."""
+    import tomllib
+
+    import infra.nginx
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {"infra", "infra.nginx"} <= set(setuptools["packages"]["find"]["include"])
+    assert infra.nginx.TEMPLATE in setuptools["package-data"]["infra.nginx"]
+    assert Path(infra.nginx.__file__).resolve().parent == infra.nginx.TEMPLATE_DIR
+    assert (infra.nginx.TEMPLATE_DIR / infra.nginx.TEMPLATE).is_file()
 
 
 def _resolve(value: str, locals_: dict) -> str:

@@ -21,8 +21,8 @@ import httpx
 import m3u8
 import pytest
 
-from cli.stack import DELIVERY_HEADER
 from core.playback_tokens import nginx_key, segment_query, sign_token
+from infra.nginx import DELIVERY_HEADER
 from tests.conftest import make_user, wait_status
 from tests.test_delivery import (  # noqa: F401 - fixtures, reused: each module starts its own stack
     IMMUTABLE,

@@ -356,7 +356,7 @@ resource "azurerm_container_app" "edge" {
       image  = var.image
       cpu    = 0.25
       memory = "0.5Gi"
-      command = ["python", "-m", "cli.stack", "render",
+      command = ["python", "-m", "infra.nginx", "render",
         "--out", "/etc/streamify-nginx/nginx.conf",
         "--node", "${local.api_name}:80",
         "--listen", "8080",
