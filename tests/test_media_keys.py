@@ -1,4 +1,4 @@
-"""The media store's key layout lives in core.media_keys, which API nodes and workers share (tests/test_boundaries.py)."""
+"""The media store's key layout lives in core.media_keys, shared by API nodes and workers."""
 
 import re
 import uuid

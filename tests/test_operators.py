@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from core.jobqueue import STALE_AFTER
 from tests.conftest import start_worker, stop, upload, wait_for, wait_status
 from tests.media import make_clip
-from core.jobqueue import STALE_AFTER
 from workers.supervision import REAP_INTERVAL
 
 RESCUE_BOUND = STALE_AFTER.total_seconds() + REAP_INTERVAL + 5  # documented: re-queued within 45 s
