@@ -15,4 +15,3 @@ def test_keys_start_with_the_video_id_as_nginx_matches_it():
     assert caption_key(VIDEO, "pt-BR", "0123abcd") == f"{VIDEO}/captions/pt-BR/0123abcd.vtt"
     assert sprite_name(3) == "storyboard_3.jpg"
     assert source_key(VIDEO) == f"{VIDEO}/source"
-
