@@ -11,17 +11,18 @@ from fastapi.responses import JSONResponse
 
 from api.access import Signer
 from api.captions import MAX_CAPTION_BYTES
+from api.errors import refusal_response
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
 from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
 from core.blobs import MEDIA_URL_PREFIX, make_stores
 from core.broker import Broker
 from core.db import make_engine
+from core.errors import Refused
 from core.logs import configure_logging
 from core.playback_secret import playback_secret
 from core.playback_tokens import nginx_key
 from core.settings import Settings, get_settings
-from ingest.errors import IngestError
 from player.pages import mount_player
 
 
@@ -52,9 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     app.add_middleware(BodySizeLimit, limit=MAX_CAPTION_BYTES, path=captions.UPLOAD_PATH)
 
-    @app.exception_handler(IngestError)
-    async def _refused(_request: Request, exc: IngestError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
+        return refusal_response(exc)
 
     app.include_router(health.router)
     app.include_router(auth.router)

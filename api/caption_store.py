@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 
 from api.captions import CleanCaptions, clean_label, normalize_language, parse_captions
 from core.blobs import BlobStore
+from core.errors import Refusal, Refused
 from core.media_keys import caption_key
-from ingest.errors import IngestError
 from schemas.tables import Caption, Video, utcnow
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def find_caption(session: Session, video_id: uuid.UUID, language: str) -> Captio
     """The row for a language given in any case or alias ("PT-br"); None when there is none."""
     try:
         language = normalize_language(language)
-    except IngestError:
+    except Refused:
         return None
     return session.exec(select(Caption).where(Caption.video_id == video_id, Caption.language == language)).first()
 
@@ -59,7 +59,7 @@ def attach_caption(
     existing = list_captions(session, video.id)
     row = next((c for c in existing if c.language == language), None)
     if row is None and len(existing) >= MAX_TRACKS:
-        raise IngestError(409, f"this video already has {MAX_TRACKS} caption tracks: delete one first")
+        raise Refused(Refusal.conflict, f"this video already has {MAX_TRACKS} caption tracks: delete one first")
     old_key = row.blob_key if row else None
     key = caption_key(video.id, language, clean.digest)
     if key != old_key:
@@ -67,7 +67,7 @@ def attach_caption(
             store.put_stream(key, io.BytesIO(clean.vtt.encode()))
         except Exception as exc:  # the store's own message (account, host, request id) stays in the log
             log.exception("storing caption %s failed", key)
-            raise IngestError(503, "storage unavailable, caption not saved: try again later") from exc
+            raise Refused(Refusal.unavailable, "storage unavailable, caption not saved: try again later") from exc
     row = row or Caption(video_id=video.id, language=language, label=label, blob_key=key)
     row.label, row.is_default, row.blob_key, row.created_at = label, default, key, utcnow()
     try:
@@ -81,7 +81,9 @@ def attach_caption(
         if key != old_key:
             _delete_blob(store, key)
         if isinstance(exc, IntegrityError):  # another upload of this language won the race, or the video went
-            raise IngestError(409, f"the {language} caption changed meanwhile, or the video was deleted") from exc
+            raise Refused(
+                Refusal.conflict, f"the {language} caption changed meanwhile, or the video was deleted"
+            ) from exc
         raise
     session.refresh(row)
     if old_key and old_key != key:
@@ -92,7 +94,7 @@ def attach_caption(
 def remove_caption(session: Session, store: BlobStore, video: Video, language: str) -> None:
     row = find_caption(session, video.id, normalize_language(language))
     if row is None:
-        raise IngestError(404, f"video {video.id} has no {language[:40]!r} caption")
+        raise Refused(Refusal.not_found, f"video {video.id} has no {language[:40]!r} caption")
     key = row.blob_key
     session.delete(row)
     session.commit()

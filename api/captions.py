@@ -19,7 +19,7 @@ import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 from webvtt.models import CueSettings
 
-from ingest.errors import IngestError
+from core.errors import Refusal, Refused
 
 MAX_CAPTION_BYTES = 2 * 1024 * 1024  # a feature film's subtitles are ~100 KB
 MAX_CUES = 10_000  # a feature film has ~2,000
@@ -41,8 +41,8 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 _ONLY_TAGS = re.compile(r"</?[biu]>")
 
 
-def _refuse(detail: str, status: int = 422) -> IngestError:
-    return IngestError(status, detail)
+def _refuse(detail: str, reason: Refusal = Refusal.invalid) -> Refused:
+    return Refused(reason, detail)
 
 
 # --- languages and labels ------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def _clean_settings(raw: CueSettings) -> CueSettings:
 def parse_captions(data: bytes) -> CleanCaptions:
     """Validate an uploaded caption file and re-serialize it as clean WebVTT; refusals name the problem."""
     if len(data) > MAX_CAPTION_BYTES:
-        raise _refuse(f"caption file too large: the limit is {MAX_CAPTION_BYTES} bytes", 413)
+        raise _refuse(f"caption file too large: the limit is {MAX_CAPTION_BYTES} bytes", Refusal.too_large)
     if not data.strip():
         raise _refuse("caption file is empty")
     text = _decode(data)

@@ -6,8 +6,8 @@ import re
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.errors import too_large_detail
 from core.limits import MULTIPART_SLACK
-from ingest.errors import too_large_detail
 
 
 class _TooLarge(HTTPException):

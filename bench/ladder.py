@@ -31,8 +31,8 @@ from pathlib import Path
 
 from core.ffmpeg import ffmpeg_exe
 from core.media_keys import MEDIA_PLAYLIST
+from core.probe import SourceInfo, probe
 from core.settings import Settings
-from ingest.probe import SourceInfo, probe
 from tests.media import make_clip
 from workers.command import build_transcode_argv
 from workers.ladder import LadderPlan

@@ -14,11 +14,11 @@ from sqlalchemy import delete, update
 from sqlmodel import Session
 
 from core.blobs import CHUNK, Stores
+from core.errors import Refusal, Refused, too_large_detail
 from core.media_keys import media_prefix, source_key
+from core.probe import probe
 from core.settings import Settings
-from ingest.errors import IngestError, too_large_detail
-from ingest.probe import probe
-from ingest.sniff import sniff_demuxer
+from core.sniff import sniff_demuxer
 from schemas.tables import TranscodeJob, Video, VideoStatus
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def copy_bounded(stream: BinaryIO, dest: Path, limit: int) -> int:
         while chunk := stream.read(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise IngestError(413, too_large_detail(limit))
+                raise Refused(Refusal.too_large, too_large_detail(limit))
             out.write(chunk)
     return size
 
@@ -40,7 +40,7 @@ def clean_title(title: str | None, filename: str | None) -> str:
     text = (title or "").strip() or Path(filename or "").stem or "Untitled"
     text = "".join(ch for ch in text if ch.isprintable())
     if len(text) > MAX_TITLE:
-        raise IngestError(422, f"title too long: at most {MAX_TITLE} characters")
+        raise Refused(Refusal.invalid, f"title too long: at most {MAX_TITLE} characters")
     return text
 
 
@@ -102,7 +102,7 @@ def accept_file(
         title = clean_title(title, filename)
         size = path.stat().st_size
         if size > settings.max_upload_bytes:
-            raise IngestError(413, too_large_detail(settings.max_upload_bytes))
+            raise Refused(Refusal.too_large, too_large_detail(settings.max_upload_bytes))
         demuxer = sniff_demuxer(path)  # also refuses an empty file
         info = probe(path, demuxer)
         video = Video(
@@ -139,7 +139,7 @@ def accept_file(
         stores.sources.delete_prefix(media_prefix(video.id))
         # The database's or broker's words (SQL, host names) go to the log, never to the creator.
         log.exception("video %s: could not record or queue the upload; not kept", video.id)
-        raise IngestError(503, "could not queue the transcode, upload not kept: try again") from exc
+        raise Refused(Refusal.unavailable, "could not queue the transcode, upload not kept: try again") from exc
     # The worker may already have moved the video on; only advance it from `uploaded`.
     session.execute(
         update(Video)

@@ -50,10 +50,10 @@ from sqlmodel import Session
 from starlette.requests import ClientDisconnect
 
 from core.blobs import Stores
+from core.errors import Refusal, Refused, too_large_detail
 from core.settings import Settings
-from ingest.errors import IngestError, too_large_detail
+from core.sniff import sniff_demuxer
 from ingest.intake import accept_file, clean_title
-from ingest.sniff import sniff_demuxer
 from schemas.tables import Video, Visibility
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ class UploadRecord(BaseModel):
     patch_offsets: list[int] = []  # Upload-Offset of each PATCH that wrote bytes, in order
     ingest_started_at: datetime | None = None  # when every byte was in and the ingest began
     video_id: uuid.UUID | None = None
-    error_status: int | None = None
+    refusal: Refusal | None = None  # why it was refused (the API answers its status)
+    error_status: int | None = None  # written by versions before `refusal`: read, never written
     error: str | None = None
 
 
@@ -116,19 +117,21 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     if not header:
         return {}
     if len(header) > MAX_METADATA_HEADER:
-        raise IngestError(400, f"Upload-Metadata too long: at most {MAX_METADATA_HEADER} bytes")
+        raise Refused(Refusal.malformed, f"Upload-Metadata too long: at most {MAX_METADATA_HEADER} bytes")
     out: dict[str, str] = {}
     for pair in header.split(","):
         parts = pair.strip().split(" ")
         if not parts[0] or len(parts) > 2 or not parts[0].isascii() or not parts[0].isprintable():
-            raise IngestError(400, f"malformed Upload-Metadata entry {pair.strip()[:40]!r}: use 'key base64value'")
+            raise Refused(
+                Refusal.malformed, f"malformed Upload-Metadata entry {pair.strip()[:40]!r}: use 'key base64value'"
+            )
         key = parts[0]
         if key in out:
-            raise IngestError(400, f"Upload-Metadata key {key!r} given twice")
+            raise Refused(Refusal.malformed, f"Upload-Metadata key {key!r} given twice")
         try:
             out[key] = base64.b64decode(parts[1], validate=True).decode() if len(parts) == 2 else ""
         except (binascii.Error, UnicodeDecodeError) as exc:
-            raise IngestError(400, f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from exc
+            raise Refused(Refusal.malformed, f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from exc
     return out
 
 
@@ -137,7 +140,7 @@ def _clean_filename(name: str | None) -> str | None:
     if not name:
         return None
     if len(name) > MAX_FILENAME or not name.isprintable():
-        raise IngestError(422, f"filename must be printable and at most {MAX_FILENAME} characters")
+        raise Refused(Refusal.invalid, f"filename must be printable and at most {MAX_FILENAME} characters")
     return name
 
 
@@ -182,10 +185,10 @@ class TusStore:
         """The caller's upload: someone else's id answers 404 exactly like an unknown one."""
         rec = self._read(self._record_path(owner_id, upload_id)) if UPLOAD_ID.fullmatch(upload_id) else None
         if rec is None or rec.owner_id != owner_id:
-            raise IngestError(404, f"upload {upload_id} not found")
+            raise Refused(Refusal.not_found, f"upload {upload_id} not found")
         if rec.expires_at <= _now():
             self.delete(rec)
-            raise IngestError(410, f"upload {upload_id} expired: start it again")
+            raise Refused(Refusal.gone, f"upload {upload_id} expired: start it again")
         return self._refuse_if_interrupted(rec)
 
     def delete(self, rec: UploadRecord) -> None:
@@ -198,27 +201,28 @@ class TusStore:
         """Validate everything that can be known before the first byte, then reserve an id."""
         limit = self.settings.max_upload_bytes
         if length > limit:
-            raise IngestError(413, too_large_detail(limit))
+            raise Refused(Refusal.too_large, too_large_detail(limit))
         if length == 0:
-            raise IngestError(422, EMPTY_DETAIL)
+            raise Refused(Refusal.invalid, EMPTY_DETAIL)
         filename = _clean_filename(metadata.get("filename") or metadata.get("name"))
         title = clean_title(metadata.get("title"), filename)
         description = metadata.get("description", "")
         if len(description) > MAX_DESCRIPTION:
-            raise IngestError(422, f"description too long: at most {MAX_DESCRIPTION} characters")
+            raise Refused(Refusal.invalid, f"description too long: at most {MAX_DESCRIPTION} characters")
         visibility = metadata.get("visibility") or Visibility.public.value
         if visibility not in {v.value for v in Visibility}:
-            raise IngestError(422, f"visibility must be one of {', '.join(v.value for v in Visibility)}")
+            raise Refused(Refusal.invalid, f"visibility must be one of {', '.join(v.value for v in Visibility)}")
         folder = self._dir(owner_id)
         folder.mkdir(parents=True, exist_ok=True)
         if len(self.open_uploads(owner_id)) >= self.settings.tus_max_open_uploads:
-            raise IngestError(
-                429, f"too many unfinished uploads: at most {self.settings.tus_max_open_uploads}; finish or delete one"
+            raise Refused(
+                Refusal.too_many,
+                f"too many unfinished uploads: at most {self.settings.tus_max_open_uploads}; finish or delete one",
             )
         with self._reserving():  # check and record as one step: two creations never count the same free bytes
             needed = self.reserved_bytes() + length + self.settings.tus_disk_margin_bytes
             if shutil.disk_usage(self.root).free < needed:
-                raise IngestError(507, NO_SPACE_DETAIL)
+                raise Refused(Refusal.out_of_space, NO_SPACE_DETAIL)
             return self._new_record(owner_id, length, filename, title, description, visibility)
 
     def _new_record(
@@ -277,7 +281,7 @@ class TusStore:
         try:
             fd = os.open(self.data_path(rec), os.O_WRONLY | os.O_APPEND)
         except FileNotFoundError:
-            raise IngestError(404, f"upload {rec.id} not found") from None
+            raise Refused(Refusal.not_found, f"upload {rec.id} not found") from None
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -286,10 +290,10 @@ class TusStore:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise IngestError(423, "upload busy: another request is writing it; retry") from None
+                        raise Refused(Refusal.busy, "upload busy: another request is writing it; retry") from None
                     time.sleep(0.05)
             if os.fstat(fd).st_nlink == 0:  # deleted (refused, expired, finished) while we waited
-                raise IngestError(404, f"upload {rec.id} not found")
+                raise Refused(Refusal.not_found, f"upload {rec.id} not found")
             yield fd
         finally:
             os.close(fd)  # also releases the lock
@@ -303,8 +307,8 @@ class TusStore:
         try:
             with self.locked(rec) as fd:
                 return self.load(rec.owner_id, rec.id), os.fstat(fd).st_size
-        except IngestError as exc:
-            if exc.status != 404:
+        except Refused as exc:
+            if exc.reason != Refusal.not_found:
                 raise
             return self.load(rec.owner_id, rec.id), rec.length  # finished while we waited
 
@@ -318,11 +322,11 @@ class TusStore:
         so the client resumes from the last byte the server has, never re-sending one.
         """
         if rec.state == UploadState.refused:
-            raise IngestError(410, f"upload {rec.id} was refused: {rec.error}")
+            raise Refused(Refusal.gone, f"upload {rec.id} was refused: {rec.error}")
         if rec.state != UploadState.receiving:
-            raise IngestError(409, f"upload {rec.id} is already complete")
+            raise Refused(Refusal.conflict, f"upload {rec.id} is already complete")
         if content_length is not None and offset + content_length > rec.length:
-            raise IngestError(413, f"this PATCH would go past Upload-Length ({rec.length} bytes)")
+            raise Refused(Refusal.too_large, f"this PATCH would go past Upload-Length ({rec.length} bytes)")
         cm = self.locked(rec)
         fd = await to_thread.run_sync(cm.__enter__)
         written = 0
@@ -331,7 +335,7 @@ class TusStore:
             rec = await to_thread.run_sync(self.load, rec.owner_id, rec.id)
             have = os.fstat(fd).st_size
             if have != offset:
-                raise IngestError(409, f"Upload-Offset {offset} does not match the server's offset {have}")
+                raise Refused(Refusal.conflict, f"Upload-Offset {offset} does not match the server's offset {have}")
 
             async def flush() -> None:
                 nonlocal written
@@ -359,7 +363,9 @@ class TusStore:
                 rec.expires_at = _now() + timedelta(seconds=self.settings.tus_expiry_seconds)
                 await to_thread.run_sync(self.save, rec)
             if overrun:  # a client that lies about its length is not trusted with the rest either
-                exc = IngestError(413, f"PATCH body goes past Upload-Length ({rec.length} bytes): upload refused")
+                exc = Refused(
+                    Refusal.too_large, f"PATCH body goes past Upload-Length ({rec.length} bytes): upload refused"
+                )
                 await to_thread.run_sync(self.refuse, rec, exc)
                 raise exc
             new_offset = offset + written
@@ -378,13 +384,13 @@ class TusStore:
         """Refuse a non-media file at its first chunk instead of after gigabytes."""
         try:
             sniff_demuxer(self.data_path(rec))
-        except IngestError as exc:
+        except Refused as exc:
             self.refuse(rec, exc)
             raise
 
-    def refuse(self, rec: UploadRecord, exc: IngestError) -> None:
+    def refuse(self, rec: UploadRecord, exc: Refused) -> None:
         """Drop the bytes, keep the record (until it expires) so a client that lost the answer can GET it."""
-        rec.state, rec.error_status, rec.error = UploadState.refused, exc.status, exc.detail
+        rec.state, rec.refusal, rec.error = UploadState.refused, exc.reason, exc.detail
         self.save(rec)
         self.data_path(rec).unlink(missing_ok=True)
         self._ingest_path(rec).unlink(missing_ok=True)
@@ -418,7 +424,7 @@ class TusStore:
             if not free or current is None or current.state != UploadState.ingesting:
                 return current or rec  # still running somewhere, or it just ended
             log.warning("upload %s: ingest started at %s was interrupted (no process on it); refused", rec.id, started)
-            self.refuse(current, IngestError(503, INTERRUPTED_DETAIL))
+            self.refuse(current, Refused(Refusal.unavailable, INTERRUPTED_DETAIL))
             return current
 
     # --- completion ---------------------------------------------------------------------------------
@@ -438,7 +444,7 @@ class TusStore:
         with self._ingest_lock(rec, wait=True):
             current = self._read(self._record_path(rec.owner_id, rec.id))
             if current is None or current.state != UploadState.ingesting:  # declared interrupted meanwhile
-                raise IngestError(503, INTERRUPTED_DETAIL)
+                raise Refused(Refusal.unavailable, INTERRUPTED_DETAIL)
             return self._ingest_locked(rec, session=session, stores=stores, enqueue=enqueue)
 
     def _ingest_locked(
@@ -457,12 +463,12 @@ class TusStore:
                 settings=self.settings,
                 enqueue=enqueue,
             )
-        except IngestError as exc:
+        except Refused as exc:
             self.refuse(rec, exc)
             raise
         except Exception as exc:
             log.exception("upload %s: ingest failed", rec.id)  # the details (Azure, database) stay in the log
-            refusal = IngestError(503, STORE_FAILED_DETAIL)
+            refusal = Refused(Refusal.unavailable, STORE_FAILED_DETAIL)
             self.refuse(rec, refusal)
             raise refusal from exc
         rec.state, rec.video_id = UploadState.done, video.id
@@ -472,7 +478,7 @@ class TusStore:
 
     def terminate(self, rec: UploadRecord) -> None:
         if rec.state == UploadState.ingesting:
-            raise IngestError(409, f"upload {rec.id} is being processed; delete the video instead")
+            raise Refused(Refusal.conflict, f"upload {rec.id} is being processed; delete the video instead")
         if rec.state == UploadState.receiving:
             with self.locked(rec):
                 self.delete(rec)
@@ -502,7 +508,7 @@ class TusStore:
                     else:
                         self.delete(rec)
                     removed += 1
-                except IngestError:  # busy or already gone: next round
+                except Refused:  # busy or already gone: next round
                     continue
             for path in folder.iterdir():  # bytes or temp files whose record is gone
                 stem = path.name.split(".", 1)[0]

@@ -91,12 +91,13 @@ def test_hostile_playlist_never_reads_the_file_it_names(stack, bad_files, tmp_pa
     assert r.status_code == 415
     assert "top secret" not in r.text
     # And the product's own opener refuses to treat it as HLS even if asked directly.
-    from ingest.errors import IngestError
-    from ingest.probe import probe
+    from api.errors import status_for
+    from core.errors import Refused
+    from core.probe import probe
 
-    with pytest.raises(IngestError) as exc:
+    with pytest.raises(Refused) as exc:
         probe(bad_files["hls_as_mp4"], "hls")
-    assert exc.value.status == 415
+    assert status_for(exc.value) == 415
 
 
 def _raw_post(url: str, head: str, body_chunks) -> str:

@@ -8,9 +8,10 @@ import pytest
 from sqlmodel import Session, select
 
 from api.caption_store import MAX_TRACKS, attach_caption, list_captions, remove_caption
+from api.errors import status_for
 from core.blobs import LocalBlobStore
 from core.db import alembic_config, make_engine
-from ingest.errors import IngestError
+from core.errors import Refused
 from schemas.tables import Caption, User, Video
 
 VTT = "WEBVTT\n\n00:00.000 --> 00:01.000\n{}\n"
@@ -72,15 +73,15 @@ def test_attach_replace_and_remove_keep_rows_and_files_in_step(db, store, video)
 
     remove_caption(db, store, video, "PT-br")
     assert [c.language for c in list_captions(db, video.id)] == ["en", "fr"] and len(files(store, video)) == 2
-    with pytest.raises(IngestError) as info:
+    with pytest.raises(Refused) as info:
         remove_caption(db, store, video, "pt-BR")
-    assert info.value.status == 404
+    assert status_for(info.value) == 404
 
 
 def test_a_refused_file_writes_nothing(db, store, video):
-    with pytest.raises(IngestError):
+    with pytest.raises(Refused):
         attach_caption(db, store, video, b"not captions", "en")
-    with pytest.raises(IngestError):
+    with pytest.raises(Refused):
         attach_caption(db, store, video, VTT.format("x").encode(), "not a language")
     assert list_captions(db, video.id) == [] and files(store, video) == []
 
@@ -88,9 +89,9 @@ def test_a_refused_file_writes_nothing(db, store, video):
 def test_a_row_the_database_refuses_leaves_no_file(db, store, video):
     """The video is gone by the time the row is written (foreign key): the file just stored is removed."""
     ghost = Video(id=uuid.uuid4(), owner_id=video.owner_id, title="g", source_key="k", source_size=1, source_format="x")
-    with pytest.raises(IngestError) as info:
+    with pytest.raises(Refused) as info:
         attach_caption(db, store, ghost, VTT.format("x").encode(), "en")
-    assert info.value.status == 409
+    assert status_for(info.value) == 409
     assert store.list(f"{ghost.id}/") == []
     assert db.exec(select(Caption)).all() == []
 
@@ -98,9 +99,9 @@ def test_a_row_the_database_refuses_leaves_no_file(db, store, video):
 def test_a_file_the_store_refuses_leaves_no_row(db, store, video):
     """The disk refuses the write (a file sits where the language's folder must go): 503, no row."""
     store.put_stream(f"{video.id}/captions/en", io.BytesIO(b"in the way"))
-    with pytest.raises(IngestError) as info:
+    with pytest.raises(Refused) as info:
         attach_caption(db, store, video, VTT.format("x").encode(), "en")
-    assert info.value.status == 503 and "storage unavailable" in info.value.detail
+    assert status_for(info.value) == 503 and "storage unavailable" in info.value.detail
     assert list_captions(db, video.id) == []
 
 
@@ -112,8 +113,8 @@ def test_languages_per_video_are_bounded(db, store, video):
     assert len(set(languages)) == MAX_TRACKS
     for language in languages:
         attach_caption(db, store, video, VTT.format(language).encode(), language)
-    with pytest.raises(IngestError) as info:
+    with pytest.raises(Refused) as info:
         attach_caption(db, store, video, VTT.format("one more").encode(), "hy")
-    assert info.value.status == 409 and str(MAX_TRACKS) in info.value.detail
+    assert status_for(info.value) == 409 and str(MAX_TRACKS) in info.value.detail
     assert len(files(store, video)) == MAX_TRACKS
     attach_caption(db, store, video, VTT.format("replaced").encode(), "en")  # replacing still works

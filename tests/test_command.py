@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.media_keys import INIT_NAME, MASTER_NAME, MEDIA_PLAYLIST
-from ingest.probe import SourceInfo
+from core.probe import SourceInfo
 from workers.command import build_transcode_argv
 from workers.ladder import LadderPlan, plan_ladder
 

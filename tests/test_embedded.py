@@ -12,7 +12,7 @@ import httpx
 import m3u8
 import pytest
 
-from ingest.probe import probe
+from core.probe import probe
 from tests.conftest import ROOT, free_port, stop, wait_for
 from tests.hls_checks import assert_playable_ladder, fetch_ladder
 

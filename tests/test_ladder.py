@@ -1,13 +1,13 @@
 """plan_ladder as pure data: which renditions a viewer gets for each kind of source.
 
-No media is read: SourceInfo is built by hand the way ingest.probe would fill it.
+No media is read: SourceInfo is built by hand the way core.probe would fill it.
 """
 
 from fractions import Fraction
 
 import pytest
 
-from ingest.probe import SourceInfo
+from core.probe import SourceInfo
 from workers.ladder import AUDIO_KBPS, LADDER_TABLE, MIN_KBPS, LadderPlan, plan_ladder
 
 CAP_KBPS = {r.label: r.kbps for r in LADDER_TABLE}

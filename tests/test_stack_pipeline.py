@@ -3,7 +3,7 @@
 import psycopg
 from azure.storage.blob import BlobServiceClient
 
-from ingest.probe import probe
+from core.probe import probe
 from tests.conftest import upload, wait_status
 from tests.hls_checks import assert_playable_ladder, fetch_ladder
 

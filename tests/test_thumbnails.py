@@ -19,8 +19,8 @@ from api.storyboard import rewrite_storyboard_vtt
 from core.blobs import LocalBlobStore
 from core.ffmpeg import ffmpeg_exe
 from core.media_keys import POSTER_NAME, STORYBOARD_VTT
+from core.probe import SourceInfo, probe
 from core.settings import Settings
-from ingest.probe import SourceInfo, probe
 from schemas.tables import User, Video, VideoStatus
 from tests.conftest import upload, wait_status
 from tests.media import FFMPEG, ffmpeg

@@ -24,11 +24,11 @@ from sqlmodel import Session
 
 from core.blobs import BlobStore, Stores, make_stores
 from core.db import get_engine
+from core.errors import Refused
 from core.jobqueue import HEARTBEAT_INTERVAL, Claimed, claim_next, heartbeat
 from core.logs import job_context
 from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, media_prefix, rendition_playlist_key
 from core.settings import Settings
-from ingest.errors import IngestError
 from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
 from workers.pipeline import Progress, Stopped, TranscodeError, TranscodeResult, transcode
 
@@ -232,7 +232,7 @@ def _run(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
             state, reason, kind, tail = JobState.cancelled, "cancelled by an operator", None, ""
         elif isinstance(exc, TranscodeError):
             state, reason, kind, tail = JobState.failed, exc.reason, exc.kind, exc.log_tail
-        elif isinstance(exc, IngestError) and exc.kind is not None:  # the source refused by probe or sniff
+        elif isinstance(exc, Refused) and exc.kind is not None:  # the source refused by probe or sniff
             state, reason, kind, tail = JobState.failed, exc.detail, exc.kind, ""
         else:
             log.exception("job %s crashed", job.job_id)

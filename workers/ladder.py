@@ -8,7 +8,8 @@ the ladder, so nothing is ever upscaled and an odd-sized source keeps its full r
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ingest.probe import SourceInfo
+from core.encoding import X264Preset, check_gop, check_segment
+from core.probe import SourceInfo
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class LadderPlan:
     segment_seconds: int
     gop_seconds: int
     crf: int
-    preset: str
+    preset: X264Preset
 
     @property
     def audio_only(self) -> bool:
@@ -101,13 +102,10 @@ def plan_ladder(
     segment_seconds: int = 4,
     gop_seconds: int = 2,
     crf: int = 21,
-    preset: str = "veryfast",
+    preset: X264Preset = "veryfast",
     table: tuple[Rung, ...] = LADDER_TABLE,
 ) -> LadderPlan:
-    if not 0 < gop_seconds <= 2:
-        raise ValueError("keyframe interval must be at most 2 s")
-    if segment_seconds % gop_seconds:
-        raise ValueError("segment duration must be a multiple of the keyframe interval")
+    check_segment(segment_seconds, check_gop(gop_seconds))  # settings refuse these at start-up already
     common = dict(segment_seconds=segment_seconds, gop_seconds=gop_seconds, crf=crf, preset=preset)
     if not src.has_video:
         if not src.has_audio:

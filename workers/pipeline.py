@@ -18,9 +18,9 @@ import av.error
 
 from core.ffmpeg import ffmpeg_exe
 from core.media_keys import MASTER_NAME, STORYBOARD_VTT
+from core.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
 from core.processes import die_with_parent
 from core.settings import Settings
-from ingest.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
 from schemas.tables import FailureKind
 from workers.command import build_sheets_argv, build_transcode_argv
 from workers.ladder import LadderPlan, plan_ladder

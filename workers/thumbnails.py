@@ -12,7 +12,7 @@ from pathlib import Path
 import ffmpeg
 
 from core.media_keys import POSTER_NAME, SPRITE_PATTERN, sprite_name
-from ingest.probe import SourceInfo
+from core.probe import SourceInfo
 from workers.ladder import LadderPlan
 
 MAX_TILES = 100  # a scrub bar has no use for more previews: longer videos get a longer interval

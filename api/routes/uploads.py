@@ -18,7 +18,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep
-from ingest.errors import IngestError
+from api.errors import refusal_response, status_for
+from core.errors import Refusal, Refused
 from ingest.housekeeping import sweep_periodically
 from ingest.tus import (
     TUS_EXTENSIONS,
@@ -45,8 +46,8 @@ class TusRoute(APIRoute):
         async def tus_handler(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except IngestError as exc:
-                response = JSONResponse({"detail": exc.detail}, status_code=exc.status)
+            except Refused as exc:
+                response = refusal_response(exc)
             except HTTPException as exc:
                 response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
             response.headers["Tus-Resumable"] = TUS_VERSION
@@ -115,7 +116,7 @@ def _int_header(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     if not value.isascii() or not value.isdigit() or len(value) > 19:
-        raise IngestError(400, f"{name} must be a non-negative integer")
+        raise Refused(Refusal.malformed, f"{name} must be a non-negative integer")
     return int(value)
 
 
@@ -149,11 +150,11 @@ def create_upload(
 ) -> Response:
     """Creation: declare Upload-Length (≤ the size limit) and metadata filename/title/description/visibility."""
     if upload_defer_length is not None or upload_length is None:
-        raise IngestError(400, "Upload-Length is required (Upload-Defer-Length is not supported)")
+        raise Refused(Refusal.malformed, "Upload-Length is required (Upload-Defer-Length is not supported)")
     if upload_concat is not None:
-        raise IngestError(400, "Upload-Concat (concatenation) is not supported")
+        raise Refused(Refusal.malformed, "Upload-Concat (concatenation) is not supported")
     if _int_header(content_length, "Content-Length"):
-        raise IngestError(400, "creation-with-upload is not supported: send the bytes with PATCH")
+        raise Refused(Refusal.malformed, "creation-with-upload is not supported: send the bytes with PATCH")
     length = _int_header(upload_length, "Upload-Length")
     assert length is not None
     rec = tus.create(user.id, length, metadata=parse_metadata(upload_metadata))
@@ -165,7 +166,7 @@ def create_upload(
 def upload_offset(rec: UploadDep, tus: TusDep) -> Response:
     """The offset to resume from; waits for a PATCH still writing so the answer is the true one."""
     if rec.state == UploadState.refused:
-        raise IngestError(410, f"upload {rec.id} was refused: {rec.error}")
+        raise Refused(Refusal.gone, f"upload {rec.id} was refused: {rec.error}")
     rec, offset = tus.current(rec)
     headers = {**_state_headers(rec, offset), "Upload-Length": str(rec.length), "Cache-Control": "no-store"}
     return Response(status_code=200, headers=headers)
@@ -191,10 +192,10 @@ async def append_bytes(
     # last byte checks one out again for its own short transaction.
     await run_in_threadpool(session.close)
     if (content_type or "").split(";")[0].strip().lower() != OFFSET_STREAM:
-        raise IngestError(415, f"Content-Type must be {OFFSET_STREAM}")
+        raise Refused(Refusal.unsupported_media, f"Content-Type must be {OFFSET_STREAM}")
     offset = _int_header(upload_offset, "Upload-Offset")
     if offset is None:
-        raise IngestError(400, "Upload-Offset header is required")
+        raise Refused(Refusal.malformed, "Upload-Offset header is required")
     rec, new_offset = await tus.receive(rec, offset, _int_header(content_length, "Content-Length"), request.stream())
     if rec.state == UploadState.ingesting:
         await run_in_threadpool(tus.ingest, rec, session=session, stores=stores, enqueue=enqueue)
@@ -213,7 +214,9 @@ def upload_status(rec: UploadDep, tus: TusDep) -> UploadRead:
     """Not tus: what became of the upload (receiving, ingesting, done with video_id, refused with error)."""
     rec, offset = tus.current(rec)
     return UploadRead(
-        **rec.model_dump(include=set(UploadRead.model_fields) & set(UploadRecord.model_fields)),
+        **rec.model_dump(include=set(UploadRead.model_fields) & set(UploadRecord.model_fields) - {"error_status"}),
+        # A record written before refusals had reasons carries its status itself (gone within tus_expiry).
+        error_status=status_for(rec.refusal) if rec.refusal else rec.error_status,
         offset=offset,
         watch_url=f"/watch/{rec.video_id}" if rec.video_id else None,
     )

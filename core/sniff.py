@@ -9,7 +9,7 @@ from pathlib import Path
 
 import filetype
 
-from ingest.errors import IngestError
+from core.errors import Refusal, Refused
 from schemas.tables import FailureKind
 
 # MIME (as filetype reports it) -> ffmpeg demuxer. None of these follow references to other files
@@ -47,15 +47,15 @@ def sniff_demuxer(path: Path) -> str:
     with path.open("rb") as f:
         head = f.read(8192)
     if not head:
-        raise IngestError(422, "empty file: the upload contains no bytes", kind=FailureKind.corrupt_source)
+        raise Refused(Refusal.invalid, "empty file: the upload contains no bytes", kind=FailureKind.corrupt_source)
     kind = filetype.guess(head)
     if kind is not None and kind.mime in DEMUXERS:
         return DEMUXERS[kind.mime]
     if _is_mpegts(head):
         return "mpegts"
     what = f"a {kind.mime} file" if kind else "not a recognised audio or video container"
-    raise IngestError(
-        415,
+    raise Refused(
+        Refusal.unsupported_media,
         f"not a media file: {what}; upload MP4/MOV, MKV/WebM, AVI, MPEG-TS/PS, FLV, WMV or an audio file",
         kind=FailureKind.refused_format,
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 import av
 import av.error
 
-from ingest.errors import IngestError
-from ingest.sniff import ALLOWED_DEMUXERS, sniff_demuxer
+from core.errors import Refusal, Refused
+from core.sniff import ALLOWED_DEMUXERS, sniff_demuxer
 from schemas.tables import FailureKind
 
 # Options for every open of untrusted media: local file protocol only, no external references.
@@ -65,14 +65,16 @@ def _duration(container: av.container.InputContainer) -> float:
 def probe(path: Path, demuxer: str | None = None) -> SourceInfo:
     demuxer = demuxer or sniff_demuxer(path)
     if demuxer not in ALLOWED_DEMUXERS:
-        raise IngestError(415, f"container format {demuxer!r} is not accepted", kind=FailureKind.refused_format)
+        raise Refused(
+            Refusal.unsupported_media, f"container format {demuxer!r} is not accepted", kind=FailureKind.refused_format
+        )
     try:
         with av.open(str(path), format=demuxer, options=SAFE_INPUT_OPTIONS) as container:
             video = container.streams.video[0] if container.streams.video else None
             audio = container.streams.audio[0] if container.streams.audio else None
             if video is None and audio is None:
-                raise IngestError(
-                    422,
+                raise Refused(
+                    Refusal.invalid,
                     "no decodable video or audio: the file has no video or audio stream",
                     kind=FailureKind.no_decodable_stream,
                 )
@@ -83,15 +85,17 @@ def probe(path: Path, demuxer: str | None = None) -> SourceInfo:
                 container.seek(0)
                 has_audio = _first_frame(container, audio) is not None
             if not has_video and not has_audio:
-                raise IngestError(
-                    422,
+                raise Refused(
+                    Refusal.invalid,
                     "no decodable video or audio: the streams could not be decoded",
                     kind=FailureKind.no_decodable_stream,
                 )
             container.seek(0)
             duration = _duration(container)
             if duration <= 0:
-                raise IngestError(422, "corrupt media file: its duration is zero", kind=FailureKind.corrupt_source)
+                raise Refused(
+                    Refusal.invalid, "corrupt media file: its duration is zero", kind=FailureKind.corrupt_source
+                )
             info = SourceInfo(
                 demuxer=demuxer,
                 duration=duration,
@@ -114,8 +118,8 @@ def probe(path: Path, demuxer: str | None = None) -> SourceInfo:
                     },
                 )
             return info
-    except IngestError:
+    except Refused:
         raise
     except av.error.FFmpegError as exc:
         detail = f"corrupt or truncated media file: {exc.strerror or exc}"
-        raise IngestError(422, detail, kind=FailureKind.corrupt_source) from exc
+        raise Refused(Refusal.invalid, detail, kind=FailureKind.corrupt_source) from exc

@@ -1,0 +1,29 @@
+"""How the API answers a domain refusal (core.errors): one status per reason, the detail as the body."""
+
+from http import HTTPStatus
+
+from fastapi.responses import JSONResponse
+
+from core.errors import Refusal, Refused
+
+STATUS: dict[Refusal, HTTPStatus] = {
+    Refusal.malformed: HTTPStatus.BAD_REQUEST,
+    Refusal.invalid: HTTPStatus.UNPROCESSABLE_ENTITY,
+    Refusal.unsupported_media: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    Refusal.too_large: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    Refusal.not_found: HTTPStatus.NOT_FOUND,
+    Refusal.gone: HTTPStatus.GONE,
+    Refusal.conflict: HTTPStatus.CONFLICT,
+    Refusal.busy: HTTPStatus.LOCKED,
+    Refusal.too_many: HTTPStatus.TOO_MANY_REQUESTS,
+    Refusal.out_of_space: HTTPStatus.INSUFFICIENT_STORAGE,
+    Refusal.unavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+
+def status_for(exc: Refused) -> int:
+    return int(STATUS[exc.reason])
+
+
+def refusal_response(exc: Refused) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=status_for(exc))
