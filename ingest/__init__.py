@@ -1,1 +1,2 @@
-"""Upload intake: size limits, container sniffing, probing, recording and enqueueing."""
+"""Upload intake only: multipart and tus (resumable) uploads bounded, sniffed, probed, recorded and enqueued all
+or nothing, and the sweep of what interrupted uploads leave behind."""

@@ -1,1 +1,2 @@
-"""Web pages for viewers (watch page, index) and their static assets (hls.js comes from npm)."""
+"""Web pages (index, watch, upload, library, sign-in, ops dashboard shell) and their static assets (hls.js, Plyr
+and the other browser libraries from npm). Pages read the same JSON API a script would."""

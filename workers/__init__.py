@@ -1,1 +1,2 @@
-"""Celery app and the transcode pipeline: plan (pure) -> argv (pure) -> run -> publish."""
+"""The transcode worker: the Celery app and its doorbell task, the pipeline plan (pure) -> argv (pure) -> run ->
+publish, thumbnails, and the supervisor that re-queues jobs of lost workers."""
