@@ -170,3 +170,11 @@ def test_tus_refusals_name_the_header(install):
     r = install.client.patch(location, headers={**headers, "Upload-Offset": "0"}, content=b"x")
     assert r.status_code == 415
     assert "application/offset+octet-stream" in r.json()["detail"]
+    # Text instead of media: refused at its first bytes, and the upload's status says so afterwards.
+    patch = {**headers, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    r = install.client.patch(location, headers=patch, content=(b"just notes, no video\n" * 48)[:1000])
+    assert r.status_code == 415, r.text
+    outcome = install.client.get(location, headers=headers).json()
+    assert (outcome["state"], outcome["error_status"]) == ("refused", 415)
+    assert "not a media file" in outcome["error"]
+    assert install.client.head(location, headers=headers).status_code == 410
