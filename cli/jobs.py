@@ -98,10 +98,13 @@ def _queue(snap: dict, now: datetime) -> Table:
 def _failures(snap: dict, now: datetime) -> Table:
     table = Table(title="Recent failures", title_justify="left", expand=True)
     table.add_column("video", ratio=1, overflow="ellipsis", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
     table.add_column("reason", ratio=3, overflow="fold", style="red")
     table.add_column("ago", justify="right")
     for job in snap["failures"][:FAILURES_SHOWN]:
-        table.add_row(job["video_title"], job["error"] or "", _since(job["finished_at"], now))
+        table.add_row(
+            job["video_title"], job["failure_kind"] or "", job["error"] or "", _since(job["finished_at"], now)
+        )
     return table
 
 

@@ -21,12 +21,19 @@ DataDir = Annotated[Path | None, typer.Option(help="Where the embedded database,
 
 
 def _settings(data_dir: Path | None = None):
+    """This install's settings; a bad value ends the command with why (exit 2), before anything starts."""
     if data_dir is not None:
         os.environ["STREAMIFY_DATA_DIR"] = str(data_dir.resolve())
-    from core.settings import get_settings
+    from pydantic import ValidationError
+
+    from core.settings import get_settings, refusal
 
     get_settings.cache_clear()
-    return get_settings()
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        Console(stderr=True).print(refusal(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -189,6 +196,7 @@ def api(
     """Run one API node (configure the real stack with STREAMIFY_* env vars)."""
     import uvicorn
 
+    _settings()  # refused here in words, not in a traceback from inside uvicorn
     uvicorn.run(
         "api.app:create_app", factory=True, host=host, port=port, workers=workers, proxy_headers=True, log_level="info"
     )
@@ -329,7 +337,7 @@ def _wait_ready(server: str, video_id: str, headers: dict[str, str]) -> dict:
 @app.command()
 def transcode(src: Annotated[Path, typer.Argument(exists=True, dir_okay=False)], outdir: Path) -> None:
     """Transcode a file to an HLS ladder in OUTDIR (no services needed); writes OUTDIR/master.m3u8."""
-    from ingest.errors import IngestError
+    from core.errors import Refused
     from workers.pipeline import TranscodeError
     from workers.pipeline import transcode as run
 
@@ -351,7 +359,7 @@ def transcode(src: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
                     task, completed=p.fraction, speed=f"{p.speed:.2f}x" if p.speed else ""
                 ),
             )
-        except (IngestError, TranscodeError) as exc:
+        except (Refused, TranscodeError) as exc:
             console.print(f"[red]failed:[/] {getattr(exc, 'detail', None) or exc}")
             raise typer.Exit(1) from exc
     table = Table("variant", "size", "fps", "bandwidth", "codecs")

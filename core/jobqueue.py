@@ -155,6 +155,9 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
             job = s.get(TranscodeJob, job_id)
             if job is None:
                 continue
+            # The UPDATEs below must not evaluate their WHERE on this loaded row in Python: SQLite gives back
+            # naive datetimes, which cannot be compared with the aware cutoff (the round would fail every time).
+            s.expunge(job)
             lost = (
                 TranscodeJob.id == job.id,
                 TranscodeJob.state == JobState.running,

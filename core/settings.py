@@ -1,11 +1,21 @@
-"""The one settings object. Embedded defaults need no server; the real stack is env vars away."""
+"""The one settings object. Embedded defaults need no server; the real stack is env vars away.
 
+Values are checked when the settings are read, so a process with a bad one refuses to start (the CLI says
+which variable and why) instead of failing every job later.
+"""
+
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.encoding import X264Preset, check_crf, check_gop, check_segment
+
+# Celery's --queues splits on commas and the embedded broker puts the name in file names: plain words only.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class Settings(BaseSettings):
@@ -17,7 +27,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Celery broker: kombu's filesystem transport under data_dir unless a URL is given (redis://...).
     broker_url: str | None = None
-    queue: str = "transcode"
+    queue: str = Field(default="transcode", description="Broker queue the workers consume.")
 
     # Blob storage: local directories under data_dir unless an Azure connection string is given.
     azure_connection_string: str | None = None
@@ -52,10 +62,10 @@ class Settings(BaseSettings):
     # Transcoding.
     ffmpeg_path: str | None = Field(default=None, description="System ffmpeg; default: imageio-ffmpeg's.")
     ladder_max_height: int = Field(default=1080, ge=240, le=2160)
-    x264_preset: str = "veryfast"
+    x264_preset: X264Preset = "veryfast"
     x264_crf: int = 21
-    segment_seconds: int = 4
-    gop_seconds: int = 2
+    gop_seconds: int = Field(default=2, description="Keyframe interval, identical in every rendition.")
+    segment_seconds: int = Field(default=4, description="HLS segment length: a whole number of keyframe intervals.")
 
     # API.
     host: str = "127.0.0.1"
@@ -75,6 +85,32 @@ class Settings(BaseSettings):
     # How long nginx trusts an API node's answer to "may this video's media be served without a signature?"
     # (public/unlisted yes, private no): a video made private locks its unsigned URLs within this delay.
     nginx_access_cache_seconds: int = Field(default=10, ge=1, le=3600)
+
+    @field_validator("queue")
+    @classmethod
+    def _plain_queue_name(cls, value: str) -> str:
+        if not QUEUE_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a queue name: use 1 to 100 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit (a comma would make workers consume two queues, a '/' breaks the embedded broker)"
+            )
+        return value
+
+    @field_validator("x264_crf")
+    @classmethod
+    def _crf(cls, value: int) -> int:
+        return check_crf(value)
+
+    @field_validator("gop_seconds")
+    @classmethod
+    def _gop(cls, value: int) -> int:
+        return check_gop(value)
+
+    @field_validator("segment_seconds")
+    @classmethod
+    def _segment(cls, value: int, info: ValidationInfo) -> int:
+        gop = info.data.get("gop_seconds")  # absent when it was refused itself: that error is enough
+        return check_segment(value, gop) if gop else value
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -106,3 +142,16 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def refusal(exc: ValidationError) -> str:
+    """Why the settings were refused, in one paragraph naming each environment variable. Pydantic's input is
+    left out: it may be a secret (a validator's own message quotes a value only where it is not)."""
+    prefix = Settings.model_config["env_prefix"]
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = "_".join(str(part) for part in error["loc"])
+        # A validator's own ValueError reads best without pydantic's "Value error, " in front of it.
+        words = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        problems.append(f"{prefix}{field.upper()}: {words}" if field else words)
+    return "Invalid settings, nothing started. " + "; ".join(problems) + "."

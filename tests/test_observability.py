@@ -146,6 +146,11 @@ def test_metrics_match_the_jobs_this_stack_ran(json_stack, ran, azurite):
         assert _value(samples, "streamify_jobs", state=state) == n, state
     assert _value(samples, "streamify_job_failures_total", reason="corrupt_source") == 1
     assert sum(v for (name, _), v in samples.items() if name == "streamify_job_failures_total") == 1
+    # Counted by the kind the worker stored with the job, which the dashboard's API shows too.
+    assert jobs[ran["ids"]["cut"]]["failure_kind"] == "corrupt_source"
+    with json_stack.client(operator) as op:
+        failures = op.get("/api/v1/ops/snapshot").json()["failures"]
+    assert [(f["video_id"], f["failure_kind"]) for f in failures] == [(ran["ids"]["cut"], "corrupt_source")]
     assert _value(samples, "streamify_uploads_total") == 3
     assert _value(samples, "streamify_upload_bytes_total") == sum(ran["sizes"].values())
     assert _value(samples, "streamify_stored_bytes", kind="source") == sum(ran["sizes"].values())
@@ -339,7 +344,7 @@ def test_metrics_on_an_embedded_install(tmp_path):
     from core.accounts import create_user
     from core.db import make_engine, migrate
     from core.settings import Settings
-    from schemas.tables import TranscodeJob, Video, utcnow
+    from schemas.tables import FailureKind, TranscodeJob, Video, utcnow
 
     settings = Settings(data_dir=tmp_path)
     tmp_path.mkdir(exist_ok=True)
@@ -348,17 +353,17 @@ def test_metrics_on_an_embedded_install(tmp_path):
     now = utcnow()
     with Session(engine) as session:
         user = create_user(session, "a@example.test", "correct horse battery")
-        for i, (state, wall, speed, error) in enumerate(
+        for i, (state, wall, speed, kind) in enumerate(
             [
                 ("succeeded", 12.0, 1.5, None),
                 ("succeeded", 400.0, 0.3, None),
-                ("failed", 3.0, None, "worker lost 3 times"),
+                ("failed", 3.0, None, FailureKind.worker_lost),
             ]
         ):
             video = Video(owner_id=user.id, title=f"t{i}", source_key=f"k{i}", source_size=1000, source_format="mp4")
             session.add(video)
             session.flush()
-            session.add(TranscodeJob(video_id=video.id, owner_id=user.id, state=state, speed=speed, error=error,
+            session.add(TranscodeJob(video_id=video.id, owner_id=user.id, state=state, speed=speed, failure_kind=kind,
                                      started_at=now - timedelta(seconds=wall), finished_at=now))  # fmt: skip
         session.commit()
         samples = _samples(exposition(session)[0].decode())

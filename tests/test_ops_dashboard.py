@@ -112,6 +112,7 @@ def test_dashboard_follows_the_queue_live_and_steers_it(stack, clips, media, bro
         failure = page.locator(row("failures", cut))
         failure.wait_for(timeout=15_000)
         assert "source is truncated or corrupt" in failure.locator(".reason").inner_text()
+        assert failure.locator(".kind").inner_text() == "corrupt_source"  # as /metrics counts it
         assert not failure.locator(".log-tail").is_visible()
         failure.locator("summary").click()
         tail = failure.locator(".log-tail")

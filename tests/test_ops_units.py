@@ -160,6 +160,7 @@ def test_jobs_frame_shows_what_the_dashboard_shows():
     assert "1.50x" in keynote and "45" in keynote and "1m05s" in keynote and "enc-1:4242" in keynote
     assert text.index("Next up") < text.index("Later")
     assert "source is truncated or corrupt" in text and "30s" in text
+    assert "corrupt_source" in next(line for line in text.splitlines() if "Broken" in line)
     assert "enc-2:77" in text and "idle" in text and "4s ago" in text
     assert "24 jobs, 138.0 min encoded, mean speed 1.00x" in text
     assert sparkline([0, 1, 2]) == " ▄█" and sparkline([0, 0]) == "  "

@@ -90,6 +90,7 @@
     put(el, ".title", job.video_title);
     put(el, ".owner", job.owner_name);
     put(el, ".reason", job.error || "failed without a reason");
+    put(el, ".kind", job.failure_kind || ""); // the streamify_job_failures reason an alert would name
     put(el, ".when", `failed ${ago(job.finished_at, now)}`);
     put(el, ".attempts", `${job.attempts} attempt${job.attempts === 1 ? "" : "s"}`);
     put(el, ".worker", workerLabel(job.worker));
