@@ -11,7 +11,7 @@ import uuid
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.captions import CleanCaptions, clean_label, normalize_language, parse_captions
 from core.blobs import BlobStore
@@ -72,7 +72,7 @@ def attach_caption(
     row.label, row.is_default, row.blob_key, row.created_at = label, default, key, utcnow()
     try:
         if default:  # one default track per video
-            others = (Caption.video_id == video.id, Caption.language != language)
+            others = (col(Caption.video_id) == video.id, col(Caption.language) != language)
             session.execute(update(Caption).where(*others).values(is_default=False))
         session.add(row)
         session.commit()

@@ -13,6 +13,7 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Literal
 
 import langcodes
 import webvtt
@@ -86,7 +87,7 @@ def clean_label(label: str | None, language: str) -> str:
 @dataclass(frozen=True)
 class CleanCaptions:
     vtt: str  # the WebVTT that is stored and served
-    source_format: str  # "vtt" or "srt": what the creator sent
+    source_format: Literal["vtt", "srt"]  # what the creator sent
     cue_count: int
 
     @property
@@ -108,7 +109,7 @@ def _decode(data: bytes) -> str:
     return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def detect_format(text: str) -> str:
+def detect_format(text: str) -> Literal["vtt", "srt"]:
     if _VTT_HEADER.match(text):
         return "vtt"
     if _SRT_START.match(text):

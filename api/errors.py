@@ -1,6 +1,7 @@
 """How the API answers a domain refusal (core.errors): one status per reason, the detail as the body."""
 
 from http import HTTPStatus
+from typing import Any
 
 from fastapi.responses import JSONResponse
 
@@ -19,6 +20,10 @@ STATUS: dict[Refusal, HTTPStatus] = {
     Refusal.out_of_space: HTTPStatus.INSUFFICIENT_STORAGE,
     Refusal.unavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+
+
+# What a route may answer besides success, for the OpenAPI schema (FastAPI's own type for `responses=`).
+Responses = dict[int | str, dict[str, Any]]
 
 
 def status_for(exc: Refused) -> int:

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import case, extract, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.jobqueue import WORKER_ONLINE
 from core.timeutil import aware
@@ -77,8 +77,8 @@ def read_facts(session: Session) -> Facts:
     uploads, upload_bytes = session.exec(select(func.count(), func.coalesce(func.sum(Video.source_size), 0))).one()
     # HLS segment bytes: each rendition's average bitrate is measured from its own segments (workers.measure).
     media_bytes = session.exec(
-        select(func.coalesce(func.sum(Rendition.average_bandwidth * Video.duration / 8.0), 0.0)).join(
-            Video, Video.id == Rendition.video_id
+        select(func.coalesce(func.sum(col(Rendition.average_bandwidth) * col(Video.duration) / 8.0), 0.0)).join(
+            Video, col(Video.id) == Rendition.video_id
         )
     ).one()
     failures: dict[str, int] = {}
@@ -98,10 +98,10 @@ def read_facts(session: Session) -> Facts:
         wall,
         DURATION_BUCKETS,
         succeeded,
-        TranscodeJob.started_at.is_not(None),
-        TranscodeJob.finished_at.is_not(None),
+        col(TranscodeJob.started_at).is_not(None),
+        col(TranscodeJob.finished_at).is_not(None),
     )
-    speeds = _histogram(session, TranscodeJob.speed, SPEED_BUCKETS, succeeded, TranscodeJob.speed.is_not(None))
+    speeds = _histogram(session, TranscodeJob.speed, SPEED_BUCKETS, succeeded, col(TranscodeJob.speed).is_not(None))
     oldest = session.exec(select(func.min(TranscodeJob.queued_at)).where(TranscodeJob.state == JobState.queued)).one()
     online = session.exec(
         select(func.count()).select_from(WorkerNode).where(WorkerNode.last_seen >= now - WORKER_ONLINE)
@@ -113,7 +113,7 @@ def read_facts(session: Session) -> Facts:
         upload_bytes=int(upload_bytes),
         media_bytes=float(media_bytes),
         failures=failures,
-        encoded_seconds=float(encoded),
+        encoded_seconds=float(encoded or 0.0),
         durations=durations,
         speeds=speeds,
         oldest_queued_seconds=max(0.0, (now - aware(oldest)).total_seconds()) if oldest else 0.0,

@@ -5,12 +5,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.jobqueue import WORKER_ONLINE, queue_order
 from core.timeutil import aware
 from schemas.api import HourStats, JobRead, QueueSnapshot, WorkerRead
-from schemas.tables import JobState, TranscodeJob, User, Video, WorkerNode, utcnow
+from schemas.tables import FailureKind, JobState, TranscodeJob, User, Video, WorkerNode, utcnow
 
 QUEUE_LIMIT = 200
 FAILURES_LIMIT = 20
@@ -38,7 +38,7 @@ def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None 
         duration=video.duration,
         worker=job.worker,
         error=job.error,
-        failure_kind=job.failure_kind,
+        failure_kind=FailureKind(job.failure_kind) if job.failure_kind else None,
         log_tail=job.log_tail,
         queued_at=aware(job.queued_at),
         started_at=aware(job.started_at),
@@ -50,8 +50,8 @@ def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None 
 def _with_videos(session: Session, jobs: list[TranscodeJob]) -> list[tuple[TranscodeJob, Video, User]]:
     if not jobs:
         return []
-    videos = {v.id: v for v in session.exec(select(Video).where(Video.id.in_({j.video_id for j in jobs})))}
-    users = {u.id: u for u in session.exec(select(User).where(User.id.in_({v.owner_id for v in videos.values()})))}
+    videos = {v.id: v for v in session.exec(select(Video).where(col(Video.id).in_({j.video_id for j in jobs})))}
+    users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_({v.owner_id for v in videos.values()})))}
     return [(j, videos[j.video_id], users[videos[j.video_id].owner_id]) for j in jobs if j.video_id in videos]
 
 
@@ -59,12 +59,13 @@ def _history(session: Session, now: datetime) -> list[HourStats]:
     since = now - timedelta(hours=HISTORY_HOURS)
     rows = session.exec(
         select(TranscodeJob.finished_at, TranscodeJob.encoded_seconds, TranscodeJob.started_at).where(
-            TranscodeJob.state == JobState.succeeded, TranscodeJob.finished_at >= since
+            TranscodeJob.state == JobState.succeeded, col(TranscodeJob.finished_at) >= since
         )
     ).all()
     buckets: dict[datetime, list[tuple[float, float]]] = defaultdict(list)
-    for finished, encoded, started in rows:
-        finished, started = aware(finished), aware(started)
+    for finished_at, encoded, started in rows:
+        finished, started = aware(finished_at), aware(started)
+        assert finished is not None  # selected by finished_at >= since
         hour = finished.replace(minute=0, second=0, microsecond=0)
         wall = (finished - started).total_seconds() if started else 0.0
         buckets[hour].append((encoded or 0.0, wall))
@@ -92,14 +93,16 @@ def snapshot(session: Session) -> QueueSnapshot:
     for state, n in session.exec(select(TranscodeJob.state, func.count()).group_by(TranscodeJob.state)).all():
         counts[state] = n
     running = session.exec(
-        select(TranscodeJob).where(TranscodeJob.state == JobState.running).order_by(TranscodeJob.started_at)
+        select(TranscodeJob).where(col(TranscodeJob.state) == JobState.running).order_by(col(TranscodeJob.started_at))
     ).all()
     order = queue_order(session)[:QUEUE_LIMIT]
-    queued = {j.id: j for j in session.exec(select(TranscodeJob).where(TranscodeJob.id.in_(order)))} if order else {}
+    queued = (
+        {j.id: j for j in session.exec(select(TranscodeJob).where(col(TranscodeJob.id).in_(order)))} if order else {}
+    )
     failures = session.exec(
         select(TranscodeJob)
-        .where(TranscodeJob.state == JobState.failed)
-        .order_by(TranscodeJob.finished_at.desc())
+        .where(col(TranscodeJob.state) == JobState.failed)
+        .order_by(col(TranscodeJob.finished_at).desc())
         .limit(FAILURES_LIMIT)
     ).all()
     positions = {job_id: i + 1 for i, job_id in enumerate(order)}

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from pwdlib import PasswordHash
 from sqlalchemy import delete, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from core.db import affected
 from core.timeutil import aware as _aware
 from schemas.tables import AuthToken, TokenKind, User, utcnow
 
@@ -76,7 +77,9 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 def set_password(session: Session, user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     session.add(user)
-    session.execute(delete(AuthToken).where(AuthToken.user_id == user.id, AuthToken.kind == TokenKind.session))
+    session.execute(
+        delete(AuthToken).where(col(AuthToken.user_id) == user.id, col(AuthToken.kind) == TokenKind.session)
+    )
     session.commit()
 
 
@@ -111,19 +114,21 @@ def user_for_token(session: Session, secret: str, kind: TokenKind) -> User | Non
     if row.expires_at is not None and _aware(row.expires_at) <= now:
         return None
     if row.last_used_at is None or now - _aware(row.last_used_at) > timedelta(minutes=5):
-        session.execute(update(AuthToken).where(AuthToken.id == row.id).values(last_used_at=now))
+        session.execute(update(AuthToken).where(col(AuthToken.id) == row.id).values(last_used_at=now))
         session.commit()
     return session.get(User, row.user_id)
 
 
 def revoke_token(session: Session, secret: str) -> None:
-    session.execute(delete(AuthToken).where(AuthToken.token_hash == _digest(secret)))
+    session.execute(delete(AuthToken).where(col(AuthToken.token_hash) == _digest(secret)))
     session.commit()
 
 
 def delete_api_token(session: Session, user: User, token_id: uuid.UUID) -> bool:
     result = session.execute(
-        delete(AuthToken).where(AuthToken.id == token_id, AuthToken.user_id == user.id, AuthToken.kind == TokenKind.api)
+        delete(AuthToken).where(
+            col(AuthToken.id) == token_id, col(AuthToken.user_id) == user.id, col(AuthToken.kind) == TokenKind.api
+        )
     )
     session.commit()
-    return bool(result.rowcount)
+    return bool(affected(result))

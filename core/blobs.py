@@ -263,6 +263,7 @@ class AzureBlobStore:
         start, expiry = self._window()
         if expires is not None:
             expiry = datetime.fromtimestamp(expires, UTC)
+        assert self.service.account_name, "an Azure connection string names its account"
         sas = generate_blob_sas(
             account_name=self.service.account_name,
             container_name=self.container_name,

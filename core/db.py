@@ -2,10 +2,11 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import CursorResult, Engine, Result, event
 from sqlmodel import create_engine
 
 from core.settings import Settings
@@ -38,6 +39,12 @@ def _engine_for(url: str) -> Engine:
 def get_engine(settings: Settings) -> Engine:
     """One engine per database URL in a process (workers, CLI); an API app holds its own (api.app)."""
     return _engine_for(settings.effective_database_url)
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed: its result is a CursorResult, though Session.execute is typed Result."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def alembic_config(url: str) -> Config:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import delete, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core.blobs import CHUNK, Stores
 from core.errors import Refusal, Refused, too_large_detail
@@ -134,7 +134,7 @@ def accept_file(
         enqueue(job.id)
     except Exception as exc:
         session.rollback()
-        session.execute(delete(Video).where(Video.id == video.id))  # cascades to the job
+        session.execute(delete(Video).where(col(Video.id) == video.id))  # cascades to the job
         session.commit()
         stores.sources.delete_prefix(media_prefix(video.id))
         # The database's or broker's words (SQL, host names) go to the log, never to the creator.
@@ -143,7 +143,7 @@ def accept_file(
     # The worker may already have moved the video on; only advance it from `uploaded`.
     session.execute(
         update(Video)
-        .where(Video.id == video.id, Video.status == VideoStatus.uploaded)
+        .where(col(Video.id) == video.id, col(Video.status) == VideoStatus.uploaded)
         .values(status=VideoStatus.queued)
     )
     session.commit()

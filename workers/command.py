@@ -98,6 +98,7 @@ def build_transcode_argv(
     )
     outputs = [out]
     if thumbnails is not None:  # after HLS, so -progress and its fps describe the ladder
+        assert video is not None  # with thumbnails there are always at least three branches
         outputs += thumbnail_outputs(thumbnails, video.stream(n), video.stream(n + 1), out_dir)
     return _argv(ffmpeg_exe, ffmpeg.merge_outputs(*outputs))
 

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import delete, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core.blobs import BlobStore, Stores, make_stores
-from core.db import get_engine
+from core.db import affected, get_engine
 from core.errors import Refused
 from core.jobqueue import HEARTBEAT_INTERVAL, Claimed, claim_next, heartbeat
 from core.logs import job_context
@@ -62,10 +62,12 @@ class ProgressWriter:
         with Session(self.engine) as s:
             s.execute(
                 update(TranscodeJob)
-                .where(TranscodeJob.id == self.job_id)
+                .where(col(TranscodeJob.id) == self.job_id)
                 .values(progress=fraction, speed=p.speed, fps=p.fps)
             )
-            s.execute(update(Video).where(Video.id == self.video_id).values(progress=fraction, updated_at=utcnow()))
+            s.execute(
+                update(Video).where(col(Video.id) == self.video_id).values(progress=fraction, updated_at=utcnow())
+            )
             s.commit()
 
 
@@ -124,22 +126,24 @@ def _record_success(engine, stores: Stores, job: Claimed, worker: str, result: T
     job_id, video_id = job.job_id, job.video_id
     with Session(engine) as s:
         video = s.get(Video, video_id, with_for_update=True)
-        held = s.execute(
-            update(TranscodeJob)
-            .where(*_held(job_id, worker))
-            .values(
-                state=JobState.succeeded,
-                progress=1.0,
-                finished_at=utcnow(),
-                encoded_seconds=result.source.duration,
+        held = affected(
+            s.execute(
+                update(TranscodeJob)
+                .where(*_held(job_id, worker))
+                .values(
+                    state=JobState.succeeded,
+                    progress=1.0,
+                    finished_at=utcnow(),
+                    encoded_seconds=result.source.duration,
+                )
             )
-        ).rowcount
+        )
         if video is None or not held:  # deleted, or taken away from this worker while encoding
             s.rollback()
             if video is None:
                 stores.media.delete_prefix(media_prefix(video_id))
             return False
-        s.execute(delete(Rendition).where(Rendition.video_id == video_id))
+        s.execute(delete(Rendition).where(col(Rendition.video_id) == video_id))
         for v in result.variants:
             s.add(
                 Rendition(
@@ -170,15 +174,17 @@ def _record_end(
     """A failed job (with its kind) or a cancelled one (kind None), if this worker still holds it."""
     status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
     with Session(engine) as s:
-        held = s.execute(
-            update(TranscodeJob)
-            .where(*_held(job.job_id, worker))
-            .values(state=state, error=reason, failure_kind=kind, log_tail=log_tail or None, finished_at=utcnow())
-        ).rowcount
+        held = affected(
+            s.execute(
+                update(TranscodeJob)
+                .where(*_held(job.job_id, worker))
+                .values(state=state, error=reason, failure_kind=kind, log_tail=log_tail or None, finished_at=utcnow())
+            )
+        )
         if held:
             s.execute(
                 update(Video)
-                .where(Video.id == job.video_id)
+                .where(col(Video.id) == job.video_id)
                 .values(status=status, error=reason if state == JobState.failed else None, updated_at=utcnow())
             )
         s.commit()

@@ -106,11 +106,14 @@ def plan_ladder(
     table: tuple[Rung, ...] = LADDER_TABLE,
 ) -> LadderPlan:
     check_segment(segment_seconds, check_gop(gop_seconds))  # settings refuse these at start-up already
-    common = dict(segment_seconds=segment_seconds, gop_seconds=gop_seconds, crf=crf, preset=preset)
+
+    def plan(renditions: tuple[VideoRendition, ...], audio_kbps: int | None) -> LadderPlan:
+        return LadderPlan(renditions, audio_kbps, segment_seconds, gop_seconds, crf, preset)
+
     if not src.has_video:
         if not src.has_audio:
             raise ValueError("source has neither video nor audio")
-        return LadderPlan(renditions=(), audio_kbps=AUDIO_KBPS, **common)
+        return plan((), AUDIO_KBPS)
 
     dw, dh = src.display_width, src.display_height
     portrait = dh > dw
@@ -138,4 +141,4 @@ def plan_ladder(
         if native:
             break
     rungs.reverse()  # highest first, the order players list them in
-    return LadderPlan(renditions=tuple(rungs), audio_kbps=None, **common)
+    return plan(tuple(rungs), None)

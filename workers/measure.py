@@ -23,6 +23,7 @@ def codec_string(init_path: Path) -> tuple[str, int | None, int | None]:
                 if len(avcc) < 4:
                     raise ValueError(f"{init_path}: no avcC in the init segment")
                 parts.append(f"avc1.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}")
+                assert isinstance(ctx, av.VideoCodecContext)
                 width, height = ctx.width, ctx.height
             elif stream.type == "audio" and ctx.name == "aac":
                 parts.append(f"mp4a.40.{_AAC_OBJECT_TYPES.get(ctx.profile or 'LC', 2)}")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import psutil
 from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.db import get_engine
 from core.jobqueue import reap_stale
@@ -45,7 +45,7 @@ def report_alive(engine, name: str, concurrency: int | None) -> None:
 
 def forget(engine, name: str) -> None:
     with Session(engine) as s:
-        s.execute(delete(WorkerNode).where(WorkerNode.name == name))
+        s.execute(delete(WorkerNode).where(col(WorkerNode.name) == name))
         s.commit()
 
 

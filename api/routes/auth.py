@@ -3,7 +3,7 @@
 import uuid
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.deps import SessionDep, UserDep
 from core.accounts import (
@@ -88,7 +88,7 @@ def list_tokens(user: UserDep, session: SessionDep) -> list[TokenRead]:
     rows = session.exec(
         select(AuthToken)
         .where(AuthToken.user_id == user.id, AuthToken.kind == TokenKind.api)
-        .order_by(AuthToken.created_at.desc())
+        .order_by(col(AuthToken.created_at).desc())
     )
     return [TokenRead(**_token_read(r)) for r in rows]
 

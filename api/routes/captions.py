@@ -9,6 +9,7 @@ from api.access import Playback
 from api.caption_store import attach_caption, find_caption, list_captions, remove_caption
 from api.captions import MAX_CAPTION_BYTES
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep, UserDep, VideoDep
+from api.errors import Responses
 from api.playlists import playlist_response, require_ready
 from api.subtitles import playlist_uri, subtitle_playlist
 from schemas.api import CaptionCreated, CaptionRead, Problem
@@ -16,8 +17,8 @@ from schemas.tables import Caption
 
 router = APIRouter(prefix="/api/v1/videos", tags=["captions"])
 UPLOAD_PATH = r"^/api/v1/videos/[^/]+/captions/?$"  # bounded to MAX_CAPTION_BYTES while streaming (api.app)
-NOT_FOUND = {404: {"model": Problem}}
-REFUSALS = {
+NOT_FOUND: Responses = {404: {"model": Problem}}
+REFUSALS: Responses = {
     401: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},

@@ -8,15 +8,16 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.deps import EnqueueDep, OperatorDep, SessionDep, get_current_user
+from api.errors import Responses
 from api.queue_view import job_read, snapshot
 from core import jobqueue as queue
 from schemas.api import JobRead, PriorityUpdate, Problem, QueueSnapshot
 from schemas.tables import JobState, TranscodeJob, User, Video
 
-REFUSED = {401: {"model": Problem}, 403: {"model": Problem}}
+REFUSED: Responses = {401: {"model": Problem}, 403: {"model": Problem}}
 router = APIRouter(prefix="/api/v1/ops", tags=["operators"], responses=REFUSED)
 EVENT_INTERVAL = 1.0
 FINAL = (JobState.succeeded, JobState.failed, JobState.cancelled)
@@ -33,7 +34,9 @@ def _read(session: Session, job_id: uuid.UUID) -> JobRead:
     session.expire_all()
     job = _job(session, job_id)
     video = session.get(Video, job.video_id)
-    owner = session.get(User, video.owner_id)
+    owner = session.get(User, video.owner_id) if video else None
+    if video is None or owner is None:  # a job's video (and its owner) go with it: deleted meanwhile
+        raise HTTPException(404, f"job {job_id} not found")
     position = queue.queue_order(session).index(job.id) + 1 if job.state == JobState.queued else None
     return job_read(job, video, owner, position)
 
@@ -119,6 +122,6 @@ def set_priority(job_id: uuid.UUID, body: PriorityUpdate, _op: OperatorDep, sess
     job = _job(session, job_id)
     if job.state != JobState.queued:
         raise HTTPException(409, f"only a queued job can be moved; this one is {job.state}")
-    session.execute(update(TranscodeJob).where(TranscodeJob.id == job_id).values(priority=body.priority))
+    session.execute(update(TranscodeJob).where(col(TranscodeJob.id) == job_id).values(priority=body.priority))
     session.commit()
     return _read(session, job_id)

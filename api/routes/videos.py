@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.access import Signer
 from api.deps import (
@@ -21,6 +21,7 @@ from api.deps import (
     UserDep,
     VideoDep,
 )
+from api.errors import Responses
 from api.presenters import video_read
 from core.media_keys import media_prefix
 from ingest.intake import accept_upload
@@ -30,14 +31,14 @@ from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcn
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
 library = APIRouter(prefix="/api/v1/me", tags=["library"])
-REFUSALS = {
+REFUSALS: Responses = {
     401: {"model": Problem},
     413: {"model": Problem},
     415: {"model": Problem},
     422: {"model": Problem},
     503: {"model": Problem},
 }
-NOT_FOUND = {404: {"model": Problem}}
+NOT_FOUND: Responses = {404: {"model": Problem}}
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0)]
 Search = Annotated[str | None, Query(max_length=200, description="words the title contains")]
@@ -54,7 +55,7 @@ def upload_video(
     signer: SignerDep,
     title: Annotated[str | None, Form(max_length=200)] = None,
     description: Annotated[str, Form(max_length=5000)] = "",
-    visibility: Annotated[VisibilityName, Form()] = Visibility.public,
+    visibility: Annotated[VisibilityName, Form()] = "public",
 ) -> VideoRead:
     # Authenticated: the pooled connection goes back while the source is copied, probed and stored (minutes for a
     # big file); the ingest checks one out again to record the video.
@@ -79,17 +80,18 @@ def _page(
 ) -> VideoPage:
     if q:
         where = [*where, *(func.lower(Video.title).contains(word.lower()) for word in q.split()[:8])]
-    videos = session.exec(select(Video).where(*where).order_by(Video.created_at.desc()).offset(offset).limit(limit))
-    videos = list(videos)
+    videos = list(
+        session.exec(select(Video).where(*where).order_by(col(Video.created_at).desc()).offset(offset).limit(limit))
+    )
     total = session.exec(select(func.count()).select_from(Video).where(*where)).one()
     ids = [v.id for v in videos]
     renditions: dict[uuid.UUID, list[Rendition]] = {}
     owners: dict[uuid.UUID, User] = {}
     if ids:
-        for r in session.exec(select(Rendition).where(Rendition.video_id.in_(ids))):
+        for r in session.exec(select(Rendition).where(col(Rendition.video_id).in_(ids))):
             renditions.setdefault(r.video_id, []).append(r)
         owner_ids = {v.owner_id for v in videos}
-        owners = {u.id: u for u in session.exec(select(User).where(User.id.in_(owner_ids)))}
+        owners = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(owner_ids)))}
     items = [_read_one(v, renditions.get(v.id, []), owners[v.owner_id], viewer, signer, None) for v in videos]
     return VideoPage(items=items, total=total, limit=limit, offset=offset)
 
@@ -173,5 +175,5 @@ def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep) -
     except Exception as exc:
         log.exception("video %s: storage failed while deleting; row kept", video.id)  # details for operators only
         raise HTTPException(503, "storage unavailable, video not deleted: try again later") from exc
-    session.execute(delete(Video).where(Video.id == video.id))
+    session.execute(delete(Video).where(col(Video.id) == video.id))
     session.commit()
