@@ -60,7 +60,7 @@ class Playback:
         if self.expires is None:
             return self.media.url_for(key)
         if self.direct_sas:
-            return self.media.url_for(key, expires=self.expires)  # type: ignore[call-arg]
+            return self.media.url_for(key, expires=self.expires)
         return f"{self.media.url_for(key)}?{segment_query(self.segment_key, self.video.id, self.expires)}"
 
     def cache_control(self, public_max_age: int) -> str:

@@ -137,7 +137,7 @@ def _history(snap: dict) -> Text:
 
 def render(snap: dict) -> Group:
     """One frame of the dashboard."""
-    now = _ts(snap["at"])
+    now = datetime.fromisoformat(snap["at"])
     return Group(
         _counts(snap), _running(snap), _queue(snap, now), _failures(snap, now), _workers(snap, now), _history(snap)
     )

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, cast
 
 import typer
 from rich.console import Console
@@ -299,7 +299,7 @@ def upload(
             file.open("rb") as f,
             httpx.Client(timeout=httpx.Timeout(60, read=600), headers=headers) as client,
         ):
-            body = _Counting(f, lambda n: bar.advance(task, n))
+            body = cast(BinaryIO, _Counting(f, lambda n: bar.advance(task, n)))  # httpx reads it like the file
             data = {"visibility": visibility, **({"title": title} if title else {})}
             r = client.post(f"{server}/api/v1/videos", files={"file": (file.name, body)}, data=data)
     if r.status_code != 202:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from core.settings import Settings
 
@@ -72,7 +72,8 @@ class BlobStore(Protocol):
     def keys_older_than(self, prefix: str, before: datetime) -> list[str]: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
-    def url_for(self, key: str) -> str: ...
+    # `expires`: when a signed URL ends (Azure SAS); stores whose URLs are plain ignore it.
+    def url_for(self, key: str, expires: int | None = None) -> str: ...
 
 
 class LocalBlobStore:
@@ -147,7 +148,7 @@ class LocalBlobStore:
             target.unlink()
         return len(keys)
 
-    def url_for(self, key: str) -> str:
+    def url_for(self, key: str, expires: int | None = None) -> str:
         return f"{self.url_prefix}/{check_key(key)}"
 
 
@@ -286,7 +287,7 @@ class CdnUrls:
     def __getattr__(self, name: str):
         return getattr(self._store, name)
 
-    def url_for(self, key: str) -> str:
+    def url_for(self, key: str, expires: int | None = None) -> str:
         return f"{self._base}/{check_key(key)}"
 
 
@@ -316,7 +317,7 @@ def make_stores(settings: Settings) -> Stores:
         sources = LocalBlobStore(settings.blob_dir / "sources", "")
         media = LocalBlobStore(settings.blob_dir / "media", MEDIA_URL_PREFIX)
     if settings.segment_base_url:
-        media = CdnUrls(media, settings.segment_base_url)  # type: ignore[assignment]
+        media = cast(BlobStore, CdnUrls(media, settings.segment_base_url))  # the rest via __getattr__
     return Stores(sources=sources, media=media)
 
 

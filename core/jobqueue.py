@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, Engine, Uuid, bindparam, select, text, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from core.db import affected
 from schemas.tables import FailureKind, JobState, TranscodeJob, Video, VideoStatus, utcnow
 
 FAIR_SHARE_WINDOW = timedelta(hours=1)
@@ -63,26 +64,28 @@ def claim_next(engine: Engine, worker: str) -> Claimed | None:
     with Session(engine) as s:
         for job_id in queue_order(s)[:20]:
             now = utcnow()
-            claimed = s.execute(
-                update(TranscodeJob)
-                .where(TranscodeJob.id == job_id, TranscodeJob.state == JobState.queued)
-                .where(TranscodeJob.cancel_requested.is_(False))
-                .values(
-                    state=JobState.running,
-                    worker=worker,
-                    attempts=TranscodeJob.attempts + 1,
-                    progress=0.0,
-                    speed=None,
-                    fps=None,
-                    error=None,
-                    failure_kind=None,
-                    log_tail=None,
-                    started_at=now,
-                    heartbeat_at=now,
-                    finished_at=None,
+            claimed = affected(
+                s.execute(
+                    update(TranscodeJob)
+                    .where(col(TranscodeJob.id) == job_id, col(TranscodeJob.state) == JobState.queued)
+                    .where(col(TranscodeJob.cancel_requested).is_(False))
+                    .values(
+                        state=JobState.running,
+                        worker=worker,
+                        attempts=TranscodeJob.attempts + 1,
+                        progress=0.0,
+                        speed=None,
+                        fps=None,
+                        error=None,
+                        failure_kind=None,
+                        log_tail=None,
+                        started_at=now,
+                        heartbeat_at=now,
+                        finished_at=None,
+                    )
                 )
             )
-            if claimed.rowcount != 1:
+            if claimed != 1:
                 s.rollback()
                 continue
             job = s.get(TranscodeJob, job_id)
@@ -101,7 +104,7 @@ def heartbeat(engine: Engine, job_id: uuid.UUID) -> bool:
     with Session(engine) as s:
         s.execute(
             update(TranscodeJob)
-            .where(TranscodeJob.id == job_id, TranscodeJob.state == JobState.running)
+            .where(col(TranscodeJob.id) == job_id, col(TranscodeJob.state) == JobState.running)
             .values(heartbeat_at=utcnow())
         )
         s.commit()
@@ -115,10 +118,10 @@ def requeue(session: Session, job: TranscodeJob, *, keep_place: bool = False) ->
                     "speed": None, "fps": None, "heartbeat_at": None, "finished_at": None}  # fmt: skip
     if not keep_place:
         values.update(queued_at=utcnow(), error=None, failure_kind=None, log_tail=None, attempts=0)
-    session.execute(update(TranscodeJob).where(TranscodeJob.id == job.id).values(**values))
+    session.execute(update(TranscodeJob).where(col(TranscodeJob.id) == job.id).values(**values))
     session.execute(
         update(Video)
-        .where(Video.id == job.video_id)
+        .where(col(Video.id) == job.video_id)
         .values(status=VideoStatus.queued, progress=0.0, error=None, updated_at=utcnow())
     )
 
@@ -129,14 +132,14 @@ def cancel(session: Session, job: TranscodeJob) -> str:
         now = utcnow()
         session.execute(
             update(TranscodeJob)
-            .where(TranscodeJob.id == job.id, TranscodeJob.state == JobState.queued)
+            .where(col(TranscodeJob.id) == job.id, col(TranscodeJob.state) == JobState.queued)
             .values(state=JobState.cancelled, cancel_requested=True, finished_at=now)
         )
         session.execute(
-            update(Video).where(Video.id == job.video_id).values(status=VideoStatus.cancelled, updated_at=now)
+            update(Video).where(col(Video.id) == job.video_id).values(status=VideoStatus.cancelled, updated_at=now)
         )
         return JobState.cancelled
-    session.execute(update(TranscodeJob).where(TranscodeJob.id == job.id).values(cancel_requested=True))
+    session.execute(update(TranscodeJob).where(col(TranscodeJob.id) == job.id).values(cancel_requested=True))
     return "cancelling"
 
 
@@ -148,9 +151,15 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
     cutoff = now - STALE_AFTER
     requeued: list[uuid.UUID] = []
     with Session(engine) as s:
-        stale = s.exec(
-            select(TranscodeJob.id).where(TranscodeJob.state == JobState.running, TranscodeJob.heartbeat_at < cutoff)
-        ).all()
+        stale = (
+            s.execute(
+                select(col(TranscodeJob.id)).where(
+                    col(TranscodeJob.state) == JobState.running, col(TranscodeJob.heartbeat_at) < cutoff
+                )
+            )
+            .scalars()
+            .all()
+        )
         for job_id in stale:
             job = s.get(TranscodeJob, job_id)
             if job is None:
@@ -159,30 +168,31 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
             # naive datetimes, which cannot be compared with the aware cutoff (the round would fail every time).
             s.expunge(job)
             lost = (
-                TranscodeJob.id == job.id,
-                TranscodeJob.state == JobState.running,
-                TranscodeJob.heartbeat_at < cutoff,
+                col(TranscodeJob.id) == job.id,
+                col(TranscodeJob.state) == JobState.running,
+                col(TranscodeJob.heartbeat_at) < cutoff,
             )
             if job.cancel_requested or job.attempts >= MAX_ATTEMPTS:
                 reason = "cancelled" if job.cancel_requested else f"worker lost {job.attempts} times; giving up"
                 state = JobState.cancelled if job.cancel_requested else JobState.failed
                 kind = None if job.cancel_requested else FailureKind.worker_lost
                 ended = {"state": state, "error": reason, "failure_kind": kind, "finished_at": now}
-                done = s.execute(update(TranscodeJob).where(*lost).values(**ended))
-                if done.rowcount:
+                done = affected(s.execute(update(TranscodeJob).where(*lost).values(**ended)))
+                if done:
                     status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
                     s.execute(
                         update(Video)
-                        .where(Video.id == job.video_id)
+                        .where(col(Video.id) == job.video_id)
                         .values(status=status, error=reason, updated_at=now)
                     )
             else:
-                done = s.execute(update(TranscodeJob).where(*lost).values(state=JobState.queued, worker=None,
-                                                                          heartbeat_at=None))  # fmt: skip
-                if done.rowcount:
+                requeue = (
+                    update(TranscodeJob).where(*lost).values(state=JobState.queued, worker=None, heartbeat_at=None)
+                )
+                if affected(s.execute(requeue)):
                     s.execute(
                         update(Video)
-                        .where(Video.id == job.video_id)
+                        .where(col(Video.id) == job.video_id)
                         .values(status=VideoStatus.queued, progress=0.0, updated_at=now)
                     )
                     requeued.append(job.id)

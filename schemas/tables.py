@@ -58,8 +58,8 @@ class FailureKind(StrEnum):
     other = "other"  # failed before kinds were recorded, with an error no kind matched (migration 0005)
 
 
-def _ts(**kw: object) -> Column:
-    return Column(DateTime(timezone=True), **kw)
+def _ts(*, nullable: bool, index: bool = False) -> Column:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
 
 
 class User(SQLModel, table=True):
