@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: up test lint bench bench-delivery services system-packages infra-tools clean
+.PHONY: up test test-fast screenshots lint bench bench-delivery services system-packages infra-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,13 +54,20 @@ services:
 	@for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
 ## Install and start everything, then run the whole test suite.
-test: $(STAMP) assets system-packages services infra-tools
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+test: $(STAMP) assets system-packages services infra-tools lint
+	$(PYTEST) $(PYTEST_ARGS)
+
+## The fast tier: every test that needs no service, no browser and no slow encode (markers: tests/conftest.py).
+FAST_TESTS := not stack and not browser and not slow
+test-fast: $(STAMP) assets infra-tools lint
+	$(PYTEST) -m "$(FAST_TESTS)" --durations=10 $(PYTEST_ARGS)
+
+## Run the page tests and refresh docs/screenshots from them (`make test` writes test-artifacts/ only).
+screenshots: $(STAMP) assets system-packages services
+	SCREENSHOTS_TO_DOCS=1 $(PYTEST) -m browser $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 ## Ladder benchmark: one-process pipeline vs one ffmpeg per rendition (time ratio, VMAF per rung).
 bench: $(STAMP)

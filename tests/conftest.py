@@ -29,6 +29,27 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 UPLOAD_LIMIT = 48 * 1024 * 1024
 
 
+# Test tiers (`make test-fast` runs the tests with none of these markers; `make test` runs them all). The markers
+# follow from the fixtures a test uses, directly or through other fixtures, so a new test is classed by what it
+# needs; a test that starts such a process itself carries the marker in its own file.
+STACK_FIXTURES = {"postgres_url", "redis_url", "azurite", "stack", "embedded"}  # embedded: `streamify up`
+STACK_PARAMS = {"postgresql", "azure"}  # fixture params that open a PostgreSQL database or Azurite themselves
+BROWSER_FIXTURES = {"browser"}
+SLOW_FIXTURES = {"clips", "big_clips", "long_clip", "broken_clip"}  # seconds of ffmpeg encoding each
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(item.fixturenames)
+        params = set(map(str, item.callspec.params.values())) if hasattr(item, "callspec") else set()
+        if used & STACK_FIXTURES or params & STACK_PARAMS:
+            item.add_marker(pytest.mark.stack)
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -490,6 +490,7 @@ def test_azure_media_is_cached_by_nginx_and_plays(azure_stack, clips, browser): 
 # --- `up --nodes` on embedded defaults, and a clean stop ------------------------------------------------
 
 
+@pytest.mark.stack  # `streamify up --nodes 2` of its own: nginx, two API nodes, a worker
 def test_up_with_nodes_on_embedded_defaults_stops_every_child(tmp_path):
     stack_iter = start_up(tmp_path, "embedded", {}, nodes=2)
     stack = next(stack_iter)

@@ -284,6 +284,7 @@ def test_every_api_replica_sees_every_partial_resumable_upload(tf):
     assert file_links and file_links[0]["subresource_names"] in ("file", ["file"]), file_links
 
 
+@pytest.mark.slow  # checkov takes seconds
 def test_checkov_finds_no_failed_check():
     _tools()
     run = subprocess.run(

@@ -190,6 +190,7 @@ for i, d in enumerate(dirs):
 """
 
 
+@pytest.mark.slow  # seconds of Python processes starting at once
 def test_processes_starting_together_on_a_fresh_data_dir_share_one_secret(tmp_path):
     """`streamify api --workers N` on a fresh install: every worker process reads the same, complete secret."""
     import subprocess

@@ -23,7 +23,7 @@ import pytest
 
 from core.playback_tokens import nginx_key, segment_query, sign_token
 from infra.nginx import DELIVERY_HEADER
-from tests.conftest import make_user, wait_status
+from tests.conftest import make_user, wait_for, wait_status
 from tests.test_delivery import (  # noqa: F401 - fixtures, reused: each module starts its own stack
     IMMUTABLE,
     UpStack,
@@ -75,6 +75,11 @@ def playlist_urls(client: httpx.Client, master_url: str) -> tuple[m3u8.M3U8, lis
 
 def internal_calls(stack: UpStack, video_id: str) -> int:
     return stack.api_log_text().count(f"/internal/media-access/{video_id}")
+
+
+def logged(stack: UpStack, path: str) -> None:
+    """Wait for nginx to log the answer to `path` (it writes a line once a request is done)."""
+    wait_for(lambda: f'"GET {path} HTTP/1.1" 200 ' in stack.access_log.read_text(), f"nginx to log GET {path}")
 
 
 def detail(r: httpx.Response) -> str:
@@ -202,7 +207,7 @@ def test_valid_token_opens_playlists_and_nginx_checks_segments_alone(disk_stack,
         assert anon.get(f"/media/{a['id']}/poster.jpg?{signature}").status_code == 200
         for variant in variants:
             assert anon.get(variant).status_code == 200
-    time.sleep(0.5)
+    logged(disk_stack, urlsplit(variants[-1]).path)
     # ...and no API node was asked anything about these signed requests.
     assert internal_calls(disk_stack, a["id"]) == calls_before
     lines = [line for line in disk_stack.access_log.read_text().splitlines() if f"GET /media/{a['id']}/" in line]
@@ -259,7 +264,7 @@ def test_nginx_access_log_holds_no_token_or_signature(disk_stack, videos, link):
         _, variants, urls = playlist_urls(anon, link["playback_url"])  # master and media playlist, ?token=
         assert anon.get(urls[1]).status_code == 200  # a signed segment, ?e=&st=
         assert anon.get(f"/watch/{a['id']}", params={"token": link["token"]}).status_code == 200
-    time.sleep(0.5)
+    logged(disk_stack, f"/watch/{a['id']}")
     log = disk_stack.access_log.read_text()
     signature = parse_qs(urlsplit(urls[1]).query)["st"][0]
     for secret in (link["token"], link["token"].split(".")[1], signature):

@@ -382,6 +382,7 @@ uvicorn.run(create_app(Settings(data_dir=sys.argv[1])), host="127.0.0.1", port=i
 """
 
 
+@pytest.mark.stack  # an API process of its own
 def test_startup_cleanup_sweeps_the_data_dir_the_app_was_created_with(tmp_path):
     import os
     import uuid

@@ -136,6 +136,13 @@ def settled_box(page: Page, selector: str) -> dict:
     raise AssertionError(f"{selector} never settled: {last}")
 
 
+def faded_in(page: Page) -> None:
+    """Wait for Plyr's fades (CSS transitions of its controls and previews) to end: a screenshot shows them whole."""
+    page.wait_for_function(
+        "document.getAnimations().every(a => a.playState !== 'running' || a.effect.getTiming().iterations === Infinity)"
+    )
+
+
 def open_settings(page: Page, submenu: str) -> None:
     """Plyr's settings menu (left open on its first pane after a choice), then one of its panes."""
     button = page.locator(SETTINGS)
@@ -349,7 +356,7 @@ def test_seeking_shows_storyboard_thumbnails(stack, browser, contexts, ready_vid
         minutes, secs = (int(n) for n in shown["time"].split(":"))
         assert int(start) <= minutes * 60 + secs < end, (shown, cues[k])  # the hovered time, inside the cue
         if k == 2:
-            time.sleep(0.4)  # the preview fades in
+            faded_in(page)  # the preview
             shoot(page, "watch-storyboard.png", full_page=False)
     assert not problems.seen, problems.seen
 
@@ -534,6 +541,9 @@ def test_processing_shows_live_progress_then_plays(stack, clips, browser, contex
     assert page.inner_text("#title") == "Still cooking"
     page.wait_for_function("window.streamifyPlayer.levels > 0", timeout=60_000)
     wait_time(page, 1.0)  # and it plays by itself, never reloaded
+    labels = [o["label"] for o in menu(page, "quality")]
+    assert labels[1:5] == ["1080p", "720p", "480p", "360p"], labels  # the 1080p source's ladder, best first
+    assert player(page)["fatal"] is None
     assert not problems.seen, problems.seen
 
 
@@ -649,6 +659,6 @@ def test_watch_page_at_desktop_and_phone_width(stack, browser, contexts, ready_v
         poster = page.evaluate("document.querySelector('.plyr__poster').style.backgroundImage")
         assert ready_video["poster_url"].split("?")[0] in poster, poster
         page.mouse.move(viewport["width"] / 2, stage["y"] + stage["height"] / 3)
-        time.sleep(0.5)  # Plyr's fades
+        faded_in(page)
         shoot(page, name)
         assert not problems.seen, problems.seen
