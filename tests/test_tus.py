@@ -443,8 +443,8 @@ def frozen_blob_store(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]
         )
         yield conn, lambda: proc.send_signal(signal.SIGSTOP)
     finally:
-        proc.send_signal(signal.SIGCONT)
-        stop(proc)
+        proc.kill()  # even when stopped; SIGTERM would wait 20 s for the requests it never answered
+        proc.wait()
 
 
 def test_an_ingest_interrupted_by_a_dying_node_is_reported_and_its_bytes_removed(stack, clips, tmp_path):
