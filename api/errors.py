@@ -26,9 +26,9 @@ STATUS: dict[Refusal, HTTPStatus] = {
 Responses = dict[int | str, dict[str, Any]]
 
 
-def status_for(exc: Refused) -> int:
-    return int(STATUS[exc.reason])
+def status_for(reason: Refusal) -> int:
+    return int(STATUS[reason])
 
 
 def refusal_response(exc: Refused) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=status_for(exc))
+    return JSONResponse({"detail": exc.detail}, status_code=status_for(exc.reason))

@@ -6,7 +6,6 @@ the Celery app (and the filesystem broker's folders on embedded defaults) is mad
 """
 
 import uuid
-from functools import cached_property
 
 from celery import Celery
 
@@ -57,12 +56,13 @@ class Broker:
 
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         self.settings = settings
-        if app is not None:
-            self.__dict__["app"] = app
+        self._app = app
 
-    @cached_property
+    @property
     def app(self) -> Celery:
-        return make_celery(self.settings)
+        if self._app is None:
+            self._app = make_celery(self.settings)
+        return self._app
 
     def ring(self, reason: str) -> None:
         """Wake one worker; it takes the best queued job (core.jobqueue), whichever rang."""

@@ -97,7 +97,7 @@ def test_hostile_playlist_never_reads_the_file_it_names(stack, bad_files, tmp_pa
 
     with pytest.raises(Refused) as exc:
         probe(bad_files["hls_as_mp4"], "hls")
-    assert status_for(exc.value) == 415
+    assert status_for(exc.value.reason) == 415
 
 
 def _raw_post(url: str, head: str, body_chunks) -> str:

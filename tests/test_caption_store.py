@@ -75,7 +75,7 @@ def test_attach_replace_and_remove_keep_rows_and_files_in_step(db, store, video)
     assert [c.language for c in list_captions(db, video.id)] == ["en", "fr"] and len(files(store, video)) == 2
     with pytest.raises(Refused) as info:
         remove_caption(db, store, video, "pt-BR")
-    assert status_for(info.value) == 404
+    assert status_for(info.value.reason) == 404
 
 
 def test_a_refused_file_writes_nothing(db, store, video):
@@ -91,7 +91,7 @@ def test_a_row_the_database_refuses_leaves_no_file(db, store, video):
     ghost = Video(id=uuid.uuid4(), owner_id=video.owner_id, title="g", source_key="k", source_size=1, source_format="x")
     with pytest.raises(Refused) as info:
         attach_caption(db, store, ghost, VTT.format("x").encode(), "en")
-    assert status_for(info.value) == 409
+    assert status_for(info.value.reason) == 409
     assert store.list(f"{ghost.id}/") == []
     assert db.exec(select(Caption)).all() == []
 
@@ -101,7 +101,7 @@ def test_a_file_the_store_refuses_leaves_no_row(db, store, video):
     store.put_stream(f"{video.id}/captions/en", io.BytesIO(b"in the way"))
     with pytest.raises(Refused) as info:
         attach_caption(db, store, video, VTT.format("x").encode(), "en")
-    assert status_for(info.value) == 503 and "storage unavailable" in info.value.detail
+    assert status_for(info.value.reason) == 503 and "storage unavailable" in info.value.detail
     assert list_captions(db, video.id) == []
 
 
@@ -115,6 +115,6 @@ def test_languages_per_video_are_bounded(db, store, video):
         attach_caption(db, store, video, VTT.format(language).encode(), language)
     with pytest.raises(Refused) as info:
         attach_caption(db, store, video, VTT.format("one more").encode(), "hy")
-    assert status_for(info.value) == 409 and str(MAX_TRACKS) in info.value.detail
+    assert status_for(info.value.reason) == 409 and str(MAX_TRACKS) in info.value.detail
     assert len(files(store, video)) == MAX_TRACKS
     attach_caption(db, store, video, VTT.format("replaced").encode(), "en")  # replacing still works

@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep
-from api.errors import STATUS, refusal_response
+from api.errors import refusal_response, status_for
 from core.errors import Refusal, Refused
 from ingest.housekeeping import sweep_periodically
 from ingest.tus import (
@@ -216,7 +216,7 @@ def upload_status(rec: UploadDep, tus: TusDep) -> UploadRead:
     return UploadRead(
         **rec.model_dump(include=set(UploadRead.model_fields) & set(UploadRecord.model_fields) - {"error_status"}),
         # A record written before refusals had reasons carries its status itself (gone within tus_expiry).
-        error_status=int(STATUS[rec.refusal]) if rec.refusal else rec.error_status,
+        error_status=status_for(rec.refusal) if rec.refusal else rec.error_status,
         offset=offset,
         watch_url=f"/watch/{rec.video_id}" if rec.video_id else None,
     )
