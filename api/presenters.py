@@ -1,7 +1,7 @@
 """Tables -> API models."""
 
 from api.access import Playback
-from core.media_keys import POSTER_NAME, media_prefix
+from core.media_keys import POSTER_NAME, published_root
 from schemas.api import RenditionRead, VideoRead
 from schemas.tables import Rendition, User, Video, VideoStatus
 
@@ -40,7 +40,7 @@ def video_read(
         created_at=video.created_at,
         renditions=[RenditionRead.model_validate(r, from_attributes=True) for r in ordered],
         playback_url=playback_url(playback) if ready else None,
-        poster_url=playback.media_url(media_prefix(video.id) + POSTER_NAME) if pictures else None,
+        poster_url=playback.media_url(published_root(video.id, video.media_root) + POSTER_NAME) if pictures else None,
         storyboard_url=storyboard_url(playback) if pictures else None,
         watch_url=f"/watch/{video.id}",
     )

@@ -11,8 +11,9 @@ owner's jobs running or started in the last hour, so each creator's next job tak
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import DateTime, Engine, Uuid, bindparam, select, text, update
+from sqlalchemy import DateTime, Engine, Uuid, bindparam, func, select, text, update
 from sqlmodel import Session, col
 
 from core.db import affected
@@ -31,7 +32,7 @@ _ORDERED_QUEUE = (
         SELECT id, video_id, owner_id, priority, queued_at,
                row_number() OVER (PARTITION BY owner_id ORDER BY priority DESC, queued_at, id) AS owner_rank
         FROM transcode_jobs
-        WHERE state = 'queued' AND NOT cancel_requested
+        WHERE state = 'queued' AND NOT cancel_requested AND (not_before IS NULL OR not_before <= :now)
     ) q
     LEFT JOIN (
         SELECT owner_id, count(*) AS recent FROM transcode_jobs
@@ -41,7 +42,7 @@ _ORDERED_QUEUE = (
     ORDER BY q.priority DESC, q.owner_rank + coalesce(r.recent, 0), q.queued_at, q.id
     """
     )
-    .bindparams(bindparam("since", type_=DateTime(timezone=True)))
+    .bindparams(bindparam("since", type_=DateTime(timezone=True)), bindparam("now", type_=DateTime(timezone=True)))
     .columns(id=Uuid(), video_id=Uuid())
 )
 
@@ -51,11 +52,30 @@ class Claimed:
     job_id: uuid.UUID
     video_id: uuid.UUID
     source_key: str
+    lease: uuid.UUID  # this attempt's identity: every write it makes is conditional on still holding it
+
+
+class Beat(StrEnum):
+    """What a heartbeat learned."""
+
+    held = "held"  # the job is still this attempt's
+    cancel = "cancel"  # an operator asked to stop it
+    lost = "lost"  # the job was taken from this attempt (re-queued after a stall, or gone): stop, write nothing
+
+
+def held_by(job: Claimed) -> tuple:
+    """WHERE clauses true only while `job`'s attempt still holds it: the fence of every write it makes."""
+    return (
+        col(TranscodeJob.id) == job.job_id,
+        col(TranscodeJob.state) == JobState.running,
+        col(TranscodeJob.lease) == job.lease,
+    )
 
 
 def queue_order(session: Session) -> list[uuid.UUID]:
     """Queued job ids in the order workers will take them (position = index + 1)."""
-    rows = session.execute(_ORDERED_QUEUE, {"since": utcnow() - FAIR_SHARE_WINDOW}).all()
+    now = utcnow()
+    rows = session.execute(_ORDERED_QUEUE, {"since": now - FAIR_SHARE_WINDOW, "now": now}).all()
     return [r.id for r in rows]
 
 
@@ -64,6 +84,7 @@ def claim_next(engine: Engine, worker: str) -> Claimed | None:
     with Session(engine) as s:
         for job_id in queue_order(s)[:20]:
             now = utcnow()
+            lease = uuid.uuid4()
             claimed = affected(
                 s.execute(
                     update(TranscodeJob)
@@ -72,6 +93,8 @@ def claim_next(engine: Engine, worker: str) -> Claimed | None:
                     .values(
                         state=JobState.running,
                         worker=worker,
+                        lease=lease,
+                        not_before=None,
                         attempts=TranscodeJob.attempts + 1,
                         progress=0.0,
                         speed=None,
@@ -95,29 +118,65 @@ def claim_next(engine: Engine, worker: str) -> Claimed | None:
                 continue
             video.status, video.progress, video.error, video.updated_at = VideoStatus.processing, 0.0, None, now
             s.commit()
-            return Claimed(job.id, video.id, video.source_key)
+            return Claimed(job.id, video.id, video.source_key, lease)
     return None
 
 
-def heartbeat(engine: Engine, job_id: uuid.UUID) -> bool:
-    """Marks the job alive; returns True when someone asked to cancel it."""
+def heartbeat(engine: Engine, job: Claimed) -> Beat:
+    """Marks the attempt alive if it still holds the job, and says whether it should go on."""
     with Session(engine) as s:
-        s.execute(
-            update(TranscodeJob)
-            .where(col(TranscodeJob.id) == job_id, col(TranscodeJob.state) == JobState.running)
-            .values(heartbeat_at=utcnow())
-        )
+        alive = affected(s.execute(update(TranscodeJob).where(*held_by(job)).values(heartbeat_at=utcnow())))
         s.commit()
-        job = s.get(TranscodeJob, job_id)
-        return job is None or job.cancel_requested
+        if not alive:
+            return Beat.lost
+        cancel = s.execute(select(col(TranscodeJob.cancel_requested)).where(col(TranscodeJob.id) == job.job_id))
+        return Beat.cancel if cancel.scalar() else Beat.held
+
+
+def retry_later(
+    session: Session, job: Claimed, reason: str, kind: FailureKind, *, max_retries: int, delay: float
+) -> bool:
+    """A transient failure: back in the queue after `delay` seconds, keeping its place, unless it has already
+    been retried `max_retries` times. Returns False (nothing written) when the attempt no longer holds the job
+    or the retries are spent; the caller then fails it."""
+    row = session.execute(
+        select(col(TranscodeJob.transient_failures)).where(*held_by(job)).with_for_update()
+    ).scalar_one_or_none()
+    if row is None or row >= max_retries:
+        return False
+    now = utcnow()
+    session.execute(
+        update(TranscodeJob)
+        .where(*held_by(job))
+        .values(
+            state=JobState.queued, worker=None, lease=None, heartbeat_at=None, progress=0.0, speed=None, fps=None,
+            error=reason, failure_kind=kind, transient_failures=TranscodeJob.transient_failures + 1,
+            attempts=TranscodeJob.attempts - 1,  # an outage is no lost worker: MAX_ATTEMPTS counts those
+            not_before=now + timedelta(seconds=delay),
+        )
+    )  # fmt: skip
+    session.execute(
+        update(Video)
+        .where(col(Video.id) == job.video_id)
+        .values(status=VideoStatus.queued, progress=0.0, updated_at=now)
+    )
+    return True
 
 
 def requeue(session: Session, job: TranscodeJob, *, keep_place: bool = False) -> None:
     """Back in line: a retry, a re-transcode, or a job whose worker died (which keeps its place)."""
-    values: dict = {"state": JobState.queued, "cancel_requested": False, "worker": None, "progress": 0.0,
-                    "speed": None, "fps": None, "heartbeat_at": None, "finished_at": None}  # fmt: skip
+    values: dict = {"state": JobState.queued, "cancel_requested": False, "worker": None, "lease": None,
+                    "progress": 0.0, "speed": None, "fps": None, "heartbeat_at": None, "finished_at": None}  # fmt: skip
     if not keep_place:
-        values.update(queued_at=utcnow(), error=None, failure_kind=None, log_tail=None, attempts=0)
+        values.update(
+            queued_at=utcnow(),
+            error=None,
+            failure_kind=None,
+            log_tail=None,
+            attempts=0,
+            transient_failures=0,
+            not_before=None,
+        )
     session.execute(update(TranscodeJob).where(col(TranscodeJob.id) == job.id).values(**values))
     session.execute(
         update(Video)
@@ -187,7 +246,9 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
                     )
             else:
                 requeue = (
-                    update(TranscodeJob).where(*lost).values(state=JobState.queued, worker=None, heartbeat_at=None)
+                    update(TranscodeJob)
+                    .where(*lost)
+                    .values(state=JobState.queued, worker=None, lease=None, heartbeat_at=None)
                 )
                 if affected(s.execute(requeue)):
                     s.execute(
@@ -198,3 +259,28 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
                     requeued.append(job.id)
             s.commit()
     return requeued
+
+
+def waiting(engine: Engine, now: datetime | None = None, ring_after: timedelta = timedelta(seconds=10)) -> int:
+    """Queued jobs that should have been taken by now: queued (or due after a retry delay) over `ring_after`
+    ago. Their doorbell may have been lost with the broker, or rung while every worker was busy."""
+    now = now or utcnow()
+    due = func.coalesce(col(TranscodeJob.not_before), col(TranscodeJob.queued_at))
+    with Session(engine) as s:
+        query = select(func.count()).where(
+            col(TranscodeJob.state) == JobState.queued,
+            col(TranscodeJob.cancel_requested).is_(False),
+            due <= now - ring_after,
+        )
+        return s.execute(query).scalar_one()
+
+
+def live_attempts(engine: Engine) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """(job id, lease) of every attempt that holds its job now: their scratch folders are in use."""
+    with Session(engine) as s:
+        rows = s.execute(
+            select(col(TranscodeJob.id), col(TranscodeJob.lease)).where(
+                col(TranscodeJob.state) == JobState.running, col(TranscodeJob.lease).is_not(None)
+            )
+        ).all()
+    return {(r[0], r[1]) for r in rows}

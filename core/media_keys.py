@@ -23,6 +23,20 @@ def media_prefix(video_id: uuid.UUID) -> str:
     return f"{video_id}/"
 
 
+ENCODE_DIR = "enc-"  # + the attempt's lease: one folder per encode attempt (never a rendition's name)
+
+
+def encode_prefix(video_id: uuid.UUID, lease: uuid.UUID) -> str:
+    """Where one job attempt writes its ladder, poster and storyboard. Attempts never share a folder, so one
+    that lost its job (a frozen worker waking up) can only ever write or delete its own files."""
+    return f"{media_prefix(video_id)}{ENCODE_DIR}{lease.hex}/"
+
+
+def published_root(video_id: uuid.UUID, media_root: str | None) -> str:
+    """The published encode's folder: the video's media_root, or its prefix for encodes from before 0006."""
+    return media_root or media_prefix(video_id)
+
+
 def source_key(video_id: uuid.UUID) -> str:
     """The upload as received, in the source store."""
     return f"{media_prefix(video_id)}source"

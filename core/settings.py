@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     x264_crf: int = 21
     gop_seconds: int = Field(default=2, description="Keyframe interval, identical in every rendition.")
     segment_seconds: int = Field(default=4, description="HLS segment length: a whole number of keyframe intervals.")
+    # The ffmpeg watchdog (workers.pipeline): a stuck or stopped ffmpeg is killed and its job fails.
+    ffmpeg_stall_seconds: float = Field(default=120, gt=0, description="Kill an ffmpeg whose output stops growing.")
+    encode_time_factor: float = Field(default=20, gt=0, description="Encode budget: this x the source's duration...")
+    encode_time_floor_seconds: float = Field(default=600, gt=0, description="...but never less than this.")
 
     # API.
     host: str = "127.0.0.1"

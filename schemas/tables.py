@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
 
@@ -54,6 +54,10 @@ class FailureKind(StrEnum):
     no_decodable_stream = "no_decodable_stream"  # neither a video nor an audio stream decodes
     refused_format = "refused_format"  # not a container the allow-list accepts (core.sniff, core.probe)
     worker_lost = "worker_lost"  # its worker died MAX_ATTEMPTS times (core.jobqueue.reap_stale)
+    stalled = "stalled"  # ffmpeg made no progress for ffmpeg_stall_seconds: killed by the watchdog
+    too_long = "too_long"  # the encode outlasted its budget (a multiple of the source's duration)
+    unavailable = "unavailable"  # storage or database unreachable through every retry (core.transient)
+    disk_full = "disk_full"  # the worker's scratch disk filled up, through every retry
     internal = "internal"  # anything else raised during the job: our bug or an unreachable store
     other = "other"  # failed before kinds were recorded, with an error no kind matched (migration 0005)
 
@@ -109,6 +113,9 @@ class Video(SQLModel, table=True):
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    # Where the published encode lives: one folder per job attempt (core.media_keys.encode_prefix), switched
+    # in the same transaction that makes the video ready. None: no encode, or one from before migration 0006.
+    media_root: str | None = Field(default=None, sa_type=String(255))
     has_video: bool = True
     has_audio: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
@@ -166,6 +173,11 @@ class TranscodeJob(SQLModel, table=True):
     priority: int = 0  # raised by an operator: higher runs sooner
     cancel_requested: bool = False
     attempts: int = 0
+    # The running attempt's identity: every write an attempt makes (scratch, blobs, progress, heartbeat,
+    # publish, cleanup) is fenced by it, so a worker that froze and lost the job can touch nothing newer.
+    lease: uuid.UUID | None = Field(default=None, sa_type=Uuid)
+    not_before: datetime | None = Field(default=None, sa_column=_ts(nullable=True))  # retry after a transient failure
+    transient_failures: int = 0  # storage/database/disk failures retried so far (core.jobqueue.retry_later)
     progress: float = 0.0
     speed: float | None = None  # x real time
     fps: float | None = None

@@ -31,7 +31,7 @@ from core.errors import Refused
 from core.media_keys import caption_key
 from schemas.tables import Caption
 from tests.test_master import FACTS, FFMPEG_MASTER
-from workers.job import clear_encode
+from workers.job import clear_encodes
 from workers.master import finalize_master
 
 SRT = (
@@ -342,7 +342,7 @@ def test_a_new_encode_clears_the_old_one_but_keeps_the_captions(tmp_path):
     for name in [*encode, caption.removeprefix(f"{video}/")]:
         store.put_stream(f"{video}/{name}", io.BytesIO(b"x"))
     store.put_stream(f"{neighbour}/master.m3u8", io.BytesIO(b"x"))
-    clear_encode(store, video)
+    clear_encodes(store, video)
     assert store.list(f"{video}/") == [caption]
     assert store.list(f"{neighbour}/") == [f"{neighbour}/master.m3u8"]
-    clear_encode(store, uuid.uuid4())  # a video with nothing stored yet
+    clear_encodes(store, uuid.uuid4())  # a video with nothing stored yet

@@ -28,7 +28,7 @@ def _json_logging(loglevel: int | str | None = None, **_kw) -> None:
 
 def worker_app(settings: Settings) -> Celery:
     """A Celery app whose doorbell task runs jobs with `settings`, and whose worker supervises with them."""
-    from workers.job import run_next
+    from workers.job import run_until_idle
     from workers.supervision import Supervisor
 
     app = make_celery(settings)
@@ -37,8 +37,10 @@ def worker_app(settings: Settings) -> Celery:
 
     @app.task(name=TRANSCODE_TASK)
     def transcode_video(reason: str) -> str:
-        """A doorbell: `reason` (the job id that rang, for logs and Flower) need not be the job that runs."""
-        return run_next(settings)
+        """A doorbell: `reason` (the job id that rang, for logs and Flower) need not be the job that runs. The
+        worker then takes jobs until the queue is empty, so it never waits on a doorbell that was lost."""
+        outcomes = run_until_idle(settings)
+        return ", ".join(outcomes) or "idle"
 
     def start_supervisor(sender=None, **_kw) -> None:
         concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)

@@ -1,9 +1,10 @@
 """One transcode job: claim it, fetch the source, run the pipeline, publish the HLS output, record the result.
 
-Re-running a job (after a lost worker, or a retry) replaces its output: the video's media prefix is
-cleared before upload (all but the creator's captions) and its renditions are rewritten in one transaction.
-Every result is written only while this worker still holds the job, so a job re-queued behind a stalled
-worker is never clobbered.
+Each attempt at a job has its own lease (core.jobqueue): its scratch folder and its blob folder are named by
+it, and its progress, heartbeat, result and cleanup are all conditional on still holding it. A worker that
+froze while its job was re-run elsewhere wakes up to find the lease gone: it deletes its own folder and
+nothing else. Publishing is atomic for viewers: every file is uploaded (master last) before one transaction
+points the video at the new folder and makes it ready; only then are older encodes removed.
 """
 
 import contextvars
@@ -19,16 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 
 from core.blobs import BlobStore, Stores, make_stores
 from core.db import affected, get_engine
 from core.errors import Refused
-from core.jobqueue import HEARTBEAT_INTERVAL, Claimed, claim_next, heartbeat
+from core.jobqueue import HEARTBEAT_INTERVAL, Beat, Claimed, claim_next, heartbeat, held_by, retry_later
 from core.logs import job_context
-from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, media_prefix, rendition_playlist_key
+from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, encode_prefix, media_prefix
 from core.settings import Settings
+from core.transient import PUBLIC_REASONS, TRANSIENT_RETRIES, retry_delay, transient_kind
 from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
 from workers.pipeline import Progress, Stopped, TranscodeError, TranscodeResult, transcode
 
@@ -36,21 +38,22 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 
 
-def clear_encode(store: BlobStore, video_id: uuid.UUID) -> None:
-    """Remove a previous encode's output from the video's media prefix, keeping its captions."""
+def clear_encodes(store: BlobStore, video_id: uuid.UUID, keep: str | None = None) -> None:
+    """Remove the video's encodes (every attempt's folder, and the top-level files of one from before 0006),
+    except the folder `keep` and the creator's captions."""
     prefix = media_prefix(video_id)
     # ("720p", "/") for a folder, ("master.m3u8", "") for a file
     tops = {key[len(prefix) :].partition("/")[:2] for key in store.list(prefix)}
     for name, slash in sorted(tops):
-        if name != CAPTIONS_DIR:
+        if name != CAPTIONS_DIR and prefix + name + slash != keep:
             store.delete_prefix(prefix + name + slash)
 
 
 class ProgressWriter:
-    """Writes ffmpeg progress to the job and video rows, at most once a second."""
+    """Writes ffmpeg progress to the job and video rows, at most once a second, while the attempt holds the job."""
 
-    def __init__(self, engine, job_id: uuid.UUID, video_id: uuid.UUID) -> None:
-        self.engine, self.job_id, self.video_id = engine, job_id, video_id
+    def __init__(self, engine, job: Claimed) -> None:
+        self.engine, self.job = engine, job
         self._last = 0.0
 
     def __call__(self, p: Progress) -> None:
@@ -60,14 +63,13 @@ class ProgressWriter:
         self._last = now
         fraction = round(min(p.fraction, 0.99), 4)  # 1.0 only once the output is published
         with Session(self.engine) as s:
-            s.execute(
-                update(TranscodeJob)
-                .where(col(TranscodeJob.id) == self.job_id)
-                .values(progress=fraction, speed=p.speed, fps=p.fps)
-            )
-            s.execute(
-                update(Video).where(col(Video.id) == self.video_id).values(progress=fraction, updated_at=utcnow())
-            )
+            mine = update(TranscodeJob).where(*held_by(self.job)).values(progress=fraction, speed=p.speed, fps=p.fps)
+            if affected(s.execute(mine)):
+                s.execute(
+                    update(Video)
+                    .where(col(Video.id) == self.job.video_id)
+                    .values(progress=fraction, updated_at=utcnow())
+                )
             s.commit()
 
 
@@ -94,25 +96,36 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _held(job_id: uuid.UUID, worker: str) -> tuple:
-    return (TranscodeJob.id == job_id, TranscodeJob.state == JobState.running, TranscodeJob.worker == worker)
+class Stop:
+    """Why an attempt must stop early, set by its heartbeat: an operator's cancel, or the job taken away."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
 
 
 @contextmanager
-def beating(engine, job_id: uuid.UUID, cancelled: threading.Event) -> Iterator[None]:
-    """Heartbeats the job while it runs; sets `cancelled` when someone cancels it (noticed within a beat)."""
+def beating(engine, job: Claimed, stop: Stop) -> Iterator[None]:
+    """Heartbeats the attempt while it runs, and notices within a beat a cancel or the job taken away."""
     done = threading.Event()
 
     def loop() -> None:
         while not done.wait(HEARTBEAT_INTERVAL):
             try:
-                if heartbeat(engine, job_id):
-                    cancelled.set()
+                beat = heartbeat(engine, job)
             except Exception:  # a database blip must not kill the encode; the reaper has a margin
-                log.warning("heartbeat for job %s failed", job_id, exc_info=True)
+                log.warning("heartbeat for job %s failed", job.job_id, exc_info=True)
+                continue
+            if beat == Beat.cancel:
+                stop.cancelled.set()
+            elif beat == Beat.lost:
+                stop.lost.set()
 
     thread = threading.Thread(
-        target=contextvars.copy_context().run, args=(loop,), name=f"heartbeat-{job_id}", daemon=True
+        target=contextvars.copy_context().run, args=(loop,), name=f"heartbeat-{job.job_id}", daemon=True
     )
     thread.start()
     try:
@@ -122,32 +135,27 @@ def beating(engine, job_id: uuid.UUID, cancelled: threading.Event) -> Iterator[N
         thread.join(timeout=5)
 
 
-def _record_success(engine, stores: Stores, job: Claimed, worker: str, result: TranscodeResult) -> bool:
-    job_id, video_id = job.job_id, job.video_id
+def _record_success(engine, job: Claimed, result: TranscodeResult, root: str) -> bool:
+    """Make the video ready on the encode under `root`, in one transaction, if this attempt still holds the job.
+    Viewers see the old state or the new one, never a mix: the files are all in place before this runs."""
     with Session(engine) as s:
-        video = s.get(Video, video_id, with_for_update=True)
+        video = s.get(Video, job.video_id, with_for_update=True)
+        done = {"state": JobState.succeeded, "progress": 1.0, "finished_at": utcnow()}
         held = affected(
             s.execute(
                 update(TranscodeJob)
-                .where(*_held(job_id, worker))
-                .values(
-                    state=JobState.succeeded,
-                    progress=1.0,
-                    finished_at=utcnow(),
-                    encoded_seconds=result.source.duration,
-                )
+                .where(*held_by(job))
+                .values(**done, encoded_seconds=result.source.duration, error=None, failure_kind=None)
             )
         )
-        if video is None or not held:  # deleted, or taken away from this worker while encoding
+        if video is None or not held:  # deleted, or taken away from this attempt while it encoded
             s.rollback()
-            if video is None:
-                stores.media.delete_prefix(media_prefix(video_id))
             return False
-        s.execute(delete(Rendition).where(col(Rendition.video_id) == video_id))
+        s.execute(delete(Rendition).where(col(Rendition.video_id) == job.video_id))
         for v in result.variants:
             s.add(
                 Rendition(
-                    video_id=video_id,
+                    video_id=job.video_id,
                     name=v.name,
                     width=v.width,
                     height=v.height,
@@ -155,11 +163,11 @@ def _record_success(engine, stores: Stores, job: Claimed, worker: str, result: T
                     bandwidth=v.bandwidth,
                     average_bandwidth=v.average_bandwidth,
                     codecs=v.codecs,
-                    playlist_key=rendition_playlist_key(video_id, v.name),
+                    playlist_key=f"{root}{v.name}/{MEDIA_PLAYLIST}",
                 )
             )
         src = result.source
-        video.status, video.progress, video.error = VideoStatus.ready, 1.0, None
+        video.status, video.progress, video.error, video.media_root = VideoStatus.ready, 1.0, None, root
         video.duration, video.has_video, video.has_audio = src.duration, src.has_video, src.has_audio
         video.width = src.display_width or None
         video.height = src.display_height or None
@@ -168,16 +176,16 @@ def _record_success(engine, stores: Stores, job: Claimed, worker: str, result: T
         return True
 
 
-def _record_end(
-    engine, job: Claimed, worker: str, state: JobState, reason: str, kind: FailureKind | None, log_tail: str = ""
-) -> None:
-    """A failed job (with its kind) or a cancelled one (kind None), if this worker still holds it."""
+def _record_end(engine, job: Claimed, state: JobState, reason: str, kind: FailureKind | None, log_tail: str) -> bool:
+    """A failed job (with its kind) or a cancelled one (kind None), if this attempt still holds it. The owner
+    reads `reason` only when it carries no internals (core.transient.PUBLIC_REASONS)."""
     status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
+    public = PUBLIC_REASONS.get(kind, reason) if kind else reason
     with Session(engine) as s:
         held = affected(
             s.execute(
                 update(TranscodeJob)
-                .where(*_held(job.job_id, worker))
+                .where(*held_by(job))
                 .values(state=state, error=reason, failure_kind=kind, log_tail=log_tail or None, finished_at=utcnow())
             )
         )
@@ -185,9 +193,27 @@ def _record_end(
             s.execute(
                 update(Video)
                 .where(col(Video.id) == job.video_id)
-                .values(status=status, error=reason if state == JobState.failed else None, updated_at=utcnow())
+                .values(
+                    status=status,
+                    error=public if state == JobState.failed else None,
+                    media_root=None,
+                    updated_at=utcnow(),
+                )
             )
+            s.execute(delete(Rendition).where(col(Rendition.video_id) == job.video_id))
         s.commit()
+        return bool(held)
+
+
+def _retry_later(engine, job: Claimed, reason: str, kind: FailureKind) -> bool:
+    with Session(engine) as s:
+        failures = s.execute(select(col(TranscodeJob.transient_failures)).where(*held_by(job))).scalar()
+        delay = retry_delay((failures or 0) + 1)
+        retried = retry_later(s, job, reason, kind, max_retries=TRANSIENT_RETRIES, delay=delay)
+        s.commit()
+    if retried:
+        log.warning("job %s: %s; retrying in %.0f s", job.job_id, reason, delay)
+    return retried
 
 
 def run_next(settings: Settings, stores: Stores | None = None) -> str:
@@ -200,55 +226,88 @@ def run_next(settings: Settings, stores: Stores | None = None) -> str:
     return run_claimed(job, worker, settings, stores or make_stores(settings))
 
 
+def run_until_idle(settings: Settings, stores: Stores | None = None) -> list[str]:
+    """Take jobs while the queue has work: one doorbell is enough to drain it, so lost doorbells cost nothing
+    while any worker is awake (a busy worker comes back here when its job ends)."""
+    outcomes: list[str] = []
+    stores = stores or make_stores(settings)
+    while (outcome := run_next(settings, stores)) != "idle":
+        outcomes.append(outcome)
+    return outcomes
+
+
 def run_claimed(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
     """Run a claimed job; every line logged meanwhile carries its job and video ids (core.logs)."""
     with job_context(job.job_id, job.video_id):
         return _run(job, worker, settings, stores)
 
 
+def scratch_dir(settings: Settings, job: Claimed) -> Path:
+    """The attempt's own scratch folder: workers may share the volume (compose replicas do)."""
+    return settings.tmp_dir / "jobs" / f"{job.job_id}.{job.lease.hex}"
+
+
 def _run(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
     engine = get_engine(settings)
     video_id = job.video_id
-    work = settings.tmp_dir / "jobs" / str(job.job_id)
-    shutil.rmtree(work, ignore_errors=True)
+    root = encode_prefix(video_id, job.lease)
+    work = scratch_dir(settings, job)
     work.mkdir(parents=True)
-    log.info("job %s (video %s) started on %s", job.job_id, video_id, worker)
-    cancelled = threading.Event()
+    log.info("job %s (video %s) attempt %s started on %s", job.job_id, video_id, job.lease, worker)
+    stop = Stop()
     try:
-        with beating(engine, job.job_id, cancelled):
+        with beating(engine, job, stop):
             src = work / "source"
             stores.sources.download_to(job.source_key, src)
-            progress = ProgressWriter(engine, job.job_id, video_id)
-            result = transcode(src, work / "hls", settings, on_progress=progress, should_stop=cancelled.is_set)
-            if cancelled.is_set():
+            progress = ProgressWriter(engine, job)
+            result = transcode(src, work / "hls", settings, on_progress=progress, should_stop=stop)
+            if stop():
                 raise Stopped
-            clear_encode(stores.media, video_id)
-            publish(stores.media, work / "hls", media_prefix(video_id))
-            if cancelled.is_set():
+            publish(stores.media, work / "hls", root)
+            if stop():
                 raise Stopped
-            if not _record_success(engine, stores, job, worker, result):
-                log.warning("job %s was taken away from %s; result dropped", job.job_id, worker)
-                return "lost"
+            if not _record_success(engine, job, result, root):
+                stop.lost.set()
+                raise Stopped
+        clear_encodes(stores.media, video_id, keep=root)  # the encodes this one replaces (a re-transcode)
         log.info("video %s ready: %d variants in %.1fs", video_id, len(result.variants), result.elapsed)
         return JobState.succeeded
     except Exception as exc:
-        stopped = isinstance(exc, Stopped) or (isinstance(exc, TranscodeError) and cancelled.is_set())
-        kind: FailureKind | None
-        if stopped:
-            state, reason, kind, tail = JobState.cancelled, "cancelled by an operator", None, ""
-        elif isinstance(exc, TranscodeError):
-            state, reason, kind, tail = JobState.failed, exc.reason, exc.kind, exc.log_tail
-        elif isinstance(exc, Refused) and exc.kind is not None:  # the source refused by probe or sniff
-            state, reason, kind, tail = JobState.failed, exc.detail, exc.kind, ""
-        else:
-            log.exception("job %s crashed", job.job_id)
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-            state, kind, tail = JobState.failed, FailureKind.internal, ""
-        try:
-            clear_encode(stores.media, video_id)
-        finally:
-            _record_end(engine, job, worker, state, reason, kind, tail)
-        log.warning("video %s %s: %s", video_id, state, reason)
-        return state
+        return _end(exc, job, stop, engine, stores, root)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _end(exc: Exception, job: Claimed, stop: Stop, engine, stores: Stores, root: str) -> str:
+    """An attempt that did not publish: remove what it wrote, then record why, if it still holds the job."""
+    video_id = job.video_id
+    try:
+        stores.media.delete_prefix(root)  # its own folder only: never what a newer attempt wrote
+    except Exception:  # the store may be the thing that failed; the next attempt's end removes the folder
+        log.warning("could not remove attempt %s's files under %s", job.lease, root, exc_info=True)
+    if stop.lost.is_set():
+        log.warning("job %s was taken away from attempt %s; its output is dropped", job.job_id, job.lease)
+        return "lost"
+    stopped = isinstance(exc, Stopped) or (isinstance(exc, TranscodeError) and stop.cancelled.is_set())
+    kind: FailureKind | None
+    tail = ""
+    if stopped:
+        state, reason, kind = JobState.cancelled, "cancelled by an operator", None
+    elif isinstance(exc, TranscodeError):
+        state, reason, kind, tail = JobState.failed, exc.reason, exc.kind, exc.log_tail
+    elif isinstance(exc, Refused) and exc.kind is not None:  # the source refused by probe or sniff
+        state, reason, kind = JobState.failed, exc.detail, exc.kind
+    elif (transient := transient_kind(exc)) is not None:
+        log.warning("job %s: transient failure", job.job_id, exc_info=True)
+        reason = f"{transient}: {type(exc).__name__}: {exc}"[:2000]
+        if _retry_later(engine, job, reason, transient):
+            return "retrying"
+        state, kind = JobState.failed, transient
+    else:
+        log.exception("job %s crashed", job.job_id)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        state, kind = JobState.failed, FailureKind.internal
+    if _record_end(engine, job, state, reason, kind, tail):
+        clear_encodes(stores.media, video_id)  # a failed or cancelled video shows nothing, keeps its captions
+    log.warning("video %s %s: %s", video_id, state, reason)
+    return state

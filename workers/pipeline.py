@@ -3,7 +3,10 @@
 Shared by the Celery task and `streamify transcode`; knows nothing of databases or blob stores.
 """
 
+import errno
+import queue
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -111,15 +114,45 @@ def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
     )
 
 
+@dataclass(frozen=True)
+class Watchdog:
+    """Bounds on one ffmpeg run: it is killed when its output stops growing for `stall_seconds` (stopped,
+    deadlocked, or spinning on a hostile input) or when it runs longer than `budget_seconds` in all."""
+
+    stall_seconds: float
+    budget_seconds: float
+
+
+def watchdog_for(duration: float, settings: Settings) -> Watchdog:
+    budget = max(settings.encode_time_floor_seconds, settings.encode_time_factor * max(duration, 0.0))
+    return Watchdog(stall_seconds=settings.ffmpeg_stall_seconds, budget_seconds=budget)
+
+
+class DiskFull(OSError):
+    """The scratch disk filled up under ffmpeg: transient (core.transient), the job is retried later."""
+
+    def __init__(self, where: Path) -> None:
+        super().__init__(errno.ENOSPC, "no space left on the worker's scratch disk", str(where))
+
+
+POLL_SECONDS = 0.25  # how often the watchdog and a cancel are checked, whatever ffmpeg is doing
+MIN_FREE_BYTES = 16 * 1024**2  # below this after a failed run, the disk (not the source) is the cause
+
+
 def run_ffmpeg(
     argv: list[str],
     duration: float,
     log_path: Path,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    watchdog: Watchdog | None = None,
 ) -> None:
+    """Run ffmpeg with `-progress pipe:1`. Its pipes are read on threads, so this loop never blocks on
+    ffmpeg: a cancel and the watchdog act within POLL_SECONDS even when ffmpeg is stopped or stuck."""
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     first_error: list[str] = []  # ffmpeg 7+ ends every failure with "Conversion failed!": keep the cause
+    log_failed: list[OSError] = []
+    progress: queue.Queue[tuple[Progress, tuple[str, ...]]] = queue.Queue()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             argv,
@@ -134,36 +167,95 @@ def run_ffmpeg(
         def drain_stderr() -> None:  # read stderr concurrently so neither pipe can fill and block ffmpeg
             assert proc.stderr
             for line in proc.stderr:
-                log.write(line)
                 tail.append(line.rstrip())
                 if not first_error and ("Error" in line or "Could not" in line):
                     first_error.append(_LOG_PREFIX.sub("", line.strip()))
+                if not log_failed:
+                    try:  # a full disk must not stop the draining (ffmpeg would block on a full pipe)
+                        log.write(line)
+                    except OSError as exc:
+                        log_failed.append(exc)
 
-        reader = threading.Thread(target=drain_stderr, daemon=True)
-        reader.start()
-        block: dict[str, str] = {}
-        assert proc.stdout
-        try:
+        def read_progress() -> None:
+            assert proc.stdout
+            block: dict[str, str] = {}
             for line in proc.stdout:
                 key, _, value = line.strip().partition("=")
                 block[key] = value
                 if key == "progress":
-                    if on_progress:
-                        on_progress(parse_progress(block, duration))
+                    marker = (block.get("out_time_us", ""), block.get("frame", ""), block.get("total_size", ""))
+                    progress.put((parse_progress(block, duration), marker))
                     block = {}
-                    if should_stop and should_stop():
-                        proc.kill()
-                        raise Stopped
+
+        readers = [threading.Thread(target=f, daemon=True) for f in (drain_stderr, read_progress)]
+        for reader in readers:
+            reader.start()
+        try:
+            _watch(proc, progress, on_progress, should_stop, watchdog)
         finally:
+            if proc.poll() is None:
+                proc.kill()
             code = proc.wait()
-            reader.join(timeout=5)
+            for reader in readers:
+                reader.join(timeout=5)
     if code != 0:
+        if log_failed or shutil.disk_usage(log_path.parent).free < MIN_FREE_BYTES:
+            raise DiskFull(log_path.parent)
         last = next((t for t in reversed(tail) if t and not t.startswith("[")), tail[-1] if tail else "")
         if last == GENERIC_FAILURE and first_error:
             last = first_error[0]
         raise TranscodeError(
             f"ffmpeg exited with status {code}: {last}".strip(), "\n".join(tail), kind=FailureKind.ffmpeg
         )
+
+
+def _stop_if_asked(proc: subprocess.Popen, should_stop: Callable[[], bool] | None) -> None:
+    if should_stop and should_stop():
+        proc.kill()
+        raise Stopped
+
+
+def _watch(
+    proc: subprocess.Popen,
+    progress: "queue.Queue[tuple[Progress, tuple[str, ...]]]",
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: Callable[[], bool] | None,
+    watchdog: Watchdog | None,
+) -> None:
+    """Until ffmpeg exits: pass progress on, and kill it on a cancel, a stall or an exhausted budget."""
+    started = last_advance = time.monotonic()
+    last_marker: tuple[str, ...] = ()
+    while True:
+        exited = proc.poll() is not None
+        try:
+            while True:
+                update, marker = progress.get(timeout=0 if exited else POLL_SECONDS)
+                if marker != last_marker:
+                    last_marker, last_advance = marker, time.monotonic()
+                if on_progress:
+                    on_progress(update)
+                _stop_if_asked(proc, should_stop)
+        except queue.Empty:
+            pass
+        if exited:
+            return
+        _stop_if_asked(proc, should_stop)
+        if watchdog is None:
+            continue
+        now = time.monotonic()
+        if now - last_advance > watchdog.stall_seconds:
+            proc.kill()
+            raise TranscodeError(
+                f"ffmpeg made no progress for {watchdog.stall_seconds:.0f} s and was stopped "
+                "(the source may be malformed)",
+                kind=FailureKind.stalled,
+            )
+        if now - started > watchdog.budget_seconds:
+            proc.kill()
+            raise TranscodeError(
+                f"encoding took longer than its limit of {watchdog.budget_seconds:.0f} s and was stopped",
+                kind=FailureKind.too_long,
+            )
 
 
 def log_excerpt(text: str, limit: int = LOG_TAIL_LINES) -> str:
@@ -180,7 +272,13 @@ def count_frames(path: Path) -> int:
         return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
 
 
-def make_thumbnails(plan: ThumbnailPlan, out_dir: Path, exe: str) -> None:
+def make_thumbnails(
+    plan: ThumbnailPlan,
+    out_dir: Path,
+    exe: str,
+    should_stop: Callable[[], bool] | None = None,
+    watchdog: Watchdog | None = None,
+) -> None:
     """Tiles -> sprite sheets, check every JPEG (a cue box outside its sprite shows garbage), write the track."""
     tiles = tiles_path(out_dir)
     failed = FailureKind.thumbnails
@@ -191,7 +289,8 @@ def make_thumbnails(plan: ThumbnailPlan, out_dir: Path, exe: str) -> None:
     storyboard = plan.storyboard
     argv = build_sheets_argv(storyboard, tiles, out_dir, ffmpeg_exe=exe)
     try:
-        run_ffmpeg(argv, storyboard.duration_ms / 1000, out_dir.parent / f"{out_dir.name}.sheets.log")
+        log_path = out_dir.parent / f"{out_dir.name}.sheets.log"
+        run_ffmpeg(argv, storyboard.duration_ms / 1000, log_path, should_stop=should_stop, watchdog=watchdog)
     except TranscodeError as exc:
         raise TranscodeError(f"thumbnails failed: sprite sheets: {exc.reason}", exc.log_tail, kind=failed) from exc
     tiles.unlink()
@@ -232,9 +331,10 @@ def transcode(
         thumbnails=thumbnails,
     )
     log_path = out_dir.parent / f"{out_dir.name}.ffmpeg.log"
-    run_ffmpeg(argv, info.duration, log_path, on_progress, should_stop)
+    watchdog = watchdog_for(info.duration, settings)
+    run_ffmpeg(argv, info.duration, log_path, on_progress, should_stop, watchdog)
     try:
-        return _check_and_finish(out_dir, info, plan, thumbnails, exe, started)
+        return _check_and_finish(out_dir, info, plan, thumbnails, exe, started, should_stop, watchdog)
     except TranscodeError as exc:  # ffmpeg said it was fine: what it logged on the way tells the operator why not
         if not exc.log_tail:
             exc.log_tail = log_excerpt(log_path.read_text(errors="replace"))
@@ -242,7 +342,14 @@ def transcode(
 
 
 def _check_and_finish(
-    out_dir: Path, info: SourceInfo, plan: LadderPlan, thumbnails: ThumbnailPlan | None, exe: str, started: float
+    out_dir: Path,
+    info: SourceInfo,
+    plan: LadderPlan,
+    thumbnails: ThumbnailPlan | None,
+    exe: str,
+    started: float,
+    should_stop: Callable[[], bool] | None = None,
+    watchdog: Watchdog | None = None,
 ) -> TranscodeResult:
     """Measure what ffmpeg wrote, refuse a short or broken ladder, write the fixed master (and thumbnails)."""
     rates = {r.name: float(r.fps) for r in plan.renditions}
@@ -263,7 +370,7 @@ def _check_and_finish(
     if problems:
         raise TranscodeError("master playlist invalid: " + "; ".join(problems), kind=FailureKind.invalid_master)
     if thumbnails is not None:
-        make_thumbnails(thumbnails, out_dir, exe)
+        make_thumbnails(thumbnails, out_dir, exe, should_stop, watchdog)
     master_path.write_text(fixed)
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     return TranscodeResult(source=info, plan=plan, variants=variants, elapsed=time.monotonic() - started, files=files)

@@ -3,20 +3,29 @@
 Started from Celery's worker_ready signal in the worker's main process. A worker that is killed (or
 whose machine is gone) stops beating; any other worker's reaper re-queues its job within
 STALE_AFTER + REAP_INTERVAL (40 s), or fails it after MAX_ATTEMPTS lost workers.
+
+Queued jobs never depend on one broker message: every REAP_INTERVAL the supervisor rings again for jobs
+that waited past RING_AFTER (a Redis restart without persistence loses every doorbell), and removes scratch
+folders that no live attempt owns (a killed worker leaves its folder on a volume others share).
 """
 
 import logging
 import os
+import shutil
 import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 
 import psutil
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from core.db import get_engine
-from core.jobqueue import reap_stale
+from core.jobqueue import STALE_AFTER, live_attempts, reap_stale, waiting
 from core.logs import outside_jobs
 from core.settings import Settings
 from schemas.tables import JobState, TranscodeJob, WorkerNode, utcnow
@@ -24,6 +33,7 @@ from schemas.tables import JobState, TranscodeJob, WorkerNode, utcnow
 log = logging.getLogger(__name__)
 REGISTRY_INTERVAL = 5.0
 REAP_INTERVAL = 10.0
+RING_AFTER = timedelta(seconds=10)  # a queued job no worker took this long after it was due: ring again
 
 
 def node_name() -> str:
@@ -59,6 +69,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, ring: Callable[[str], None], concurrency: int | None = None) -> None:
         self.engine = get_engine(settings)
+        self.scratch = settings.tmp_dir / "jobs"
         self.ring = ring
         self.name = node_name()
         self.concurrency = concurrency
@@ -93,7 +104,32 @@ class Supervisor:
                     for job_id in reap_stale(self.engine):
                         log.warning("job %s lost its worker: re-queued", job_id)
                         self.ring(str(job_id))
+                    self.ring_waiting()
+                    sweep_scratch(self.scratch, live_attempts(self.engine))
             except Exception:
                 log.warning("supervisor round failed", exc_info=True)
             self._stop.wait(REGISTRY_INTERVAL)
             since_reap += REGISTRY_INTERVAL
+
+    def ring_waiting(self) -> None:
+        """Ring for queued jobs nobody took (at most one per pool process: a woken process drains the queue)."""
+        for _ in range(min(waiting(self.engine, ring_after=RING_AFTER), self.concurrency or os.cpu_count() or 1)):
+            self.ring("waiting")
+
+
+def sweep_scratch(folder: Path, live: set[tuple[uuid.UUID, uuid.UUID]], now: float | None = None) -> list[Path]:
+    """Remove attempt folders (`<job>.<lease>`, workers.job.scratch_dir) that no running attempt holds and
+    that nobody touched for STALE_AFTER: what a killed worker left behind."""
+    now = now or time.time()
+    removed = []
+    for path in folder.glob("*.*") if folder.is_dir() else []:
+        job, _, lease = path.name.partition(".")
+        try:
+            key = (uuid.UUID(job), uuid.UUID(lease))
+            idle = now - path.stat().st_mtime
+        except (ValueError, OSError):
+            continue
+        if key not in live and idle > STALE_AFTER.total_seconds():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

@@ -16,7 +16,7 @@ from api.playlists import playlist_response, require_ready
 from api.storyboard import rewrite_storyboard_vtt
 from api.subtitles import renditions_for, with_subtitles
 from core.blobs import BlobNotFound, content_type_for
-from core.media_keys import MASTER_NAME, STORYBOARD_VTT, media_prefix
+from core.media_keys import MASTER_NAME, STORYBOARD_VTT, published_root
 from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
 from schemas.tables import Rendition
 
@@ -31,7 +31,7 @@ def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDe
     video = playback.video
     require_ready(video)
     try:
-        text = stores.media.read_bytes(media_prefix(video.id) + MASTER_NAME).decode()
+        text = stores.media.read_bytes(published_root(video.id, video.media_root) + MASTER_NAME).decode()
     except BlobNotFound as exc:
         raise HTTPException(404, "master playlist missing") from exc
     text = with_subtitles(text, renditions_for(list_captions(session, video.id)))  # captions: api/routes/captions
@@ -52,7 +52,7 @@ def media_playlist(
         playlist = m3u8.loads(stores.media.read_bytes(row.playlist_key).decode())
     except BlobNotFound as exc:
         raise HTTPException(404, "media playlist missing") from exc
-    base = f"{media_prefix(video.id)}{row.name}/"
+    base = row.playlist_key.rpartition("/")[0] + "/"  # the rendition's folder in the published encode
     inits = {id(seg.init_section): seg.init_section for seg in playlist.segments if seg.init_section}
     for item in [*inits.values(), *playlist.segments]:
         if not SEGMENT_NAME.match(item.uri or ""):
@@ -68,7 +68,7 @@ def storyboard_track(playback: PlaybackDep, stores: StoresDep, settings: Setting
     require_ready(video)
     if not video.has_video:
         raise HTTPException(404, "an audio-only video has no storyboard")
-    prefix = media_prefix(video.id)
+    prefix = published_root(video.id, video.media_root)
     try:
         text = stores.media.read_bytes(prefix + STORYBOARD_VTT).decode()
         track = rewrite_storyboard_vtt(text, lambda name: playback.media_url(prefix + name))
