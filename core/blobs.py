@@ -171,6 +171,7 @@ class AzureBlobStore:
             max_block_size=CHUNK,
             max_single_get_size=CHUNK,
             max_chunk_get_size=CHUNK,
+            retry_total=settings.azure_retry_total,  # beyond these, a job is retried later (core.transient)
         )
         self.container_name = container
         self.container = self.service.get_container_client(container)

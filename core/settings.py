@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     ffmpeg_stall_seconds: float = Field(default=120, gt=0, description="Kill an ffmpeg whose output stops growing.")
     encode_time_factor: float = Field(default=20, gt=0, description="Encode budget: this x the source's duration...")
     encode_time_floor_seconds: float = Field(default=600, gt=0, description="...but never less than this.")
+    # A job that meets an unreachable store or database, or a full disk, waits and is retried (core.transient):
+    # base, 3x base, 9x base... (capped at 5 minutes between tries) before it fails for good.
+    transient_retries: int = Field(default=5, ge=0, description="Tries after a transient failure.")
+    transient_retry_base_seconds: float = Field(default=10, gt=0, description="First wait; x3 each time.")
+    azure_retry_total: int = Field(default=3, ge=0, description="The Azure client's own retries per request.")
 
     # API.
     host: str = "127.0.0.1"

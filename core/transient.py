@@ -1,7 +1,7 @@
 """Which failures are worth another try: a store, database or disk that may be back in a minute.
 
 A job that meets one is put back in the queue with a growing delay (core.jobqueue.retry_later) instead of
-failing for good; after TRANSIENT_RETRIES it fails with the kind returned here. The classification is by
+failing for good; after settings.transient_retries it fails with the kind returned here. The classification is by
 exception type, never by message text.
 """
 
@@ -9,9 +9,7 @@ import errno
 
 from schemas.tables import FailureKind
 
-TRANSIENT_RETRIES = 5  # with RETRY_BASE_SECONDS * 3**n: 10 s, 30 s, 90 s, 270 s, 300 s (about 12 minutes)
-RETRY_BASE_SECONDS = 10.0
-RETRY_MAX_SECONDS = 300.0
+RETRY_MAX_SECONDS = 300.0  # with the default base of 10 s: 10, 30, 90, 270, 300 s (about 12 minutes in all)
 
 # What a creator is told: never a host, a port or a stack trace (operators find the detail in the job's log).
 PUBLIC_REASONS = {
@@ -31,9 +29,9 @@ def transient_kind(exc: BaseException) -> FailureKind | None:
     return None
 
 
-def retry_delay(failures_so_far: int) -> float:
+def retry_delay(failures_so_far: int, base_seconds: float) -> float:
     """Seconds to wait before the next try, after `failures_so_far` transient failures (>= 1)."""
-    return min(RETRY_BASE_SECONDS * 3 ** max(failures_so_far - 1, 0), RETRY_MAX_SECONDS)
+    return min(base_seconds * 3 ** max(failures_so_far - 1, 0), RETRY_MAX_SECONDS)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

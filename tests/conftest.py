@@ -32,7 +32,7 @@ UPLOAD_LIMIT = 48 * 1024 * 1024
 # Test tiers (`make test-fast` runs the tests with none of these markers; `make test` runs them all). The markers
 # follow from the fixtures a test uses, directly or through other fixtures, so a new test is classed by what it
 # needs; a test that starts such a process itself carries the marker in its own file.
-STACK_FIXTURES = {"postgres_url", "redis_url", "azurite", "stack", "embedded"}  # embedded: `streamify up`
+STACK_FIXTURES = {"postgres_url", "redis_url", "azurite", "stack", "embedded", "fault_logs"}  # embedded: `streamify up`
 STACK_PARAMS = {"postgresql", "azure"}  # fixture params that open a PostgreSQL database or Azurite themselves
 BROWSER_FIXTURES = {"browser"}
 SLOW_FIXTURES = {"clips", "big_clips", "long_clip", "broken_clip"}  # seconds of ffmpeg encoding each

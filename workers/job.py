@@ -30,7 +30,7 @@ from core.jobqueue import HEARTBEAT_INTERVAL, Beat, Claimed, claim_next, heartbe
 from core.logs import job_context
 from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, encode_prefix, media_prefix
 from core.settings import Settings
-from core.transient import PUBLIC_REASONS, TRANSIENT_RETRIES, retry_delay, transient_kind
+from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
 from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
 from workers.pipeline import Progress, Stopped, TranscodeError, TranscodeResult, transcode
 
@@ -205,11 +205,11 @@ def _record_end(engine, job: Claimed, state: JobState, reason: str, kind: Failur
         return bool(held)
 
 
-def _retry_later(engine, job: Claimed, reason: str, kind: FailureKind) -> bool:
+def _retry_later(engine, job: Claimed, reason: str, kind: FailureKind, settings: Settings) -> bool:
     with Session(engine) as s:
         failures = s.execute(select(col(TranscodeJob.transient_failures)).where(*held_by(job))).scalar()
-        delay = retry_delay((failures or 0) + 1)
-        retried = retry_later(s, job, reason, kind, max_retries=TRANSIENT_RETRIES, delay=delay)
+        delay = retry_delay((failures or 0) + 1, settings.transient_retry_base_seconds)
+        retried = retry_later(s, job, reason, kind, max_retries=settings.transient_retries, delay=delay)
         s.commit()
     if retried:
         log.warning("job %s: %s; retrying in %.0f s", job.job_id, reason, delay)
@@ -273,13 +273,14 @@ def _run(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
         log.info("video %s ready: %d variants in %.1fs", video_id, len(result.variants), result.elapsed)
         return JobState.succeeded
     except Exception as exc:
-        return _end(exc, job, stop, engine, stores, root)
+        return _end(exc, job, stop, settings, stores, root)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _end(exc: Exception, job: Claimed, stop: Stop, engine, stores: Stores, root: str) -> str:
+def _end(exc: Exception, job: Claimed, stop: Stop, settings: Settings, stores: Stores, root: str) -> str:
     """An attempt that did not publish: remove what it wrote, then record why, if it still holds the job."""
+    engine = get_engine(settings)
     video_id = job.video_id
     try:
         stores.media.delete_prefix(root)  # its own folder only: never what a newer attempt wrote
@@ -300,7 +301,7 @@ def _end(exc: Exception, job: Claimed, stop: Stop, engine, stores: Stores, root:
     elif (transient := transient_kind(exc)) is not None:
         log.warning("job %s: transient failure", job.job_id, exc_info=True)
         reason = f"{transient}: {type(exc).__name__}: {exc}"[:2000]
-        if _retry_later(engine, job, reason, transient):
+        if _retry_later(engine, job, reason, transient, settings):
             return "retrying"
         state, kind = JobState.failed, transient
     else:
