@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from api.access import Signer
 from api.captions import MAX_CAPTION_BYTES
 from api.errors import refusal_response
+from api.failures import add_failure_handlers
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
 from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = Broker(settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     app.add_middleware(BodySizeLimit, limit=MAX_CAPTION_BYTES, path=captions.UPLOAD_PATH)
+
+    add_failure_handlers(app)
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
