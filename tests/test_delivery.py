@@ -526,3 +526,28 @@ def test_rendered_config_refuses_unsafe_values(tmp_path):
         render_nginx(plan)
     with pytest.raises(ValueError, match="unsafe"):
         render_nginx(replace(plan, media_root="/srv/x", segment_key='k"; return 200 "'))
+
+
+def test_nginx_drops_idle_upstream_connections_before_the_nodes_do(tmp_path):
+    """A node (uvicorn) closes an idle keep-alive connection after its timeout; if nginx kept it longer, a
+    request sent on it just as the node closes is lost: a dropped connection, a 502 for a POST."""
+    import uvicorn
+
+    from infra.nginx import NginxPlan
+
+    plan = NginxPlan(
+        listen="127.0.0.1:1",
+        nodes=("127.0.0.1:2",),
+        state_dir=str(tmp_path),
+        error_log="stderr",
+        access_log="off",
+        upload_max_bytes=1,
+        segment_key="0123abcd",
+        media_root="/srv/x",
+    )
+    upstream = re.search(r"upstream streamify_api \{(.*?)\}", render_nginx(plan), re.S)
+    assert upstream is not None
+    idle = re.search(r"keepalive_timeout (\d+)s;", upstream.group(1))
+    assert idle is not None, "the upstream keeps idle connections without a bound"
+    node_idle = uvicorn.Config("api.app:create_app").timeout_keep_alive
+    assert int(idle.group(1)) < node_idle

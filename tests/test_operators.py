@@ -25,6 +25,13 @@ def _job(stack, video_id: str) -> dict:
         return conn.execute("SELECT * FROM transcode_jobs WHERE video_id = %s", (video_id,)).fetchone()
 
 
+def _video_root(stack, video_id: str) -> str:
+    with psycopg.connect(stack.database_url.replace("+psycopg", "")) as conn:
+        row = conn.execute("SELECT media_root FROM videos WHERE id = %s", (video_id,)).fetchone()
+    assert row and row[0], "a ready video names its encode's folder"
+    return row[0]
+
+
 def _ffmpeg_for(job_id) -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["name", "cmdline"]):
@@ -105,11 +112,12 @@ def test_killed_worker_job_is_requeued_and_finishes_elsewhere(stack, clips, azur
             "streamify-media"
         )
         blobs = {b.name for b in media.list_blobs(name_starts_with=f"{video_id}/")}
-        expected = {f"{video_id}/master.m3u8"}
+        root = _video_root(stack, video_id)  # the surviving attempt's folder: the killed one's is gone
+        expected = {f"{root}master.m3u8"}
         for name in names:
-            playlist = m3u8.loads(media.download_blob(f"{video_id}/{name}/index.m3u8").readall().decode())
-            expected |= {f"{video_id}/{name}/index.m3u8", f"{video_id}/{name}/{playlist.segment_map[0].uri}"}
-            expected |= {f"{video_id}/{name}/{s.uri}" for s in playlist.segments}
+            playlist = m3u8.loads(media.download_blob(f"{root}{name}/index.m3u8").readall().decode())
+            expected |= {f"{root}{name}/index.m3u8", f"{root}{name}/{playlist.segment_map[0].uri}"}
+            expected |= {f"{root}{name}/{s.uri}" for s in playlist.segments}
         extra = {b for b in blobs - expected if "/captions/" not in b and not b.endswith((".jpg", ".vtt"))}
         assert not extra and expected <= blobs, (extra, expected - blobs)
     # Keep the session's stack whole for later tests: replace the worker if it was the one killed.

@@ -191,7 +191,7 @@ def run_ffmpeg(
         for reader in readers:
             reader.start()
         try:
-            _watch(proc, progress, on_progress, should_stop, watchdog)
+            _watch(proc, readers[1], progress, on_progress, should_stop, watchdog)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -217,19 +217,22 @@ def _stop_if_asked(proc: subprocess.Popen, should_stop: Callable[[], bool] | Non
 
 def _watch(
     proc: subprocess.Popen,
+    reader: threading.Thread,
     progress: "queue.Queue[tuple[Progress, tuple[str, ...]]]",
     on_progress: Callable[[Progress], None] | None,
     should_stop: Callable[[], bool] | None,
     watchdog: Watchdog | None,
 ) -> None:
-    """Until ffmpeg exits: pass progress on, and kill it on a cancel, a stall or an exhausted budget."""
+    """Until ffmpeg exits and its last progress is read: pass progress on, and kill ffmpeg on a cancel, a stall
+    or an exhausted budget."""
     started = last_advance = time.monotonic()
     last_marker: tuple[str, ...] = ()
     while True:
-        exited = proc.poll() is not None
+        exited = proc.poll() is not None and not reader.is_alive()
+        until = time.monotonic() + (0 if exited else POLL_SECONDS)  # a steady stream must not starve the checks
         try:
-            while True:
-                update, marker = progress.get(timeout=0 if exited else POLL_SECONDS)
+            while (left := until - time.monotonic()) > 0 or exited:
+                update, marker = progress.get(timeout=max(left, 0))
                 if marker != last_marker:
                     last_marker, last_advance = marker, time.monotonic()
                 if on_progress:
