@@ -50,13 +50,32 @@ def make_rotated(src: Path, path: Path, degrees: int) -> Path:
 
 
 def make_interlaced(path: Path, *, size: str = "720x576", seconds: float = 3) -> Path:
-    """576i25 like a DV camcorder or a DVB broadcast: 50p weaved into top-field-first frames, coded interlaced."""
+    """576i25: 50p weaved into interlaced frames. `.ts`: MPEG-2 video, bottom field first, as DVB broadcasts and
+    DVD/DV captures carry it; otherwise H.264 top field first, as AVCHD camcorders write it."""
+    weave = (
+        "tinterlace=interleave_bottom,setfield=bff"
+        if path.suffix == ".ts"
+        else "tinterlace=interleave_top,setfield=tff"
+    )
+    if path.suffix == ".ts":
+        codec = ["-c:v", "mpeg2video", "-b:v", "6M", "-flags", "+ilme+ildct", "-c:a", "mp2", "-f", "mpegts"]
+    else:
+        codec = [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-flags",
+            "+ilme+ildct",
+            "-x264opts",
+            "tff=1",
+            "-c:a",
+            "aac",
+        ]
     ffmpeg(
         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=50",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", str(seconds), "-vf", "tinterlace=interleave_top,setfield=tff",
-        "-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ilme+ildct", "-x264opts", "tff=1",
-        "-pix_fmt", "yuv420p", "-c:a", "aac", str(path),
+        "-t", str(seconds), "-vf", weave, "-pix_fmt", "yuv420p", *codec, str(path),
     )  # fmt: skip
     return path
 
@@ -72,13 +91,17 @@ def make_sdr_reference(path: Path, *, size: str = "640x360", seconds: float = 2)
 
 
 def make_hdr(reference: Path, path: Path, transfer: str) -> Path:
-    """What a phone records: 10-bit HEVC, BT.2020, PQ (`smpte2084`) or HLG (`arib-std-b67`), with SDR white at
-    the 203 nits of BT.2408, plus an AAC track."""
+    """What a phone records: 10-bit HEVC, BT.2020, PQ (`smpte2084`, with HDR10 mastering display and content light
+    levels) or HLG (`arib-std-b67`), SDR white at the 203 nits of BT.2408, plus an AAC track."""
+    x265 = "log-level=error"
+    if transfer == "smpte2084":
+        x265 += ":hdr10=1:max-cll=1000,400"
+        x265 += ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
     ffmpeg(
         "-i", str(reference), "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-shortest",
         "-vf", f"zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t={transfer}:m=bt2020nc:p=bt2020:r=tv:npl=203,"
         "format=yuv420p10le",
-        "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-tag:v", "hvc1",
+        "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", x265, "-tag:v", "hvc1",
         "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc", "-c:a", "aac", str(path),
     )  # fmt: skip
     return path
@@ -128,11 +151,13 @@ def idet(path: Path) -> tuple[int, int]:
     return tff + bff, progressive
 
 
-def psnr(path: Path, reference: Path) -> float:
-    """Average PSNR (dB, all planes) of a video against a reference of the same size and frame rate."""
+def psnr(path: Path, reference: Path, size: tuple[int, int] | None = None) -> float:
+    """Average PSNR (dB, all planes) of a video against a reference of the same frame rate, the reference scaled to
+    `size` (the video's) when given."""
+    ref = f"[1:v:0]scale={size[0]}:{size[1]}:flags=lanczos[ref];" if size else "[1:v:0]null[ref];"
     run = subprocess.run(
         [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-i", str(reference),
-         "-lavfi", "[0:v:0][1:v:0]psnr", "-f", "null", "-"],
+         "-lavfi", f"{ref}[0:v:0][ref]psnr", "-f", "null", "-"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     found = re.search(r"PSNR .* average:([0-9.]+|inf)", run.stderr)

@@ -308,9 +308,12 @@ def test_hdr_source_is_tone_mapped_once_to_bt709_and_tagged(transfer, tmp_path):
     src = SourceInfo(**{**SOURCES["ladder"].__dict__, "hdr": transfer})
     plan, argv = build(src, tmp_path)
     chain = prepared_chain(argv)
-    assert chain.startswith(f"[0:v:0]zscale=min=bt2020nc:npl=100:pin=bt2020:t=linear:tin={transfer.value},")
+    top = plan.renditions[0]
+    # Scaled to the top rung first: the float conversions cost per pixel (a 4K source has 4x those of 1080p).
+    assert chain.startswith(f"[0:v:0]scale={top.width}:{top.height}:flags=lanczos,")
+    assert f",zscale=min=bt2020nc:npl=100:pin=bt2020:t=linear:tin={transfer.value}," in chain
     steps = [step.split("=")[0] for step in chain.removeprefix("[0:v:0]").split(",")]
-    assert steps == ["zscale", "format", "zscale", "tonemap", "zscale", "format"], chain
+    assert steps == ["scale", "zscale", "format", "zscale", "tonemap", "zscale", "format"], chain
     assert "tonemap=desat=0:tonemap=mobius" in chain
     assert chain.endswith("zscale=m=bt709:r=tv:t=bt709,format=yuv420p")
     assert len(re.findall(r"\]tonemap=", opt(argv, "-filter_complex"))) == 1  # once per source frame, not per rung

@@ -136,8 +136,12 @@ def _picture(inp: ffmpeg.nodes.FilterableStream, plan: LadderPlan):
         # HDR -> SDR on the CPU (libplacebo needs a GPU): zscale to linear light (npl 100: SDR white at 1.0),
         # BT.2020 -> BT.709 primaries in float, Mobius curve (keeps what is within SDR range as it is and rolls
         # off only the highlights, measured closer to the SDR original than hable or reinhard), back to BT.709.
+        # The float work costs per pixel: first scale to the top rung (a 4K phone video to 1080p, 4x fewer
+        # pixels; scale passes frames through untouched when the source is that size already).
+        top = plan.renditions[0]
         v = (
-            v.filter("zscale", tin=plan.tonemap.value, min="bt2020nc", pin="bt2020", t="linear", npl=100)
+            v.filter("scale", top.width, top.height, flags="lanczos")
+            .filter("zscale", tin=plan.tonemap.value, min="bt2020nc", pin="bt2020", t="linear", npl=100)
             .filter("format", "gbrpf32le")
             .filter("zscale", p="bt709")
             .filter("tonemap", tonemap="mobius", desat=0)
