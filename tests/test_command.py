@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.media_keys import INIT_NAME, MASTER_NAME, MEDIA_PLAYLIST
-from core.probe import SourceInfo
+from core.probe import HdrTransfer, SourceInfo
 from workers.command import build_transcode_argv
 from workers.ladder import LadderPlan, plan_ladder
 
@@ -268,3 +268,82 @@ def test_ffmpeg_executable_is_configurable(tmp_path):
     _, argv = build(SOURCES["ladder"], tmp_path, ffmpeg_exe="/opt/ffmpeg/bin/ffmpeg")
     assert argv[0] == "/opt/ffmpeg/bin/ffmpeg"
     assert "ffmpeg" not in argv[1:]
+
+
+# Real-world sources (issue 12, finding 10): the picture is prepared once, before the split into rungs.
+
+
+def prepared_chain(argv: list[str]) -> str:
+    """The filters between the source stream and the split (or the single rung's fps filter)."""
+    graph = opt(argv, "-filter_complex")
+    end = min(i for i in (graph.find("split="), graph.find("fps=fps")) if i >= 0)
+    return re.sub(r"\[s\d+\];\[s\d+\]", ",", graph[:end]).rstrip(",")  # "a[s0];[s0]b[s1];[s1]" -> "a,b"
+
+
+@pytest.mark.parametrize("kind", SOURCES, ids=SOURCES.keys())
+def test_progressive_sdr_sources_get_no_deinterlacer_or_tone_mapping(kind, tmp_path):
+    _, argv = build(SOURCES[kind], tmp_path)
+    graph = opt(argv, "-filter_complex")
+    for name in ("bwdif", "yadif", "zscale", "tonemap"):
+        assert name not in graph
+    assert "-color_primaries" not in argv and "-color_trc" not in argv
+
+
+@pytest.mark.parametrize("kind", ["ladder", "single rung"])
+def test_interlaced_source_is_deinterlaced_once_before_the_rungs(kind, tmp_path):
+    base = SOURCES[kind]
+    src = SourceInfo(**{**base.__dict__, "interlaced": True})
+    plan, argv = build(src, tmp_path, thumbnails=None)
+    graph = opt(argv, "-filter_complex")
+    assert graph.count("bwdif") == 1
+    assert prepared_chain(argv) == "[0:v:0]bwdif=deint=interlaced:mode=send_field:parity=auto", graph
+    rates = re.findall(r"fps=fps=([\d/]+)", graph)
+    assert sorted(rates) == sorted(str(r.fps) for r in plan.renditions)
+    assert plan.renditions[0].fps == 2 * base.fps  # one frame per field
+    assert opt(argv, "-g") == str(math.ceil(plan.renditions[0].fps * plan.gop_seconds))
+
+
+@pytest.mark.parametrize("transfer", list(HdrTransfer))
+def test_hdr_source_is_tone_mapped_once_to_bt709_and_tagged(transfer, tmp_path):
+    src = SourceInfo(**{**SOURCES["ladder"].__dict__, "hdr": transfer})
+    plan, argv = build(src, tmp_path)
+    chain = prepared_chain(argv)
+    top = plan.renditions[0]
+    # Scaled to the top rung first: the float conversions cost per pixel (a 4K source has 4x those of 1080p).
+    assert chain.startswith(f"[0:v:0]scale={top.width}:{top.height}:flags=lanczos,")
+    assert f",zscale=min=bt2020nc:npl=100:pin=bt2020:t=linear:tin={transfer.value}," in chain
+    steps = [step.split("=")[0] for step in chain.removeprefix("[0:v:0]").split(",")]
+    assert steps == ["scale", "zscale", "format", "zscale", "tonemap", "zscale", "format"], chain
+    assert "tonemap=desat=0:tonemap=mobius" in chain
+    assert chain.endswith("zscale=m=bt709:r=tv:t=bt709,format=yuv420p")
+    assert len(re.findall(r"\]tonemap=", opt(argv, "-filter_complex"))) == 1  # once per source frame, not per rung
+    # 8-bit High profile H.264 that says what it is.
+    assert opt(argv, "-profile:v") == "high"
+    assert (opt(argv, "-color_primaries"), opt(argv, "-color_trc"), opt(argv, "-colorspace")) == ("bt709",) * 3
+    assert opt(argv, "-color_range") == "tv"
+    assert opt(argv, "-filter_complex").count("format=yuv420p") == len(plan.renditions) + 1
+
+
+def test_interlaced_hdr_is_deinterlaced_before_tone_mapping(tmp_path):
+    src = SourceInfo(**{**SOURCES["ladder"].__dict__, "interlaced": True, "hdr": HdrTransfer.hlg})
+    _, argv = build(src, tmp_path)
+    chain = prepared_chain(argv)
+    assert chain.index("bwdif") < chain.index("zscale") < chain.index("tonemap")
+
+
+def test_chosen_streams_are_read_by_absolute_index(tmp_path):
+    """Cover art skipped and the default audio track chosen by the probe: `0:1` and `0:3`, not `0:v:0`/`0:a:0`."""
+    src = SourceInfo(**{**SOURCES["ladder"].__dict__, "video_stream": 1, "audio_stream": 3})
+    plan, argv = build(src, tmp_path)
+    graph = opt(argv, "-filter_complex")
+    assert graph.count("[0:1]") == 1 and graph.count("[0:3]") == 1
+    assert "0:v" not in graph and "0:a" not in graph
+    assert "-map" in argv and all(not argv[i + 1].startswith("0:") for i, a in enumerate(argv) if a == "-map")
+
+
+def test_audio_only_plan_reads_the_chosen_audio_track(tmp_path):
+    src = SourceInfo(demuxer="mp3", duration=30.0, has_video=False, has_audio=True, audio_stream=1, audio_channels=1)
+    plan, argv = build(src, tmp_path)
+    graph = opt(argv, "-filter_complex")
+    assert plan.audio_only and graph.startswith("[0:1]aresample=48000")
+    assert "0:0" not in graph and "0:v" not in graph  # the cover (stream 0) is not read

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from core.probe import SourceInfo
+from core.probe import HdrTransfer, SourceInfo
 from workers.ladder import AUDIO_KBPS, LADDER_TABLE, MIN_KBPS, LadderPlan, plan_ladder
 
 CAP_KBPS = {r.label: r.kbps for r in LADDER_TABLE}
@@ -71,10 +71,10 @@ def assert_ladder_sane(src: SourceInfo, plan: LadderPlan, max_height: int = 1080
         exact_h = r.width * dh / dw
         rel = abs((r.width / r.height) / (dw / dh) - 1)
         assert rel <= 0.01 or abs(r.height - exact_h) <= 2, (r, dw, dh, rel)
-        # Frame rate: never above the source, <= 60, and small rungs at most 30.
+        # Frame rate: never above the source's pictures (fields, once deinterlaced), <= 60, small rungs <= 30.
         assert 0 < r.fps <= 60, r
         if src.fps > 0:
-            assert r.fps <= Fraction(src.fps) + Fraction(1, 1000), r
+            assert r.fps <= Fraction(src.fps) * (2 if src.interlaced else 1) + Fraction(1, 1000), r
         if label < 720:
             assert r.fps <= 30, r
         # Bitrates: at most the table cap (x1.5 for high frame rates), at most what the source had.
@@ -361,3 +361,65 @@ def test_bad_segment_or_keyframe_settings_are_rejected(segment_seconds, gop_seco
 def test_bitrate_never_rises_down_the_ladder_for_a_source_just_above_720p():
     plan = plan_ladder(video(1410, 794))
     assert plan.renditions[0].maxrate_kbps >= plan.renditions[1].maxrate_kbps, plan.renditions[:2]
+
+
+# Real-world sources (issue 12, finding 10): what the picture needs before any rung is cut from it.
+
+
+def test_progressive_sdr_source_needs_no_preparation():
+    plan = plan_ladder(video(1920, 1080))
+    assert not plan.deinterlace and plan.tonemap is None
+    assert plan.video_stream is None and plan.audio_stream is None  # hand-built: the first of each kind
+
+
+@pytest.mark.parametrize(
+    ("fps", "top", "low"),
+    [(25, 50, 25), (30000 / 1001, Fraction(60000, 1001), Fraction(30000, 1001)), (30, 60, 30)],
+    ids=["576i25", "1080i29.97", "1080i30"],
+)
+def test_interlaced_source_is_deinterlaced_to_one_frame_per_field(fps, top, low):
+    plan = plan_ladder(video(1920, 1080, fps=fps, interlaced=True))
+    assert plan.deinterlace
+    assert_ladder_sane(video(1920, 1080, fps=fps, interlaced=True), plan)
+    by_label = {label_of(r.name): r.fps for r in plan.renditions}
+    assert by_label[1080] == by_label[720] == top  # 50i -> 50p: motion stays as smooth as on TV
+    assert by_label[480] == by_label[360] == low  # small rungs are <= 30 fps, as for any 50/60p source
+
+
+def test_interlaced_sd_pal_keeps_its_display_aspect():
+    # 720x576 with 64:45 pixels is 16:9 PAL (DV, DVB): planned upright at its display size, deinterlaced.
+    src = video(720, 576, fps=25, interlaced=True, sample_aspect=Fraction(64, 45))
+    plan = plan_ladder(src)
+    assert plan.deinterlace and sizes(plan)[0] == (1024, 576) and plan.renditions[0].fps == 50
+
+
+@pytest.mark.parametrize("transfer", list(HdrTransfer))
+def test_hdr_source_is_tone_mapped(transfer):
+    src = video(3840, 2160, fps=30, hdr=transfer)
+    plan = plan_ladder(src)
+    assert plan.tonemap is transfer and not plan.deinterlace
+    assert_ladder_sane(src, plan)
+    assert sizes(plan) == sizes(plan_ladder(video(3840, 2160, fps=30)))  # same rungs as the SDR source
+
+
+def test_chosen_streams_are_carried_into_the_plan():
+    plan = plan_ladder(video(640, 360, video_stream=1, audio_stream=3))
+    assert (plan.video_stream, plan.audio_stream) == (1, 3)
+    silent = plan_ladder(video(640, 360, audio=False, video_stream=0))
+    assert (silent.video_stream, silent.audio_stream) == (0, None)
+
+
+def test_audio_only_plan_reads_the_chosen_track_and_nothing_else():
+    src = SourceInfo(demuxer="mp3", duration=60.0, has_video=False, has_audio=True, audio_stream=0, audio_channels=1)
+    plan = plan_ladder(src)
+    assert plan.audio_only and plan.audio_stream == 0
+    assert plan.video_stream is None and not plan.deinterlace and plan.tonemap is None
+
+
+def test_16x10_screen_capture_at_15_fps_keeps_its_aspect_and_rate():
+    src = video(1440, 900, fps=15)
+    plan = plan_ladder(src)
+    assert_ladder_sane(src, plan)
+    assert sizes(plan) == [(1440, 900), (1152, 720), (768, 480), (576, 360), (384, 240)]
+    assert all(r.fps == 15 for r in plan.renditions)  # no frame invented
+    assert all(abs(Fraction(w, h) - Fraction(16, 10)) < Fraction(1, 50) for w, h in sizes(plan))

@@ -41,15 +41,16 @@ def build_transcode_argv(
     n = len(plan.renditions)
 
     if plan.audio_only:
-        streams.append(_stereo(inp))
+        streams.append(_stereo(inp, plan.audio_stream))
         stream_opts.update({"c:a": "aac", "b:a": f"{plan.audio_kbps}k"})
         variants.append("a:0,name:audio")
     else:
         branches = n + (2 if thumbnails is not None else 0)
-        video = inp["v:0"].split() if branches > 1 else None
-        audio = _stereo(inp).asplit() if has_audio and n > 1 else None
+        picture = _picture(inp, plan)
+        video = picture.split() if branches > 1 else None
+        audio = _stereo(inp, plan.audio_stream).asplit() if has_audio and n > 1 else None
         for i, r in enumerate(plan.renditions):
-            v = video.stream(i) if video is not None else inp["v:0"]
+            v = video.stream(i) if video is not None else picture
             v = (
                 v.filter("fps", fps=str(r.fps))
                 .filter("scale", r.width, r.height, flags="lanczos")
@@ -59,7 +60,7 @@ def build_transcode_argv(
             streams.append(v)
             stream_opts.update({f"maxrate:v:{i}": f"{r.maxrate_kbps}k", f"bufsize:v:{i}": f"{r.bufsize_kbps}k"})
             if has_audio:
-                streams.append(audio.stream(i) if audio is not None else _stereo(inp))
+                streams.append(audio.stream(i) if audio is not None else _stereo(inp, plan.audio_stream))
                 stream_opts[f"b:a:{i}"] = f"{r.audio_kbps}k"
                 variants.append(f"v:{i},a:{i},name:{r.name}")
             else:
@@ -77,6 +78,8 @@ def build_transcode_argv(
                 "sc_threshold": 0,
             }
         )
+        if plan.tonemap is not None:  # say what the tone mapper made; players guess otherwise (BT.601 for SD)
+            stream_opts.update(_BT709_TAGS)
         if has_audio:
             stream_opts["c:a"] = "aac"
 
@@ -113,10 +116,45 @@ def _argv(ffmpeg_exe: str, out) -> list[str]:
     return [ffmpeg_exe, "-hide_banner", "-nostdin", "-nostats", "-y", "-progress", "pipe:1", *out.get_args()]
 
 
-def _stereo(inp: ffmpeg.nodes.FilterableStream):
+def _source_stream(inp: ffmpeg.nodes.FilterableStream, index: int | None, kind: str):
+    """The planned source stream by absolute index (`0:3`), or the first of its kind (`0:v:0`)."""
+    return inp[str(index) if index is not None else f"{kind}:0"]
+
+
+_BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv"}
+
+
+def _picture(inp: ffmpeg.nodes.FilterableStream, plan: LadderPlan):
+    """The source picture made ready for every rung (and the thumbnails): deinterlaced, tone mapped; once,
+    before the split, so each filter runs once per source frame."""
+    v = _source_stream(inp, plan.video_stream, "v")
+    if plan.deinterlace:
+        # bwdif: the motion-adaptive deinterlacer that keeps the most detail among ffmpeg's CPU ones; one frame
+        # per field; parity from the stream; frames flagged progressive (mixed content) pass untouched.
+        v = v.filter("bwdif", mode="send_field", parity="auto", deint="interlaced")
+    if plan.tonemap is not None:
+        # HDR -> SDR on the CPU (libplacebo needs a GPU): zscale to linear light (npl 100: SDR white at 1.0),
+        # BT.2020 -> BT.709 primaries in float, Mobius curve (keeps what is within SDR range as it is and rolls
+        # off only the highlights, measured closer to the SDR original than hable or reinhard), back to BT.709.
+        # The float work costs per pixel: first scale to the top rung (a 4K phone video to 1080p, 4x fewer
+        # pixels; scale passes frames through untouched when the source is that size already).
+        top = plan.renditions[0]
+        v = (
+            v.filter("scale", top.width, top.height, flags="lanczos")
+            .filter("zscale", tin=plan.tonemap.value, min="bt2020nc", pin="bt2020", t="linear", npl=100)
+            .filter("format", "gbrpf32le")
+            .filter("zscale", p="bt709")
+            .filter("tonemap", tonemap="mobius", desat=0)
+            .filter("zscale", t="bt709", m="bt709", r="tv")
+            .filter("format", "yuv420p")
+        )
+    return v
+
+
+def _stereo(inp: ffmpeg.nodes.FilterableStream, index: int | None = None):
     """AAC stereo 48 kHz whatever the layout in: aformat makes swresample down/up-mix."""
     return (
-        inp["a:0"]
+        _source_stream(inp, index, "a")
         .filter("aresample", 48000)
         .filter("aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo")
     )

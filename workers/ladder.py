@@ -3,13 +3,17 @@
 A rung is a bounding box (e.g. 720p = 1280x720, turned upright for portrait sources). The source is
 scaled to fit each box it overflows; the first box it fits inside gets the source's own size and ends
 the ladder, so nothing is ever upscaled and an odd-sized source keeps its full resolution.
+
+The plan also says what the picture needs before any rung is cut from it: which streams to read (never the
+album cover; the default audio track), deinterlacing (fields become frames, so 50i plays as 50p), and tone
+mapping (HDR PQ/HLG to the 8-bit BT.709 SDR every H.264 High profile player shows correctly).
 """
 
 from dataclasses import dataclass
 from fractions import Fraction
 
 from core.encoding import X264Preset, check_gop, check_segment
-from core.probe import SourceInfo
+from core.probe import HdrTransfer, SourceInfo
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,10 @@ class LadderPlan:
     gop_seconds: int
     crf: int
     preset: X264Preset
+    video_stream: int | None = None  # absolute source stream indexes; None: the first of the kind
+    audio_stream: int | None = None
+    deinterlace: bool = False  # one frame per field (bwdif), before any scaling
+    tonemap: HdrTransfer | None = None  # HDR in, SDR BT.709 out
 
     @property
     def audio_only(self) -> bool:
@@ -108,7 +116,19 @@ def plan_ladder(
     check_segment(segment_seconds, check_gop(gop_seconds))  # settings refuse these at start-up already
 
     def plan(renditions: tuple[VideoRendition, ...], audio_kbps: int | None) -> LadderPlan:
-        return LadderPlan(renditions, audio_kbps, segment_seconds, gop_seconds, crf, preset)
+        video = bool(renditions)
+        return LadderPlan(
+            renditions,
+            audio_kbps,
+            segment_seconds,
+            gop_seconds,
+            crf,
+            preset,
+            video_stream=src.video_stream if video else None,
+            audio_stream=src.audio_stream if src.has_audio else None,
+            deinterlace=video and src.interlaced,
+            tonemap=src.hdr if video else None,
+        )
 
     if not src.has_video:
         if not src.has_audio:
@@ -118,6 +138,8 @@ def plan_ladder(
     dw, dh = src.display_width, src.display_height
     portrait = dh > dw
     source_kbps = src.video_bitrate // 1000
+    # Deinterlacing makes a frame of each field: 25i (50 fields a second) becomes 50p, as broadcasters do it.
+    source_fps = src.fps * 2 if src.interlaced else src.fps
     rungs: list[VideoRendition] = []
     for rung in sorted(table, key=lambda r: r.label):
         if rung.label > max_height:
@@ -132,7 +154,7 @@ def plan_ladder(
         else:
             width = min(_even_round(dw * scale), _even_floor(dw))
             height = min(_even_round(dh * scale), _even_floor(dh))
-        fps = output_fps(src.fps, rung.label)
+        fps = output_fps(source_fps, rung.label)
         kbps = _video_kbps(rung, width, height, fps, portrait, source_kbps)
         if rungs:  # a native top rung in a much larger box must not get fewer bits than the rung below
             kbps = max(kbps, rungs[-1].maxrate_kbps)
