@@ -18,6 +18,7 @@ import av.error
 
 from core.ffmpeg import ffmpeg_exe
 from core.media_keys import MASTER_NAME, STORYBOARD_VTT
+from core.media_limits import MediaLimits
 from core.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
 from core.processes import die_with_parent
 from core.settings import Settings
@@ -217,7 +218,7 @@ def transcode(
     should_stop: Callable[[], bool] | None = None,
 ) -> TranscodeResult:
     started = time.monotonic()
-    info = probe(src)
+    info = probe(src, limits=MediaLimits.from_settings(settings))  # the API checked too: a source may come another way
     plan = plan_for(info, settings)
     thumbnails = plan_thumbnails(info, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
