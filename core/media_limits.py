@@ -66,7 +66,7 @@ def over_limit(what: str, value: str, limit: str) -> Refused:
 def _seconds(value: float) -> str:
     if value >= 3600:
         return f"{value:.0f} s ({value / 3600:.1f} h)"
-    return f"{value:.1f} s" if value >= 10 else f"{value:.3g} s"
+    return f"{value:.0f} s" if value >= 100 else f"{value:.3g} s"
 
 
 def check_stream_count(count: int, limits: MediaLimits, *, at_least: bool = False) -> None:
