@@ -149,6 +149,12 @@ def hostile_inputs(d: Path, *, good: Path, secret: Path) -> dict[str, Path]:
     files["pixels_mp4"] = bomb
     gen("pixels_mkv", "pixels.mkv", "-i", str(bomb), "-c", "copy")
     gen("pixels_ts", "pixels.ts", "-i", str(bomb), "-c", "copy")  # MPEG-TS has no header: the parser tells
+    # Two seconds at 320x240, then the big frame: the probe sees a small video, the encode meets the big one.
+    small = _gen(d / "small.ts", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-t", "2", *x264)
+    late = _gen(d / "late.ts", "-i", str(bomb), "-c", "copy", "-output_ts_offset", "3")
+    put("pixels_switch_midway_ts", "switch.ts", small.read_bytes() + late.read_bytes())
+    small.unlink()
+    late.unlink()
     big = (16000).to_bytes(2, "big")
     put("pixels_lying_mkv", "lying.mkv", _patch(_patch(files["pixels_mkv"].read_bytes(),
         b"\xb0\x82" + big, b"\xb0\x82\x01\x40"), b"\xba\x82" + big, b"\xba\x82\x00\xf0"))  # fmt: skip

@@ -112,6 +112,13 @@ def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
     )
 
 
+def _decoders_capped(argv: list[str], limits: MediaLimits) -> list[str]:
+    """The source's decoders refuse a frame over the pixel limit: probe() saw the first frame, a later one may
+    switch to 16000x16000 (a new SPS mid-stream), which ffmpeg would decode and scale at gigabytes."""
+    at = argv.index("-i")
+    return [*argv[:at], "-max_pixels", str(limits.max_pixels), *argv[at:]]
+
+
 def run_ffmpeg(
     argv: list[str],
     duration: float,
@@ -218,7 +225,8 @@ def transcode(
     should_stop: Callable[[], bool] | None = None,
 ) -> TranscodeResult:
     started = time.monotonic()
-    info = probe(src, limits=MediaLimits.from_settings(settings))  # the API checked too: a source may come another way
+    limits = MediaLimits.from_settings(settings)
+    info = probe(src, limits=limits)  # the API checked too, but a source may reach storage another way
     plan = plan_for(info, settings)
     thumbnails = plan_thumbnails(info, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +241,7 @@ def transcode(
         thumbnails=thumbnails,
     )
     log_path = out_dir.parent / f"{out_dir.name}.ffmpeg.log"
-    run_ffmpeg(argv, info.duration, log_path, on_progress, should_stop)
+    run_ffmpeg(_decoders_capped(argv, limits), info.duration, log_path, on_progress, should_stop)
     try:
         return _check_and_finish(out_dir, info, plan, thumbnails, exe, started)
     except TranscodeError as exc:  # ffmpeg said it was fine: what it logged on the way tells the operator why not
