@@ -12,6 +12,8 @@ STATUS: dict[Refusal, HTTPStatus] = {
     Refusal.invalid: HTTPStatus.UNPROCESSABLE_ENTITY,
     Refusal.unsupported_media: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     Refusal.too_large: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    # Not 413: the request is small, what it asks the decoder for is the problem (like a 422 on any other value).
+    Refusal.over_limit: HTTPStatus.UNPROCESSABLE_ENTITY,
     Refusal.not_found: HTTPStatus.NOT_FOUND,
     Refusal.gone: HTTPStatus.GONE,
     Refusal.conflict: HTTPStatus.CONFLICT,

@@ -14,7 +14,8 @@ class Refusal(StrEnum):
     malformed = "malformed"  # the request itself is not well-formed (a protocol header or field)
     invalid = "invalid"  # well-formed, but a value is not acceptable
     unsupported_media = "unsupported_media"  # not a kind of file Streamify takes
-    too_large = "too_large"
+    too_large = "too_large"  # the request's bytes
+    over_limit = "over_limit"  # a source over a media limit (core.media_limits): pixels, streams, duration, rates
     not_found = "not_found"  # or someone else's: the same answer
     gone = "gone"  # it was there: expired or refused
     conflict = "conflict"  # not in this state

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from core.blobs import CHUNK, Stores
 from core.errors import Refusal, Refused, too_large_detail
 from core.media_keys import media_prefix, source_key
+from core.media_limits import MediaLimits
 from core.probe import probe
 from core.settings import Settings
 from core.sniff import sniff_demuxer
@@ -104,7 +105,7 @@ def accept_file(
         if size > settings.max_upload_bytes:
             raise Refused(Refusal.too_large, too_large_detail(settings.max_upload_bytes))
         demuxer = sniff_demuxer(path)  # also refuses an empty file
-        info = probe(path, demuxer)
+        info = probe(path, demuxer, MediaLimits.from_settings(settings))  # limits before any decode
         video = Video(
             owner_id=owner_id,
             title=title,

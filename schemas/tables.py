@@ -53,6 +53,7 @@ class FailureKind(StrEnum):
     corrupt_source = "corrupt_source"  # truncated or corrupt: unreadable, or only partly decodable
     no_decodable_stream = "no_decodable_stream"  # neither a video nor an audio stream decodes
     refused_format = "refused_format"  # not a container the allow-list accepts (core.sniff, core.probe)
+    over_limit = "over_limit"  # over a media limit: pixels, streams, duration, frame or sample rate (core.media_limits)
     worker_lost = "worker_lost"  # its worker died MAX_ATTEMPTS times (core.jobqueue.reap_stale)
     stalled = "stalled"  # ffmpeg made no progress for ffmpeg_stall_seconds: killed by the watchdog
     too_long = "too_long"  # the encode outlasted its budget (a multiple of the source's duration)

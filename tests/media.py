@@ -163,3 +163,179 @@ def psnr(path: Path, reference: Path, size: tuple[int, int] | None = None) -> fl
     found = re.search(r"PSNR .* average:([0-9.]+|inf)", run.stderr)
     assert found, run.stderr[-2000:]
     return float(found.group(1))
+
+
+# --- Hostile and broken inputs (tests/test_hostile_corpus.py, tests/test_bad_input.py) ------------------------------
+# Each is tiny and built in well under a second, except the one real 16000x16000 frame (a few seconds of x264).
+
+
+def _patch(data: bytes, old: bytes, new: bytes, count: int = 1) -> bytes:
+    assert data.count(old) >= count, f"{old!r} not found {count} times"
+    return data.replace(old, new, count)
+
+
+def _wav(channels: int, rate: int, *, bits: int = 16, frames: int = 800, declared_bytes: int | None = None) -> bytes:
+    """A PCM WAV by hand (ffmpeg will not write 64 channels); `declared_bytes` makes its header lie about its size."""
+    import struct
+
+    block = channels * bits // 8
+    data = bytes(block * frames)
+    size = len(data) if declared_bytes is None else declared_bytes
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + size)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", size)
+        + data
+    )
+
+
+def _mp4_box(data: bytes, name: bytes) -> tuple[int, int]:
+    """Offset and size of the first top-level MP4 box called `name`."""
+    import struct
+
+    at = 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        if kind == name:
+            return at, size
+        at += size
+    raise ValueError(f"no {name!r} box")
+
+
+def make_pixel_bomb(d: Path) -> Path:
+    """One real 16000x16000 frame: ~750 KB, 256 M pixels (the issue's 1.5 MB file that cost the API 1.5 GB)."""
+    return _gen(
+        d / "pixels_16000.mp4",
+        "-f", "lavfi", "-i", "color=gray:s=16000x16000:r=1", "-frames:v", "1",
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "51", "-pix_fmt", "yuv420p",
+    )  # fmt: skip
+
+
+def _gen(path: Path, *args: str) -> Path:
+    ffmpeg(*args, str(path))
+    return path
+
+
+def broken_inputs(d: Path, *, good: Path, secret: Path) -> dict[str, Path]:
+    """Non-media, reference-following and broken uploads. `good`: a valid MP4 with its index at the end."""
+    files = {}
+    (files.setdefault("empty", d / "empty.mp4")).write_bytes(b"")
+    (files.setdefault("text", d / "notes.mp4")).write_text("just some notes, not a video\n" * 50)
+    # Playlists and concat lists are how ffmpeg is tricked into reading other files or URLs.
+    (files.setdefault("hls", d / "evil.m3u8")).write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile://{secret}\n#EXTINF:10,\n"
+        "http://169.254.169.254/latest/meta-data/\n#EXT-X-ENDLIST\n"
+    )
+    (files.setdefault("hls_as_mp4", d / "holiday.mp4")).write_bytes((d / "evil.m3u8").read_bytes())
+    (files.setdefault("concat", d / "list.ffconcat")).write_text(f"ffconcat version 1.0\nfile '{secret}'\n")
+    # A real container that holds nothing a viewer could watch or hear: subtitles only.
+    srt = d / "subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:02,000\nhello\n")
+    ffmpeg("-i", str(srt), "-c:s", "srt", str(d / "subs_only.mkv"))
+    files["no_streams"] = d / "subs_only.mkv"
+    # An MP4 with its index at the end, cut off before it: the header says mp4 but nothing can be read.
+    data = good.read_bytes()
+    (files.setdefault("truncated_tail_moov", d / "cut.mp4")).write_bytes(data[: len(data) // 2])
+    # An MP4 with a valid index up front (faststart) but its media data cut: only the encode can tell.
+    faststart = make_clip(d / "fast.mp4", size="640x360", seconds=8, channels=2, extra=("-movflags", "+faststart"))
+    data = faststart.read_bytes()
+    (files.setdefault("truncated_faststart", d / "cut_fast.mp4")).write_bytes(data[: int(len(data) * 0.4)])
+    # Garbage behind a valid MP4 signature.
+    (files.setdefault("garbage_mp4", d / "garbage.mp4")).write_bytes(
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 400
+    )
+    return files
+
+
+def hostile_inputs(d: Path, *, good: Path, secret: Path) -> dict[str, Path]:
+    """Bombs by pixels, streams, duration, rates and channels, crafted and broken containers, non-media files.
+    `good` is a small valid MP4 with audio (the base of the crafted ones); `secret` a local file to point at."""
+    files: dict[str, Path] = {}
+
+    def put(name: str, filename: str, data: bytes) -> None:
+        (files.setdefault(name, d / filename)).write_bytes(data)
+
+    def gen(name: str, filename: str, *args: str) -> None:
+        files[name] = _gen(d / filename, *args)
+
+    x264 = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "51", "-pix_fmt", "yuv420p")
+
+    # Pixels: the real frame in three containers, then headers that say small while the bitstream says huge.
+    bomb = make_pixel_bomb(d)
+    files["pixels_mp4"] = bomb
+    gen("pixels_mkv", "pixels.mkv", "-i", str(bomb), "-c", "copy")
+    gen("pixels_ts", "pixels.ts", "-i", str(bomb), "-c", "copy")  # MPEG-TS has no header: the parser tells
+    # Two seconds at 320x240, then the big frame: the probe sees a small video, the encode meets the big one.
+    small = _gen(d / "small.ts", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-t", "2", *x264)
+    late = _gen(d / "late.ts", "-i", str(bomb), "-c", "copy", "-output_ts_offset", "3")
+    put("pixels_switch_midway_ts", "switch.ts", small.read_bytes() + late.read_bytes())
+    small.unlink()
+    late.unlink()
+    big = (16000).to_bytes(2, "big")
+    put("pixels_lying_mkv", "lying.mkv", _patch(_patch(files["pixels_mkv"].read_bytes(),
+        b"\xb0\x82" + big, b"\xb0\x82\x01\x40"), b"\xba\x82" + big, b"\xba\x82\x00\xf0"))  # fmt: skip
+    mp4 = bomb.read_bytes()  # the avc1 sample entry's width and height, 24 bytes past its name
+    at = mp4.index(b"avc1") + 4 + 24
+    put("pixels_lying_mp4", "lying.mp4", mp4[:at] + (320).to_bytes(2, "big") + (240).to_bytes(2, "big") + mp4[at + 4 :])
+    # A 64x64 MJPEG frame in AVI whose JPEG header (SOF0) is patched to 16000x16000: the AVI header still says 64x64.
+    gen("mjpeg_small", "mjpeg.avi", "-f", "lavfi", "-i", "testsrc2=s=64x64:r=25", "-frames:v", "3", "-c:v", "mjpeg")
+    avi = files.pop("mjpeg_small").read_bytes()
+    sof = avi.index(b"\xff\xc0")  # FF C0, length (2), precision (1), height (2), width (2)
+    put("pixels_mjpeg_sof", "mjpeg_sof.avi", avi[: sof + 5] + big + big + avi[sof + 9 :])
+
+    # Streams: 200 tiny video streams (the issue's file), in MKV and MP4, and 40 audio streams.
+    tiny = _gen(d / "tiny.mp4", "-f", "lavfi", "-i", "color=gray:s=1920x1080:r=30", "-t", "0.34", *x264, "-g", "5")
+    many = [arg for _ in range(200) for arg in ("-map", "0:v")]
+    gen("streams_200_mkv", "streams200.mkv", "-i", str(tiny), *many, "-c", "copy")
+    gen("streams_200_mp4", "streams200.mp4", "-i", str(tiny), *many, "-c", "copy")
+    audio_maps = [arg for _ in range(40) for arg in ("-map", "0:a")]
+    gen("streams_40_audio", "audio40.mka", "-i", str(good), *audio_maps, "-c", "copy")
+    tiny.unlink()
+
+    # Duration: two frames ten hours apart (declared, or only in the timestamps: MPEG-TS, a live WebM), two hours
+    # apart (under the duration cap, over the gap).
+    two = ("-f", "lavfi", "-i", "testsrc2=s=320x240:r=1", "-frames:v", "2", "-fps_mode", "passthrough", *x264)
+    gen("duration_10h_mp4", "dur10h.mp4", *two, "-vf", "setpts=N*36000/TB")
+    gen("duration_10h_mkv", "dur10h.mkv", *two, "-vf", "setpts=N*36000/TB")
+    gen("duration_10h_ts", "dur10h.ts", *two, "-vf", "setpts=N*36000/TB")
+    gen("frame_gap_2h", "gap2h.mkv", *two, "-vf", "setpts=N*7200/TB")
+    gen("duration_10h_live_webm", "dur10h.webm", *two[:6], "-vf", "setpts=N*36000/TB", "-c:v", "libvpx-vp9",
+        "-deadline", "realtime", "-live", "1")  # fmt: skip
+
+    # Rates and channels.
+    gen("frame_rate_100k", "fps100k.mkv", "-f", "lavfi", "-i", "color=gray:s=64x64:r=100000", "-frames:v", "400",
+        *x264)  # fmt: skip
+    put("sample_rate_768k", "rate768k.wav", _wav(1, 768_000))
+    put("sample_rate_2g", "rate2g.wav", _wav(1, 2_000_000_000))
+    put("channels_64", "ch64.wav", _wav(64, 48000, frames=100))
+    gen("channels_64_mka", "ch64.mka", "-i", str(d / "ch64.wav"), "-c:a", "pcm_s16le")
+
+    # Crafted and broken containers.
+    data = good.read_bytes()
+    at, size = _mp4_box(data, b"moov")
+    put("mp4_without_moov", "nomoov.mp4", data[:at] + data[at + size :])
+    mdat, _ = _mp4_box(data, b"mdat")  # before the moov: make_clip writes no faststart
+    put("mp4_empty_mdat", "emptymdat.mp4", data[:mdat] + b"\x00\x00\x00\x08mdat" + data[at:])
+    put("mkv_magic_then_garbage", "garbage.mkv", b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 64)
+    put("ts_sync_then_garbage", "garbage.ts", b"".join(b"\x47" + bytes([i % 256]) * 187 for i in range(64)))
+    put("avi_riff_then_garbage", "garbage.avi", b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(range(256)) * 16)
+    put("ffconcat_as_mp4", "concat.mp4", f"ffconcat version 1.0\nfile '{secret}'\n".encode())
+
+    # Not audio or video at all.
+    gen("png_image", "picture.png", "-f", "lavfi", "-i", "testsrc2=s=64x64", "-frames:v", "1")
+    gen("jpeg_image", "picture.jpg", "-f", "lavfi", "-i", "testsrc2=s=64x64", "-frames:v", "1")
+    gen("gif_animated", "anim.gif", "-f", "lavfi", "-i", "testsrc2=s=64x64:r=10", "-frames:v", "20")
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("video.mp4", good.read_bytes())
+    put("zip_of_a_video", "video.zip", buf.getvalue())
+    put("elf_binary", "program.mp4", b"\x7fELF\x02\x01\x01" + bytes(500))
+    return files

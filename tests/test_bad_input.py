@@ -10,7 +10,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from tests.conftest import UPLOAD_LIMIT, upload, wait_status
-from tests.media import ffmpeg, make_clip
+from tests.media import broken_inputs
 
 
 @pytest.fixture(scope="module")
@@ -18,33 +18,7 @@ def bad_files(tmp_path_factory, clips) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bad")
     secret = d / "secret.txt"
     secret.write_text("top secret\n")
-    files = {}
-    (files.setdefault("empty", d / "empty.mp4")).write_bytes(b"")
-    (files.setdefault("text", d / "notes.mp4")).write_text("just some notes, not a video\n" * 50)
-    # Playlists and concat lists are how ffmpeg is tricked into reading other files or URLs.
-    (files.setdefault("hls", d / "evil.m3u8")).write_text(
-        f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile://{secret}\n#EXTINF:10,\n"
-        "http://169.254.169.254/latest/meta-data/\n#EXT-X-ENDLIST\n"
-    )
-    (files.setdefault("hls_as_mp4", d / "holiday.mp4")).write_bytes((d / "evil.m3u8").read_bytes())
-    (files.setdefault("concat", d / "list.ffconcat")).write_text(f"ffconcat version 1.0\nfile '{secret}'\n")
-    # A real container that holds nothing a viewer could watch or hear: subtitles only.
-    srt = d / "subs.srt"
-    srt.write_text("1\n00:00:00,000 --> 00:00:02,000\nhello\n")
-    ffmpeg("-i", str(srt), "-c:s", "srt", str(d / "subs_only.mkv"))
-    files["no_streams"] = d / "subs_only.mkv"
-    # An MP4 with its index at the end, cut off before it: the header says mp4 but nothing can be read.
-    good = clips["720p_short"].read_bytes()
-    (files.setdefault("truncated_tail_moov", d / "cut.mp4")).write_bytes(good[: len(good) // 2])
-    # An MP4 with a valid index up front (faststart) but its media data cut: only the encode can tell.
-    faststart = make_clip(d / "fast.mp4", size="640x360", seconds=8, channels=2, extra=("-movflags", "+faststart"))
-    data = faststart.read_bytes()
-    (files.setdefault("truncated_faststart", d / "cut_fast.mp4")).write_bytes(data[: int(len(data) * 0.4)])
-    # Garbage behind a valid MP4 signature.
-    (files.setdefault("garbage_mp4", d / "garbage.mp4")).write_bytes(
-        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 400
-    )
-    return files
+    return broken_inputs(d, good=clips["720p_short"], secret=secret)
 
 
 def _video_count(stack) -> int:

@@ -21,6 +21,7 @@ import av.error
 
 from core.ffmpeg import ffmpeg_exe
 from core.media_keys import MASTER_NAME, STORYBOARD_VTT
+from core.media_limits import MediaLimits
 from core.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
 from core.processes import die_with_parent
 from core.settings import Settings
@@ -137,6 +138,13 @@ class DiskFull(OSError):
 
 POLL_SECONDS = 0.25  # how often the watchdog and a cancel are checked, whatever ffmpeg is doing
 MIN_FREE_BYTES = 16 * 1024**2  # below this after a failed run, the disk (not the source) is the cause
+
+
+def _decoders_capped(argv: list[str], limits: MediaLimits) -> list[str]:
+    """The source's decoders refuse a frame over the pixel limit: probe() saw the first frame, a later one may
+    switch to 16000x16000 (a new SPS mid-stream), which ffmpeg would decode and scale at gigabytes."""
+    at = argv.index("-i")
+    return [*argv[:at], "-max_pixels", str(limits.max_pixels), *argv[at:]]
 
 
 def run_ffmpeg(
@@ -319,7 +327,8 @@ def transcode(
     should_stop: Callable[[], bool] | None = None,
 ) -> TranscodeResult:
     started = time.monotonic()
-    info = probe(src)
+    limits = MediaLimits.from_settings(settings)
+    info = probe(src, limits=limits)  # the API checked too, but a source may reach storage another way
     plan = plan_for(info, settings)
     thumbnails = plan_thumbnails(info, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -335,7 +344,7 @@ def transcode(
     )
     log_path = out_dir.parent / f"{out_dir.name}.ffmpeg.log"
     watchdog = watchdog_for(info.duration, settings)
-    run_ffmpeg(argv, info.duration, log_path, on_progress, should_stop, watchdog)
+    run_ffmpeg(_decoders_capped(argv, limits), info.duration, log_path, on_progress, should_stop, watchdog)
     try:
         return _check_and_finish(out_dir, info, plan, thumbnails, exe, started, should_stop, watchdog)
     except TranscodeError as exc:  # ffmpeg said it was fine: what it logged on the way tells the operator why not
