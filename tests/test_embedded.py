@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import m3u8
@@ -72,7 +73,9 @@ def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
         assert client.get(f"/watch/{video_id}").status_code == 200
         master, variants = fetch_ladder(client, url, video["playback_url"])
         assert_playable_ladder(variants, source.duration)
-        seg_url = f"/media/{video_id}/{variants[0].uri.split('/')[0]}/seg_00000.m4s"
+        media = m3u8.loads(client.get(urljoin(url + video["playback_url"], variants[0].uri)).text)
+        seg_url = media.segments[0].uri  # under the published encode's folder
+        assert seg_url.startswith(f"/media/{video_id}/"), seg_url
         whole = client.get(seg_url)
         assert whole.status_code == 200
         assert whole.headers["cache-control"] == "public, max-age=31536000, immutable"
