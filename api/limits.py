@@ -120,15 +120,12 @@ async def _caller_refused(scope: Scope) -> HTTPException | None:
 
 async def _answer(send: Send, status: int, detail: str, headers: Mapping[str, str] | None = None) -> None:
     """A JSON refusal that closes the connection: the unread body is never waited for."""
+    body = json.dumps({"detail": detail}).encode()
     extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close"), *extra],
-        }
-    )
-    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
+    plain = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    start = {"type": "http.response.start", "status": status, "headers": [*plain, (b"connection", b"close"), *extra]}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
 
 
 def body_rules(settings: Settings) -> list[BodyRule]:

@@ -24,6 +24,7 @@ from core.accounts import (
     set_password,
 )
 from core.settings import Settings
+from core.timeutil import aware
 from schemas.api import (
     PasswordChange,
     Problem,
@@ -122,8 +123,8 @@ def me(user: UserDep) -> UserRead:
 
 
 def _token_read(row: AuthToken) -> dict:
-    return {"id": row.id, "name": row.name, "prefix": row.prefix, "created_at": row.created_at,
-            "last_used_at": row.last_used_at, "expires_at": row.expires_at}  # fmt: skip
+    return {"id": row.id, "name": row.name, "prefix": row.prefix, "created_at": aware(row.created_at),
+            "last_used_at": aware(row.last_used_at), "expires_at": aware(row.expires_at)}  # fmt: skip
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated)
