@@ -335,7 +335,7 @@ def test_short_and_common_passwords_are_refused(install, password, words):
     assert r.status_code == 422 and words in r.json()["detail"], r.text
 
 
-def _signup(install: LocalApp, client: TestClient | None = None) -> tuple[TestClient, str]:
+def _new_account(install: LocalApp, client: TestClient | None = None) -> tuple[TestClient, str]:
     client = client or install.client
     email = f"user-{secrets.token_hex(4)}@example.test"
     r = client.post("/api/v1/auth/signup", json={"email": email, "password": PASSWORD})
@@ -345,7 +345,7 @@ def _signup(install: LocalApp, client: TestClient | None = None) -> tuple[TestCl
 
 def test_api_tokens_expire(install):
     with TestClient(install.app) as browser:
-        _signup(install, browser)
+        _new_account(install, browser)
         created = browser.post("/api/v1/auth/tokens", json={"name": "ci"}).json()
         expires = datetime.fromisoformat(created["expires_at"])
         assert timedelta(days=7) - timedelta(minutes=5) < expires - datetime.now(UTC) <= timedelta(days=7)
@@ -362,7 +362,7 @@ def test_api_tokens_expire(install):
 
 def test_a_password_change_revokes_every_session_and_api_token(install):
     with TestClient(install.app) as browser, TestClient(install.app) as elsewhere:
-        _, email = _signup(install, browser)
+        _, email = _new_account(install, browser)
         token = browser.post("/api/v1/auth/tokens", json={"name": "laptop"}).json()["token"]
         assert elsewhere.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
         wrong = browser.post("/api/v1/auth/password", json={"current_password": "not it at all", "new_password": "x"})
@@ -381,7 +381,7 @@ def test_a_password_change_revokes_every_session_and_api_token(install):
 
 
 def test_the_cli_password_reset_revokes_api_tokens_too(install):
-    _, email = _signup(install, TestClient(install.app))
+    _, email = _new_account(install, TestClient(install.app))
     with Session(install.app.state.engine) as session:
         user = session.exec(select(User).where(User.email == email)).one()
         token, _ = mint_token(session, user, TokenKind.api, name="script")
@@ -405,7 +405,7 @@ def test_session_cookie_is_secure_when_the_public_url_is_https(install, tmp_path
 def test_sign_ins_from_one_address_are_throttled_in_process(tmp_path):
     """The same rules on embedded defaults (SQLite), with small limits: the client address is the peer's."""
     with local_app(tmp_path, login_max_failures_per_address=3, login_max_failures_per_account=2) as app:
-        _, email = _signup(app, TestClient(app.app))
+        _, email = _new_account(app, TestClient(app.app))
         with (
             TestClient(app.app, client=("192.0.2.1", 1)) as guesser,
             TestClient(app.app, client=("192.0.2.2", 1)) as ok,
