@@ -83,6 +83,7 @@ def up(
 def _first_user(settings) -> None:
     """A fresh install gets an operator account, so the product is usable straight away."""
     import secrets
+    from datetime import timedelta
 
     from sqlmodel import Session, select
 
@@ -95,7 +96,8 @@ def _first_user(settings) -> None:
             return
         password = secrets.token_urlsafe(12)
         user = create_user(session, "admin@localhost", password, "Admin", is_operator=True)
-        token, _ = mint_token(session, user, TokenKind.api, name="streamify up", ttl=timedelta(days=settings.api_token_ttl_days))
+        ttl = timedelta(days=settings.api_token_ttl_days)
+        token, _ = mint_token(session, user, TokenKind.api, name="streamify up", ttl=ttl)
     console.print("[bold]First account created[/] (operator): admin@localhost  password: " + password, soft_wrap=True)
     console.print(f"API token for the CLI:  export STREAMIFY_TOKEN={token}", soft_wrap=True)
 
