@@ -419,3 +419,48 @@ def test_sign_ins_from_one_address_are_throttled_in_process(tmp_path):
                 assert ok.post("/api/v1/auth/login", json={"email": email, "password": "wrong one!"}).status_code == 401
             r = ok.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
             assert r.status_code == 429  # the account's own limit now
+
+
+def test_api_tokens_from_before_expiry_get_the_default_life(tmp_path):
+    """Tokens minted when API tokens never expired get 90 days from the upgrade (migration 0007)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from core.db import alembic_config, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0005")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, display_name, password_hash, is_operator, created_at)"
+                    " VALUES (:id, 'a@example.test', 'a', 'x', false, CURRENT_TIMESTAMP)"
+                ),
+                {"id": uuid.UUID(int=1).hex},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO auth_tokens (id, user_id, kind, name, token_hash, prefix, created_at, expires_at)"
+                    " VALUES (:id, :user, 'api', 'old', :hash, 'sfy_', CURRENT_TIMESTAMP, NULL)"
+                ),
+                {"id": uuid.UUID(int=2).hex, "user": uuid.UUID(int=1).hex, "hash": "0" * 64},
+            )
+        command.upgrade(cfg, "head")
+        with Session(engine) as session:
+            expires = session.get(AuthToken, uuid.UUID(int=2)).expires_at
+    finally:
+        engine.dispose()
+    left = expires.replace(tzinfo=UTC) - datetime.now(UTC)
+    assert timedelta(days=90) - timedelta(minutes=5) < left <= timedelta(days=90)
+
+
+def test_ipv6_clients_are_counted_by_their_64():
+    from core.login_throttle import address_key
+
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("192.0.2.1") != address_key("192.0.2.2")
+    assert address_key(None) is None
