@@ -279,6 +279,25 @@ def test_sign_ins_are_throttled_per_address(stack):
         assert r.status_code == 200, r.text
 
 
+def test_weak_passwords_are_refused_and_a_new_password_revokes_tokens_on_the_stack(stack):
+    """On PostgreSQL behind a real node: `12345678` and `password` were accepted, and API tokens outlived a
+    password change."""
+    with _browser(stack) as browser:
+        for weak in ("12345678", "password", "password1234"):
+            r = browser.post("/api/v1/auth/signup", json={"email": "weak@example.test", "password": weak})
+            assert r.status_code == 422, (weak, r.text)
+        r = browser.post("/api/v1/auth/signup", json={"email": "changer@example.test", "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        created = browser.post("/api/v1/auth/tokens", json={"name": "laptop"}).json()
+        assert created["expires_at"] is not None
+        with stack.client(created["token"]) as script:
+            assert script.get("/api/v1/auth/me").status_code == 200
+            new = {"current_password": PASSWORD, "new_password": "another long password"}
+            assert browser.post("/api/v1/auth/password", json=new).status_code == 204
+            assert script.get("/api/v1/auth/me").status_code == 401
+        assert browser.get("/api/v1/auth/me").json()["email"] == "changer@example.test"
+
+
 def _peak_rss(pid: int) -> int:
     """The process's peak resident memory so far (VmHWM), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
