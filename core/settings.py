@@ -130,6 +130,16 @@ class Settings(BaseSettings):
         gop = info.data.get("gop_seconds")  # absent when it was refused itself: that error is enough
         return check_segment(value, gop) if gop else value
 
+    @field_validator("tus_max_reserved_bytes")
+    @classmethod
+    def _room_for_one_upload(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_upload_bytes")
+        if largest is not None and value < largest:
+            raise ValueError(
+                f"must be at least the largest upload allowed ({largest} bytes), or no creator could start one so big"
+            )
+        return value
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def effective_database_url(self) -> str:

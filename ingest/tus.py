@@ -228,8 +228,8 @@ class TusStore:
             if mine + length > cap:
                 raise Refused(
                     Refusal.too_many,
-                    f"your unfinished uploads would declare {mine + length} bytes: at most {cap} bytes per creator "
-                    "(STREAMIFY_TUS_MAX_RESERVED_BYTES); finish or delete one",
+                    f"your unfinished uploads would declare {mine + length} bytes: at most {cap} bytes per creator; "
+                    "finish or delete one",
                 )
             needed = self.reserved_bytes() + length + self.settings.tus_disk_margin_bytes
             if shutil.disk_usage(self.root).free < needed:

@@ -542,11 +542,24 @@ def test_one_creator_cannot_reserve_the_shared_disk_budget(tmp_path):
         r = hog.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": str(10 * mib)})
         assert r.status_code == 429, r.text
         assert r.json()["detail"] == (
-            f"your unfinished uploads would declare {30 * mib} bytes: at most {25 * mib} bytes per creator "
-            "(STREAMIFY_TUS_MAX_RESERVED_BYTES); finish or delete one"
+            f"your unfinished uploads would declare {30 * mib} bytes: at most {25 * mib} bytes per creator; "
+            "finish or delete one"
         )
         assert r.headers["tus-resumable"] == "1.0.0"
         create(hog, 5 * mib)  # what is left of its share
         create(other, 10 * mib)  # the others' uploads are not held up
         assert hog.delete(created[0], headers=TUS).status_code == 204  # its share comes back with it
         create(hog, 10 * mib)
+
+
+def test_a_per_creator_cap_below_the_upload_limit_is_refused_at_start():
+    from pydantic import ValidationError
+
+    from core.settings import Settings, refusal
+
+    with pytest.raises(ValidationError) as err:
+        Settings(max_upload_bytes=10 * 1024**3, tus_max_reserved_bytes=1024**3)
+    message = refusal(err.value)
+    assert (
+        "STREAMIFY_TUS_MAX_RESERVED_BYTES: must be at least the largest upload allowed (10737418240 bytes)" in message
+    )
