@@ -10,12 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.access import Signer
-from api.captions import MAX_CAPTION_BYTES
 from api.errors import refusal_response
 from api.failures import add_failure_handlers
-from api.limits import BodySizeLimit
+from api.limits import BodyLimits, body_rules
 from api.media import MediaFiles
 from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
+from core.accounts import limit_password_hashing
 from core.blobs import MEDIA_URL_PREFIX, make_stores
 from core.broker import Broker
 from core.db import make_engine
@@ -51,8 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stores = stores
     app.state.signer = Signer.from_settings(settings, secret, stores.media)
     app.state.broker = Broker(settings)
-    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    app.add_middleware(BodySizeLimit, limit=MAX_CAPTION_BYTES, path=captions.UPLOAD_PATH)
+    app.add_middleware(BodyLimits, rules=body_rules(settings), default=settings.json_body_max_bytes)
+    limit_password_hashing(settings.password_hash_concurrency, settings.password_hash_wait_seconds)
 
     add_failure_handlers(app)
 

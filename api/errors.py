@@ -19,6 +19,7 @@ STATUS: dict[Refusal, HTTPStatus] = {
     Refusal.conflict: HTTPStatus.CONFLICT,
     Refusal.busy: HTTPStatus.LOCKED,
     Refusal.too_many: HTTPStatus.TOO_MANY_REQUESTS,
+    Refusal.throttled: HTTPStatus.TOO_MANY_REQUESTS,
     Refusal.out_of_space: HTTPStatus.INSUFFICIENT_STORAGE,
     Refusal.unavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
@@ -33,4 +34,5 @@ def status_for(reason: Refusal) -> int:
 
 
 def refusal_response(exc: Refused) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=status_for(exc.reason))
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse({"detail": exc.detail}, status_code=status_for(exc.reason), headers=headers)

@@ -83,6 +83,7 @@ def up(
 def _first_user(settings) -> None:
     """A fresh install gets an operator account, so the product is usable straight away."""
     import secrets
+    from datetime import timedelta
 
     from sqlmodel import Session, select
 
@@ -95,7 +96,8 @@ def _first_user(settings) -> None:
             return
         password = secrets.token_urlsafe(12)
         user = create_user(session, "admin@localhost", password, "Admin", is_operator=True)
-        token, _ = mint_token(session, user, TokenKind.api, name="streamify up")
+        ttl = timedelta(days=settings.api_token_ttl_days)
+        token, _ = mint_token(session, user, TokenKind.api, name="streamify up", ttl=ttl)
     console.print("[bold]First account created[/] (operator): admin@localhost  password: " + password, soft_wrap=True)
     console.print(f"API token for the CLI:  export STREAMIFY_TOKEN={token}", soft_wrap=True)
 
@@ -141,7 +143,7 @@ def _user_or_exit(session, email: str):
 
 @users.command("password")
 def users_password(email: str) -> None:
-    """Set an account's password (signs out its browser sessions)."""
+    """Set an account's password (signs it out everywhere: its browser sessions and API tokens are revoked)."""
     from sqlmodel import Session
 
     from core.accounts import AccountError, set_password
@@ -175,15 +177,19 @@ def users_operator(email: str, revoke: Annotated[bool, typer.Option("--revoke")]
 
 @users.command("token")
 def users_token(email: str, name: Annotated[str, typer.Option(help="what the token is for")] = "cli") -> None:
-    """Mint an API token for an account (printed once)."""
+    """Mint an API token for an account (printed once; it expires after STREAMIFY_API_TOKEN_TTL_DAYS)."""
+    from datetime import timedelta
+
     from sqlmodel import Session
 
     from core.accounts import mint_token
     from core.db import get_engine
     from schemas.tables import TokenKind
 
-    with Session(get_engine(_settings())) as session:
-        token, _ = mint_token(session, _user_or_exit(session, email), TokenKind.api, name=name)
+    settings = _settings()
+    with Session(get_engine(settings)) as session:
+        ttl = timedelta(days=settings.api_token_ttl_days)
+        token, _ = mint_token(session, _user_or_exit(session, email), TokenKind.api, name=name, ttl=ttl)
     console.print(token)
 
 

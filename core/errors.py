@@ -21,19 +21,24 @@ class Refusal(StrEnum):
     conflict = "conflict"  # not in this state
     busy = "busy"  # another request holds it: retry
     too_many = "too_many"  # a per-creator quota is full
+    throttled = "throttled"  # too many attempts lately: retry after `retry_after` seconds
     out_of_space = "out_of_space"
     unavailable = "unavailable"  # a backing service failed: try again later
 
 
 class Refused(Exception):
     """`detail` is said to the caller as written. `kind` is set on refusals of a source's content (sniff,
-    probe): a worker probing the source again records it as the job's failure kind."""
+    probe): a worker probing the source again records it as the job's failure kind. `retry_after` (seconds) is
+    set when the same request will work later (throttled, busy)."""
 
-    def __init__(self, reason: Refusal, detail: str, *, kind: FailureKind | None = None) -> None:
+    def __init__(
+        self, reason: Refusal, detail: str, *, kind: FailureKind | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.kind = kind
+        self.retry_after = retry_after
 
 
 def too_large_detail(limit: int) -> str:

@@ -47,10 +47,14 @@ class Settings(BaseSettings):
 
     # Ingest.
     max_upload_bytes: int = 10 * 1024**3
+    # Any request body but an upload's (JSON, forms): bounded in the app itself, with or without nginx in front.
+    json_body_max_bytes: int = Field(default=64 * 1024, ge=1024, description="Body limit of non-upload routes.")
     # Resumable (tus) uploads: a partial upload untouched this long is deleted by the periodic cleanup.
     tus_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     tus_cleanup_interval_seconds: int = Field(default=3600, ge=10)
     tus_max_open_uploads: int = Field(default=20, ge=1, description="Unfinished tus uploads per creator.")
+    # The declared lengths of one creator's unfinished uploads, together: nobody reserves the shared disk budget.
+    tus_max_reserved_bytes: int = Field(default=20 * 1024**3, ge=1, description="Open tus bytes per creator.")
     # A new upload is accepted only if the disk keeps this much free beyond what every open upload may still send.
     tus_disk_margin_bytes: int = Field(default=1024**3, ge=0, description="Free disk kept beyond open uploads.")
     # An upload `ingesting` this long with no live process on it (its node died) is refused: "upload again".
@@ -89,6 +93,20 @@ class Settings(BaseSettings):
     # API.
     host: str = "127.0.0.1"
     port: int = 8000
+    # The address people use (https://videos.example.com): with https, cookies are `Secure` even when a proxy in
+    # front terminates TLS and the API itself is spoken to over plain HTTP.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+(/\S*)?$", description="Public base URL.")
+
+    # Accounts.
+    session_ttl_seconds: int = Field(default=30 * 86400, ge=300, description="Life of a browser sign-in.")
+    api_token_ttl_days: int = Field(default=90, ge=1, le=3650, description="Life of an API token.")
+    # Failed sign-ins within the window, per account and per client address: beyond them 429 with Retry-After.
+    login_max_failures_per_account: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=50, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=10)
+    # Argon2 hashes at once in one process (each takes 64 MiB): more sign-ins wait, then get 503 with Retry-After.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    password_hash_wait_seconds: float = Field(default=10.0, ge=0)
 
     # Observability. json: API and workers log one JSON object a line, with job_id/video_id during a job.
     log_format: Literal["text", "json"] = "text"
@@ -130,6 +148,16 @@ class Settings(BaseSettings):
     def _segment(cls, value: int, info: ValidationInfo) -> int:
         gop = info.data.get("gop_seconds")  # absent when it was refused itself: that error is enough
         return check_segment(value, gop) if gop else value
+
+    @field_validator("tus_max_reserved_bytes")
+    @classmethod
+    def _room_for_one_upload(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_upload_bytes")
+        if largest is not None and value < largest:
+            raise ValueError(
+                f"must be at least the largest upload allowed ({largest} bytes), or no creator could start one so big"
+            )
+        return value
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -20,9 +20,11 @@ Expiry is sliding: `tus_expiry_seconds` after the last PATCH. `cleanup_expired` 
 expired; the API runs it at startup and then every `tus_cleanup_interval_seconds` (no beat process
 needed), and `python -m ingest.housekeeping` runs it once, for cron (ingest/housekeeping.py).
 
-Disk: creation reserves. Under a lock on `tus/.reserve.lock`, a new upload is accepted only if free space
-covers what every open upload on this data dir (all owners) may still send, plus its own length, plus
-`tus_disk_margin_bytes`; otherwise 507. The ingesting process holds a `flock` on `<upload id>.lock` until
+Disk: creation reserves. Under a lock on `tus/.reserve.lock`, a new upload is accepted only if the declared
+lengths of its creator's open uploads, its own included, stay within `tus_max_reserved_bytes` (429 otherwise:
+one creator cannot take the shared budget with uploads it never sends), and if free space covers what every
+open upload on this data dir (all owners) may still send, plus its own length, plus `tus_disk_margin_bytes`;
+otherwise 507. The ingesting process holds a `flock` on `<upload id>.lock` until
 it records the outcome; an upload `ingesting` for over `tus_ingest_timeout_seconds` whose lock is free
 (its process died: the kernel dropped the lock) is refused ("ingest was interrupted; upload again") by
 the next read or cleanup pass, and its bytes are deleted.
@@ -220,6 +222,15 @@ class TusStore:
                 f"too many unfinished uploads: at most {self.settings.tus_max_open_uploads}; finish or delete one",
             )
         with self._reserving():  # check and record as one step: two creations never count the same free bytes
+            # One creator's share first: declared lengths count whole, so zero-byte placeholders reserve too.
+            mine = sum(rec.length for rec in self.open_uploads(owner_id))
+            cap = self.settings.tus_max_reserved_bytes
+            if mine + length > cap:
+                raise Refused(
+                    Refusal.too_many,
+                    f"your unfinished uploads would declare {mine + length} bytes: at most {cap} bytes per creator; "
+                    "finish or delete one",
+                )
             needed = self.reserved_bytes() + length + self.settings.tus_disk_margin_bytes
             if shutil.disk_usage(self.root).free < needed:
                 raise Refused(Refusal.out_of_space, NO_SPACE_DETAIL)

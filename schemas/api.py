@@ -68,7 +68,7 @@ class VideoUpdate(BaseModel):
 
 class SignUp(BaseModel):
     email: str = Field(max_length=254)
-    password: str = Field(min_length=8, max_length=128)
+    password: str = Field(max_length=128)  # the policy (length, common passwords) is core.accounts'
     display_name: str = Field(default="", max_length=100)
 
     @field_validator("email")
@@ -84,6 +84,11 @@ class SignUp(BaseModel):
 class SignIn(BaseModel):
     email: str = Field(max_length=254)
     password: str = Field(max_length=128)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=128)
+    new_password: str = Field(max_length=128)  # the policy (length, common passwords) is core.accounts'
 
 
 class UserRead(BaseModel):
@@ -103,6 +108,7 @@ class TokenRead(BaseModel):
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None
 
 
 class TokenCreated(TokenRead):

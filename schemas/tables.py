@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
 
@@ -92,6 +92,18 @@ class AuthToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed sign-in, counted per account and per client address (core.login_throttle). In the database so
+    every API node counts the same; rows older than the window are deleted as new ones come."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_type=String(64))  # SHA-256 of "account:<email>" or "address:<ip, or its /64>"
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
 
 
 class Video(SQLModel, table=True):

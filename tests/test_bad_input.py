@@ -109,11 +109,13 @@ def test_oversize_upload_is_refused_with_413(stack, azurite):
     boundary, parts = _multipart(size)
     length = sum(len(p) for p in parts)
     host = urlparse(stack.url).netloc
+    # Signed in (an anonymous upload is refused with 401 before its body is read: tests/test_upload_auth.py).
+    auth = f"Authorization: Bearer {stack.token}\r\n"
     # Declared up front: refused before the body is read.
     declared = _raw_post(
         stack.url,
         f"POST /api/v1/videos HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-        f"Content-Length: {length}\r\nConnection: close\r\n\r\n",
+        f"{auth}Content-Length: {length}\r\nConnection: close\r\n\r\n",
         parts,
     )
     assert declared.startswith("HTTP/1.1 413"), declared[:300]
@@ -122,7 +124,7 @@ def test_oversize_upload_is_refused_with_413(stack, azurite):
     chunked = _raw_post(
         stack.url,
         f"POST /api/v1/videos HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        f"{auth}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
         [b"%x\r\n%s\r\n" % (len(p), p) for p in parts] + [b"0\r\n\r\n"],
     )
     assert chunked.startswith("HTTP/1.1 413"), chunked[:300]

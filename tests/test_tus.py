@@ -523,3 +523,43 @@ def test_database_failure_at_ingest_is_refused_without_its_internals(stack, clip
     wait_for(lambda: log.read_text().count(secret) >= 2, "the database's error in the API log", timeout=20)
     assert videos_of(stack, owner_hex) == 0
     assert upload_bytes_left(stack, owner_hex) == []
+
+
+def test_one_creator_cannot_reserve_the_shared_disk_budget(tmp_path):
+    """Zero-byte uploads declaring the size limit each used to reserve it until they expired (24 h), so one
+    creator could leave every other with 507. Their declared lengths now count against a per-creator cap (429
+    naming it); another creator still gets an upload, and deleting one frees its share."""
+    from fastapi.testclient import TestClient
+
+    from tests.inprocess import local_app
+
+    mib = 1024 * 1024
+    limits = {"max_upload_bytes": 10 * mib, "tus_max_reserved_bytes": 25 * mib, "tus_disk_margin_bytes": 0}
+    with local_app(tmp_path, **limits) as app:
+        hog = TestClient(app.app, headers=app.as_user(app.user()))
+        other = TestClient(app.app, headers=app.as_user(app.user()))
+        created = [create(hog, 10 * mib, filename=f"{i}.mp4") for i in range(2)]  # no byte is ever sent
+        r = hog.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": str(10 * mib)})
+        assert r.status_code == 429, r.text
+        assert r.json()["detail"] == (
+            f"your unfinished uploads would declare {30 * mib} bytes: at most {25 * mib} bytes per creator; "
+            "finish or delete one"
+        )
+        assert r.headers["tus-resumable"] == "1.0.0"
+        create(hog, 5 * mib)  # what is left of its share
+        create(other, 10 * mib)  # the others' uploads are not held up
+        assert hog.delete(created[0], headers=TUS).status_code == 204  # its share comes back with it
+        create(hog, 10 * mib)
+
+
+def test_a_per_creator_cap_below_the_upload_limit_is_refused_at_start():
+    from pydantic import ValidationError
+
+    from core.settings import Settings, refusal
+
+    with pytest.raises(ValidationError) as err:
+        Settings(max_upload_bytes=10 * 1024**3, tus_max_reserved_bytes=1024**3)
+    message = refusal(err.value)
+    assert (
+        "STREAMIFY_TUS_MAX_RESERVED_BYTES: must be at least the largest upload allowed (10737418240 bytes)" in message
+    )
