@@ -25,7 +25,7 @@ class MediaLimits:
     """Defaults match core.settings; `from_settings` is what intake and the worker use."""
 
     max_pixels: int = 8192 * 4320
-    max_streams: int = 32
+    max_streams: int = 64
     max_duration_seconds: float = 6 * 3600
     max_frame_rate: float = 240
     max_frame_gap_seconds: float = 300

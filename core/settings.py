@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # What a source may ask of a decoder (core/media_limits.py), checked from headers and packet timestamps before
     # any decode, at upload and again in the worker. A source over one is refused (422) naming the limit.
     media_max_pixels: int = Field(default=8192 * 4320, ge=320 * 240, description="Pixels per frame (8K DCI).")
-    media_max_streams: int = Field(default=32, ge=2, le=1000, description="Streams of any kind in one file.")
+    media_max_streams: int = Field(default=64, ge=2, le=1000, description="Streams of any kind (remuxes carry dozens).")
     media_max_duration_seconds: float = Field(default=6 * 3600, gt=0, description="Declared or timestamped length.")
     media_max_frame_rate: float = Field(default=240, gt=0, description="Video frames per second, declared or counted.")
     media_max_frame_gap_seconds: float = Field(default=300, gt=0, description="Longest time between two frames.")

@@ -288,13 +288,13 @@ def hostile_inputs(d: Path, *, good: Path, secret: Path) -> dict[str, Path]:
     sof = avi.index(b"\xff\xc0")  # FF C0, length (2), precision (1), height (2), width (2)
     put("pixels_mjpeg_sof", "mjpeg_sof.avi", avi[: sof + 5] + big + big + avi[sof + 9 :])
 
-    # Streams: 200 tiny video streams (the file), in MKV and MP4, and 40 audio streams.
+    # Streams: 200 tiny video streams (the file), in MKV and MP4, and 70 audio streams.
     tiny = _gen(d / "tiny.mp4", "-f", "lavfi", "-i", "color=gray:s=1920x1080:r=30", "-t", "0.34", *x264, "-g", "5")
     many = [arg for _ in range(200) for arg in ("-map", "0:v")]
     gen("streams_200_mkv", "streams200.mkv", "-i", str(tiny), *many, "-c", "copy")
     gen("streams_200_mp4", "streams200.mp4", "-i", str(tiny), *many, "-c", "copy")
-    audio_maps = [arg for _ in range(40) for arg in ("-map", "0:a")]
-    gen("streams_40_audio", "audio40.mka", "-i", str(good), *audio_maps, "-c", "copy")
+    audio_maps = [arg for _ in range(70) for arg in ("-map", "0:a")]
+    gen("streams_70_audio", "audio70.mka", "-i", str(good), *audio_maps, "-c", "copy")
     tiny.unlink()
 
     # Duration: two frames ten hours apart (declared, or only in the timestamps: MPEG-TS, a live WebM), two hours

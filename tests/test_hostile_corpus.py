@@ -59,9 +59,9 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "pixels_mjpeg_sof": (422, "corrupt"),
     "pixels_switch_midway_ts": (202, "truncated or corrupt"),  # the encode's decoder refuses the big frame
     # Streams.
-    "streams_200_mkv": (422, "the number of streams is at least 33, the limit is 32"),
-    "streams_200_mp4": (422, "more than 32 streams"),
-    "streams_40_audio": (422, "the number of streams is at least 33"),
+    "streams_200_mkv": (422, "the number of streams is at least 65, the limit is 64"),
+    "streams_200_mp4": (422, "more than 64 streams"),
+    "streams_70_audio": (422, "the number of streams is at least 65"),
     # Duration, declared or in the timestamps, and frames far apart.
     "duration_10h_mp4": (422, "the declared duration is 36001 s (10.0 h), the limit is 21600 s"),
     "duration_10h_mkv": (422, "the declared duration is 36001 s"),
@@ -78,7 +78,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
 # Sent to the worker as jobs, skipping the API's check: (words of the job's reason, its failure kind).
 STRAIGHT_TO_WORKER: dict[str, tuple[str, FailureKind]] = {
     "pixels_mp4": ("pixels per frame is 16000x16000", FailureKind.over_limit),
-    "streams_200_mkv": ("the number of streams is at least 33", FailureKind.over_limit),
+    "streams_200_mkv": ("the number of streams is at least 65", FailureKind.over_limit),
     "duration_10h_mkv": ("the declared duration is 36001 s", FailureKind.over_limit),
     "frame_gap_2h": ("the time between two frames", FailureKind.over_limit),
     "pixels_lying_mkv": ("corrupt", FailureKind.corrupt_source),
