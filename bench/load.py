@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import random
 import re
 import secrets
@@ -59,16 +60,20 @@ from workers.supervision import REAP_INTERVAL
 console = Console(width=150)  # piped output keeps whole lines
 FAULTS = ("kill", "stop", "redis", "storage", "db")
 FAULT_TITLES = {
-    "kill": "worker SIGKILL + restart",
-    "stop": "worker SIGSTOP, SIGCONT",
-    "redis": "Redis restart (no persistence)",
-    "storage": "Azurite frozen (storage outage)",
-    "db": "PostgreSQL connections killed",
+    "kill": "SIGKILL + restart",
+    "stop": "SIGSTOP + SIGCONT",
+    "redis": "Redis restart",
+    "storage": "Azurite frozen",
+    "db": "DB connections killed",
 }
 GAP = 15.0  # seconds between two faults' windows (and before the first): the stack settles in between
 AFTERMATH = 10.0  # a fault's window for viewer figures runs this long past its end
 TUS_RETRY_DELAYS = (1.0, 3.0, 5.0)  # tus-js-client's default retryDelays after the first immediate try
 ACTIVE = ("queued", "running")
+# hls.js's default load policies: a playlist must answer within 10 s, a fragment within 20 s (no retry is
+# counted here: a request that needs one is already an error the viewer waited for).
+PLAYLIST_TIMEOUT = httpx.Timeout(10.0)
+SEGMENT_TIMEOUT = httpx.Timeout(20.0)
 
 
 @dataclass
@@ -145,12 +150,14 @@ class Run:
         self.url = stack.url
         self.env = stack.child_env()
         self.t0 = time.monotonic()
+        self.wall0 = time.time()  # the same instant on the database's clock (queued_at, finished_at)
         self.over = threading.Event()  # the load's time is up: creators and viewers stop
         self.samples: list[Sample] = []  # list.append is atomic: threads share it without a lock
         self.uploads: list[Upload] = []
         self.playable: list[Upload] = []
         self.frozen: set[int] = set()  # pids under SIGSTOP, thawed whatever happens
         self.tokens: list[str] = []  # each creator's API token
+        self.restarts: queue.Queue[tuple[Child, threading.Event]] = queue.Queue()
         self.lock = threading.Lock()
 
     def now(self) -> float:
@@ -168,6 +175,24 @@ class Run:
         return r
 
     # -- processes --------------------------------------------------------------------------------------------
+
+    def restart(self, child: Child) -> None:
+        """Have the main thread start `child` again. Children are made to die with the thread that forked them
+        (PR_SET_PDEATHSIG, core/processes.py): one started from a fault's short-lived thread would be killed
+        the moment that thread ends."""
+        done = threading.Event()
+        self.restarts.put((child, done))
+        done.wait(60)
+
+    def serve_restarts(self) -> None:
+        """Main thread only."""
+        while True:
+            try:
+                child, done = self.restarts.get_nowait()
+            except queue.Empty:
+                return
+            child.start(self.env)
+            done.set()
 
     def tree(self, child: Child) -> list[psutil.Process]:
         assert child.proc is not None
@@ -344,17 +369,17 @@ def init_uri(text: str) -> str | None:
 
 def play(run: Run, client: httpx.Client, url: str, rng: random.Random, segments: int) -> None:
     """What hls.js does to start a video and watch a little: master, one rendition's playlist, init, segments."""
-    master = run.request(client, "viewer", "master", "GET", url)
+    master = run.request(client, "viewer", "master", "GET", url, timeout=PLAYLIST_TIMEOUT)
     if master is None or master.status_code != 200 or not (variants := uris(master.text)):
         return
     playlist_url = urljoin(str(master.url), rng.choice(variants))
-    playlist = run.request(client, "viewer", "playlist", "GET", playlist_url)
+    playlist = run.request(client, "viewer", "playlist", "GET", playlist_url, timeout=PLAYLIST_TIMEOUT)
     if playlist is None or playlist.status_code != 200:
         return
     if init := init_uri(playlist.text):
-        run.request(client, "viewer", "init", "GET", urljoin(playlist_url, init))
+        run.request(client, "viewer", "init", "GET", urljoin(playlist_url, init), timeout=SEGMENT_TIMEOUT)
     for seg in uris(playlist.text)[:segments]:
-        run.request(client, "viewer", "segment", "GET", urljoin(playlist_url, seg))
+        run.request(client, "viewer", "segment", "GET", urljoin(playlist_url, seg), timeout=SEGMENT_TIMEOUT)
 
 
 def viewer(run: Run, index: int) -> None:
@@ -381,7 +406,9 @@ def inject(run: Run, fault: Fault) -> None:
     in_flight = {job for job, _ in run.jobs(ACTIVE)}
     if fault.name in ("kill", "stop"):
         child, held = run.busy_worker()
-        fault.target = f"{child.name} ({'running ' + str(len(held)) + ' job(s)' if held else 'idle'})"
+        fault.target = f"{child.name}{'' if held else ' (idle)'}" + (
+            f", {fault.length:.0f} s" if fault.name == "stop" else ""
+        )
         fault.jobs = held
         fault.started = run.now()
         if fault.name == "kill":
@@ -389,17 +416,17 @@ def inject(run: Run, fault: Fault) -> None:
             assert child.proc is not None
             child.proc.wait()
             time.sleep(fault.length)
-            child.start(run.env)  # a supervisor (compose's restart policy) brings the worker back
+            run.restart(child)  # a supervisor (compose's restart policy) brings the worker back
         else:
             run.signal_tree(child, signal.SIGSTOP)
             time.sleep(fault.length)
             run.signal_tree(child, signal.SIGCONT)
     elif fault.name == "redis":
-        fault.jobs, fault.target = in_flight, "broker"
+        fault.jobs, fault.target = in_flight, "no persistence"
         fault.started = run.now()
         run.redis.restart()
     elif fault.name == "storage":
-        fault.jobs, fault.target = in_flight, "Azurite"
+        fault.jobs, fault.target = in_flight, f"{fault.length:.0f} s"
         fault.started = run.now()
         run.azurite.freeze()
         try:
@@ -409,7 +436,7 @@ def inject(run: Run, fault: Fault) -> None:
     elif fault.name == "db":
         fault.jobs = in_flight
         fault.started = run.now()
-        fault.target = f"{run.db.terminate_connections()} connections"
+        fault.target = f"{run.db.terminate_connections()} cut"
     fault.ended = run.now()
     console.print(f"  t={fault.started:5.1f}s  {FAULT_TITLES[fault.name]}: {fault.target}, "
                   f"{len(fault.jobs)} job(s) in flight, mended at t={fault.ended:.1f}s")  # fmt: skip
@@ -435,12 +462,19 @@ def drain(run: Run, limit: float) -> float:
     return time.monotonic() - start
 
 
-def worker_publishes(log_dir: Path) -> tuple[Counter, Counter]:
-    """(encodes started, outputs published) per job id, from the workers' JSON logs (workers/job.py's lines:
-    "job … started on …", then "video … ready: …" or, for an attempt that lost the job after publishing,
-    "… result dropped")."""
-    started: Counter = Counter()
-    published: Counter = Counter()
+@dataclass
+class JobLogs:
+    """What the workers' JSON logs say about each job (every line logged during a job carries its id)."""
+
+    started: Counter = field(default_factory=Counter)  # encodes started
+    published: Counter = field(default_factory=Counter)  # outputs published (kept or dropped)
+    lines: dict[str, list[tuple[int, datetime]]] = field(default_factory=lambda: defaultdict(list))  # (pid, time)
+
+
+def read_worker_logs(log_dir: Path) -> JobLogs:
+    """workers/job.py's lines: "job … started on …", then "video … ready: …" or, for an attempt that lost the
+    job after publishing, "… result dropped"; any line (a blob request included) is an attempt at work."""
+    logs = JobLogs()
     for path in log_dir.glob("worker*.log"):
         for line in path.read_text(errors="replace").splitlines():
             try:
@@ -450,11 +484,25 @@ def worker_publishes(log_dir: Path) -> tuple[Counter, Counter]:
             job, message = record.get("job_id"), str(record.get("message", ""))
             if not job:
                 continue
+            logs.lines[job].append((int(record.get("process", 0)), datetime.fromisoformat(record["timestamp"])))
             if " started on " in message:
-                started[job] += 1
+                logs.started[job] += 1
             elif " ready: " in message or "result dropped" in message:
-                published[job] += 1
-    return started, published
+                logs.published[job] += 1
+    return logs
+
+
+def duplicate_reason(logs: JobLogs, job: str, winner: str, finished: datetime | None, rewritten: bool) -> str:
+    """Why a succeeded job was not done exactly once ('' when it was)."""
+    if logs.published[job] > 1:
+        return f"published {logs.published[job]} times"
+    if rewritten:
+        return "master rewritten after the job finished"
+    pid = int(winner.rpartition(":")[2] or 0)
+    late = [t for p, t in logs.lines.get(job, []) if p != pid and finished and t > finished]
+    if late:
+        return f"a stale attempt (another process) logged {len(late)} lines after the job finished"
+    return ""
 
 
 def check_playback(client: httpx.Client, url: str) -> str:
@@ -502,8 +550,9 @@ class Verdict:
     """What became of each job, by job id: one of ok / lost / stuck, plus duplicated and unplayable flags."""
 
     outcome: dict[str, str] = field(default_factory=dict)
-    duplicated: set[str] = field(default_factory=set)
+    duplicated: dict[str, str] = field(default_factory=dict)  # job id -> why
     unplayable: dict[str, str] = field(default_factory=dict)  # job id -> what failed
+    details: dict[str, str] = field(default_factory=dict)  # job id -> its states and upload time, for the report
     reasons: Counter = field(default_factory=Counter)
     missing_uploads: int = 0  # accepted by the API, yet no video row or no job
     reruns: int = 0
@@ -514,19 +563,23 @@ class Verdict:
 def verdict(run: Run, log_dir: Path) -> Verdict:
     v = Verdict()
     rows = run.db.query(
-        "SELECT v.id::text, v.status, j.id::text, j.state, j.attempts, j.finished_at, coalesce(j.error, '') "
-        "FROM videos v LEFT JOIN transcode_jobs j ON j.video_id = v.id"
+        "SELECT v.id::text, v.status, j.id::text, j.state, j.attempts, j.finished_at, coalesce(j.error, ''), "
+        "coalesce(j.worker, ''), "
+        "extract(epoch FROM v.created_at)::float8 FROM videos v LEFT JOIN transcode_jobs j ON j.video_id = v.id"
     )
     by_video: dict[str, list[tuple]] = defaultdict(list)
     status: dict[str, str] = {}
-    for vid, vstatus, job, state, attempts, finished, error in rows:
+    for vid, vstatus, job, state, attempts, finished, error, worker, created in rows:
         status[vid] = vstatus
         if job:
-            by_video[vid].append((job, state, attempts, finished, error))
+            by_video[vid].append((job, state, attempts, finished, error, worker))
+            v.details[job] = (
+                f"video {vstatus}, job {state}, attempts {attempts}, uploaded at t={created - run.wall0:.0f}s"
+            )
     accepted = [u for u in run.uploads if u.video_id]
     v.missing_uploads = sum(1 for u in accepted if u.video_id not in status or not by_video.get(u.video_id or ""))
-    started, published = worker_publishes(log_dir)
-    v.encodes = sum(started.values())
+    logs = read_worker_logs(log_dir)
+    v.encodes = sum(logs.started.values())
     ready = [vid for vid, s in status.items() if s == "ready"]
     blob_times = master_blob_times(run, ready)
     uploads = {u.video_id: u for u in accepted}
@@ -534,11 +587,9 @@ def verdict(run: Run, log_dir: Path) -> Verdict:
         for vid, jobs in by_video.items():
             v.jobs_total += len(jobs)
             if len(jobs) > 1:
-                v.duplicated.update(j[0] for j in jobs)
-            for job, state, attempts, finished, error in jobs:
-                v.reruns += (attempts or 0) > 1 or started[job] > 1
-                if published[job] > 1:
-                    v.duplicated.add(job)
+                v.duplicated.update((j[0], f"{len(jobs)} jobs for one video") for j in jobs)
+            for job, state, attempts, finished, error, worker in jobs:
+                v.reruns += (attempts or 0) > 1 or logs.started[job] > 1
                 if state in ACTIVE or status[vid] in ("uploaded", "queued", "processing"):
                     v.outcome[job] = "stuck"
                 elif state != "succeeded" or status[vid] != "ready":
@@ -547,8 +598,11 @@ def verdict(run: Run, log_dir: Path) -> Verdict:
                 else:
                     v.outcome[job] = "ok"
                     # Last-Modified has whole seconds: only a rewrite a second or more after the finish counts.
-                    if finished and vid in blob_times and (blob_times[vid] - finished).total_seconds() >= 1:
-                        v.duplicated.add(job)
+                    rewritten = bool(
+                        finished and vid in blob_times and (blob_times[vid] - finished).total_seconds() >= 1
+                    )
+                    if why := duplicate_reason(logs, job, worker, finished, rewritten):
+                        v.duplicated[job] = why
                     if problem := playback_problem(run, anonymous, uploads.get(vid)):
                         v.unplayable[job] = problem
     return v
@@ -564,8 +618,10 @@ def viewer_row(samples: list[Sample]) -> tuple[int, int, int, float, float]:
     return len(samples), errors, drops, percentile(answered, 0.5), percentile(answered, 0.99)
 
 
-def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> bool:
+def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> tuple[bool, dict]:
+    """Print the tables; returns (every goal met, the same figures as a dict for --json)."""
     viewers = [s for s in run.samples if s.who == "viewer"]
+    phases: list[dict] = []
     windows = [(f, f.started, (f.ended or f.started) + AFTERMATH) for f in faults if f.started is not None]
 
     def in_any(s: Sample) -> bool:
@@ -577,7 +633,7 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> bool:
             missing = jobs - pick.keys()  # a job row that vanished
             pick = {**pick, **dict.fromkeys(missing, "lost")}
         outcomes = Counter(pick.values())
-        dup = len(v.duplicated & pick.keys())
+        dup = len(v.duplicated.keys() & pick.keys())
         bad = len(v.unplayable.keys() & pick.keys())
         return [str(len(pick)), str(outcomes["lost"]), str(outcomes["stuck"]), str(dup), str(bad)]
 
@@ -589,11 +645,16 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> bool:
 
     def add(phase: str, window: str, samples: list[Sample], jobs: set[str] | None) -> None:
         n, err, drop, p50, p99 = viewer_row(samples)
-        table.add_row(phase, window, str(n), str(err), str(drop), f"{p50:.1f}", f"{p99:.1f}", *job_cells(jobs))
+        cells = job_cells(jobs)
+        table.add_row(phase, window, str(n), str(err), str(drop), f"{p50:.1f}", f"{p99:.1f}", *cells)
+        figures = dict(zip(("jobs", "lost", "stuck", "duplicated", "unplayable"), map(int, cells), strict=True))
+        phases.append({"phase": phase, "window": window, "requests": n, "errors": err, "drops": drop,
+                       "p50_ms": p50, "p99_ms": p99, **figures})  # fmt: skip
 
     add("whole run", f"0-{run.args.duration:.0f}", viewers, None)
     if windows:
-        add("outside faults", "", [s for s in viewers if not in_any(s)], set())
+        hit = set().union(*(f.jobs for f, _, _ in windows))
+        add("outside faults", "", [s for s in viewers if not in_any(s)], set(v.outcome) - hit)
     for f, a, b in windows:
         title = f"{FAULT_TITLES[f.name]}: {f.target}"
         add(title, f"{a:.0f}-{b:.0f}", [s for s in viewers if a <= s.at <= b], f.jobs)
@@ -617,8 +678,15 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> bool:
         console.print("non-2xx / dropped by kind: " + ", ".join(f"{k} x{n}" for k, n in statuses.most_common(12)))
     for reason, n in v.reasons.most_common(6):
         console.print(f"  lost: {n} x {reason}")
-    for job, problem in list(v.unplayable.items())[:6]:
-        console.print(f"  ready but does not play: job {job[:8]}: {problem}")
+    for job, problem in list(v.unplayable.items())[:8]:
+        console.print(f"  ready but does not play: job {job[:8]} ({v.details.get(job, '')}): {problem}")
+    for job, why in list(v.duplicated.items())[:8]:
+        console.print(f"  duplicated: job {job[:8]} ({v.details.get(job, '')}): {why}")
+    for job in [j for j, o in v.outcome.items() if o in ("stuck", "lost")][:10]:
+        console.print(f"  {v.outcome[job]}: job {job[:8]} ({v.details.get(job, '')})")
+    bad = [s for s in viewers if s.status is None or not 200 <= s.status < 300]
+    for s in bad[:10]:
+        console.print(f"  viewer t={s.at:5.1f}s {s.kind} {s.status or s.error} after {s.ms:.0f} ms")
 
     n_view, err, drop, _, _ = viewer_row(viewers)
     lost = Counter(v.outcome.values())["lost"] + v.missing_uploads
@@ -636,10 +704,30 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> bool:
     for name, measured, ok in goals:
         goal_table.add_row(name, measured, "[green]PASS[/]" if ok else "[red]FAIL[/]")
     console.print(goal_table)
-    return all(ok for _, _, ok in goals)
+    summary = {
+        "phases": phases,
+        "uploads": dict(outcomes),
+        "jobs": v.jobs_total,
+        "encodes": v.encodes,
+        "reruns": v.reruns,
+        "goals": {name: {"measured": measured, "passed": ok} for name, measured, ok in goals},
+    }
+    return all(ok for _, _, ok in goals), summary
 
 
 # -- main -----------------------------------------------------------------------------------------------------
+
+
+def tick(run: Run) -> None:
+    """A progress line while the load runs."""
+    n, err, drop, p50, p99 = viewer_row([s for s in run.samples if s.who == "viewer"])
+    states: Counter = Counter()
+    with contextlib.suppress(Exception):  # only a progress line: never let it end the run
+        states.update(dict(run.db.query("SELECT state, count(*) FROM transcode_jobs GROUP BY state")))
+    console.print(
+        f"  t={run.now():5.1f}s  viewers {n} req, {err} errors, {drop} dropped, p99 {p99:.0f} ms; "
+        f"{len(run.uploads)} uploads; jobs " + ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+    )
 
 
 def make_clips(folder: Path, count: int, seconds: float) -> list[Path]:
@@ -688,8 +776,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--think", type=float, default=0.3, help="seconds a viewer waits between two plays")
     parser.add_argument("--segments", type=int, default=3, help="segments a viewer fetches per play")
     parser.add_argument("--clip-seconds", type=float, default=4)
-    parser.add_argument("--drain", type=float, default=180, help="longest wait for the queue to empty at the end")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) even when goals pass")
+    parser.add_argument("--drain", type=float, default=120, help="longest wait for the queue to empty at the end")
+    parser.add_argument("--json", help="also write the figures and goals to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the database, and the logs even when goals pass")
     args = parser.parse_args(argv)
     names = [] if args.faults in ("", "none") else [n.strip() for n in args.faults.split(",")]
     if unknown := set(names) - set(FAULTS):
@@ -758,18 +847,29 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(args.viewers)]  # fmt: skip
         injectors = [threading.Thread(target=inject, args=(run, f), name=f"fault-{f.name}", daemon=True)
                      for f in args.plan]  # fmt: skip
-        run.t0 = time.monotonic()
+        run.t0, run.wall0 = time.monotonic(), time.time()
         for t in threads + injectors:
             t.start()
-        run.over.wait(args.duration)
+        next_tick = 15.0
+        while run.now() < args.duration:
+            run.serve_restarts()
+            time.sleep(0.2)
+            if run.now() >= next_tick:
+                tick(run)
+                next_tick += 15.0
         run.over.set()
-        for t in injectors + threads:
-            t.join(timeout=args.stop_seconds + 60)
+        while any(t.is_alive() for t in injectors):  # a fault still mending (SIGCONT, restart) finishes first
+            run.serve_restarts()
+            time.sleep(0.2)
+        for t in threads:
+            t.join(timeout=90)
         run.thaw_all()
         console.print(f"load over at t={run.now():.0f}s; waiting for the queue to drain…")
         drained = drain(run, args.drain)
         v = verdict(run, stack.log_dir)
-        passed = report(run, args.plan, v, drained)
+        passed, summary = report(run, args.plan, v, drained)
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=1))
     finally:
         if run is not None:
             run.thaw_all()
@@ -777,12 +877,15 @@ def main(argv: list[str] | None = None) -> int:
             stack.stop()
         azurite.stop()
         redis.stop()
-        with contextlib.suppress(Exception):
-            db.drop()
         if passed and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             console.print(f"logs kept in {work}")
+        if args.keep:
+            console.print(f'database kept: {db.name} (drop it with: DROP DATABASE "{db.name}")')
+        else:
+            with contextlib.suppress(Exception):
+                db.drop()
     return 0 if passed else 1
 
 
