@@ -58,15 +58,16 @@ from workers.launch import worker_argv
 from workers.supervision import REAP_INTERVAL
 
 console = Console(width=150)  # piped output keeps whole lines
-FAULTS = ("kill", "stop", "redis", "storage", "db")
+FAULTS = ("kill", "stop", "redis", "storage", "storage-down", "db")
 FAULT_TITLES = {
     "kill": "SIGKILL + restart",
     "stop": "SIGSTOP + SIGCONT",
     "redis": "Redis restart",
     "storage": "Azurite frozen",
+    "storage-down": "Azurite down",
     "db": "DB connections killed",
 }
-GAP = 15.0  # seconds between two faults' windows (and before the first): the stack settles in between
+GAP = 10.0  # seconds between two faults' windows (and before the first): the stack settles in between
 AFTERMATH = 10.0  # a fault's window for viewer figures runs this long past its end
 TUS_RETRY_DELAYS = (1.0, 3.0, 5.0)  # tus-js-client's default retryDelays after the first immediate try
 ACTIVE = ("queued", "running")
@@ -109,10 +110,12 @@ class Fault:
     jobs: set[str] = field(default_factory=set)  # jobs in flight (running / queued) when it was injected
 
 
-def plan_faults(names: list[str], stop_seconds: float, storage_seconds: float, restart_after: float) -> list[Fault]:
+def plan_faults(names: list[str], args: argparse.Namespace) -> list[Fault]:
     """One after another with GAP between them; Redis restarts in the middle of the SIGSTOP, when one worker is
     frozen and the queue is longest (the case issue 12 #2 describes)."""
-    lengths = {"kill": restart_after, "stop": stop_seconds, "redis": 1.0, "storage": storage_seconds, "db": 1.0}
+    stop_seconds = args.stop_seconds
+    lengths = {"kill": args.restart_after, "stop": stop_seconds, "redis": 1.0, "storage": args.storage_seconds,
+               "storage-down": args.storage_down_seconds, "db": 1.0}  # fmt: skip
     plan: list[Fault] = []
     t = GAP
     stop_at: float | None = None
@@ -433,6 +436,12 @@ def inject(run: Run, fault: Fault) -> None:
             time.sleep(fault.length)
         finally:
             run.azurite.thaw()
+    elif fault.name == "storage-down":
+        fault.jobs, fault.target = in_flight, f"{fault.length:.0f} s"
+        fault.started = run.now()
+        run.azurite.shut_down()
+        time.sleep(fault.length)
+        run.azurite.start()
     elif fault.name == "db":
         fault.jobs = in_flight
         fault.started = run.now()
@@ -771,6 +780,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stop-seconds", type=float, default=STALE_AFTER.total_seconds() * 2,
                         help="SIGSTOP length: beyond the stale timeout plus a reaper round")  # fmt: skip
     parser.add_argument("--storage-seconds", type=float, default=20, help="how long Azurite stays frozen")
+    parser.add_argument("--storage-down-seconds", type=float, default=90,
+                        help="how long Azurite stays down: beyond the blob client's retries (15+18+24 s)")  # fmt: skip
     parser.add_argument("--restart-after", type=float, default=2, help="a killed worker restarts after this")
     parser.add_argument("--inflight", type=int, default=2, help="uploads each creator keeps unfinished")
     parser.add_argument("--think", type=float, default=0.3, help="seconds a viewer waits between two plays")
@@ -786,7 +797,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if "stop" in names and args.stop_seconds <= STALE_AFTER.total_seconds() + REAP_INTERVAL:
         parser.error(f"--stop-seconds must exceed the stale timeout plus a reaper round "
                      f"({STALE_AFTER.total_seconds() + REAP_INTERVAL:.0f} s) for the job to move")  # fmt: skip
-    args.plan = plan_faults(names, args.stop_seconds, args.storage_seconds, args.restart_after)
+    args.plan = plan_faults(names, args)
     needed = max((f.start + f.length + AFTERMATH for f in args.plan), default=0.0)
     if args.duration is None:
         args.duration = max(30.0, needed + GAP)
