@@ -439,8 +439,8 @@ def inject(run: Run, fault: Fault) -> None:
     elif fault.name == "storage-down":
         fault.jobs, fault.target = in_flight, f"{fault.length:.0f} s"
         fault.started = run.now()
-        run.azurite.shut_down()
-        time.sleep(fault.length)
+        run.azurite.shut_down()  # refuses new connections at once; up to 30 s to finish the open ones
+        time.sleep(max(0.0, fault.started + fault.length - run.now()))
         run.azurite.start()
     elif fault.name == "db":
         fault.jobs = in_flight
@@ -683,6 +683,10 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> tuple[b
         f"jobs: {v.jobs_total} ({Counter(v.outcome.values())['ok']} done), {v.encodes} encodes started, "
         f"{v.reruns} re-run after a fault; queue drained in {drained:.0f} s (limit {run.args.drain:.0f} s)"
     )
+    kinds = sorted({s.kind for s in viewers})
+    console.print("viewer latency by kind (p50 / p99 ms): " + ", ".join(
+        f"{k} {percentile([s.ms for s in viewers if s.kind == k and s.status], 0.5):.0f} / "
+        f"{percentile([s.ms for s in viewers if s.kind == k and s.status], 0.99):.0f}" for k in kinds))  # fmt: skip
     if statuses:
         console.print("non-2xx / dropped by kind: " + ", ".join(f"{k} x{n}" for k, n in statuses.most_common(12)))
     for reason, n in v.reasons.most_common(6):
