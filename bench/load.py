@@ -242,6 +242,24 @@ class Run:
                 return next(c for c in self.workers if c.running()), set()
             time.sleep(0.5)
 
+    def tasks_running(self) -> int:
+        """Doorbell tasks a live worker received and has not finished: a stale attempt may still be at work
+        (retrying a blob call, cleaning up) with no job row and no ffmpeg to show for it."""
+        received: dict[str, int] = {}
+        finished: set[str] = set()
+        for path in self.stack.log_dir.glob("worker*.log"):
+            for line in path.read_text(errors="replace").splitlines():
+                if '"celery.' not in line:
+                    continue
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    task = (record.get("data") or {}).get("id")
+                    if task and record.get("logger") == "celery.worker.strategy":
+                        received[task] = int(record.get("process", 0))
+                    elif task and record.get("logger") == "celery.app.trace":
+                        finished.add(task)
+        return sum(1 for task, pid in received.items() if task not in finished and psutil.pid_exists(pid))
+
     def ffmpeg_running(self) -> bool:
         return any(len(self.tree(child)) > 1 and any("ffmpeg" in p.name() for p in self.tree(child))
                    for child in self.workers if child.running())  # fmt: skip
@@ -455,12 +473,13 @@ def inject(run: Run, fault: Fault) -> None:
 
 
 def drain(run: Run, limit: float) -> float:
-    """Wait until no job is queued or running and no worker runs ffmpeg (a woken stale worker may still be
-    encoding a job someone else finished): bounded by `limit`. Returns the seconds waited."""
+    """Wait until no job is queued or running, no worker runs ffmpeg and no live worker is inside a task (a woken
+    stale worker may still be encoding or cleaning up a job someone else finished): bounded by `limit`.
+    Returns the seconds waited."""
     start = time.monotonic()
     quiet_since: float | None = None
     while time.monotonic() - start < limit:
-        busy = bool(run.jobs(ACTIVE)) or run.ffmpeg_running()
+        busy = bool(run.jobs(ACTIVE)) or run.ffmpeg_running() or run.tasks_running() > 0
         if busy:
             quiet_since = None
         elif quiet_since is None:
@@ -812,6 +831,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (timeout, a CI runner) unwinds like Ctrl-C, so the finally below stops Azurite and Redis too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="streamify-load-"))
     data = work / "data"
     data.mkdir()
