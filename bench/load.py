@@ -497,11 +497,12 @@ class JobLogs:
     started: Counter = field(default_factory=Counter)  # encodes started
     published: Counter = field(default_factory=Counter)  # outputs published (kept or dropped)
     lines: dict[str, list[tuple[int, datetime]]] = field(default_factory=lambda: defaultdict(list))  # (pid, time)
+    fenced: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # processes that lost the lease
 
 
 def read_worker_logs(log_dir: Path) -> JobLogs:
-    """workers/job.py's lines: "job … started on …", then "video … ready: …" or, for an attempt that lost the
-    job after publishing, "… result dropped"; any line (a blob request included) is an attempt at work."""
+    """workers/job.py's lines: "job … started on …", then "video … ready: …" or, for an attempt that lost its
+    lease, "… was taken away from attempt …"; any other line (a blob request included) is an attempt at work."""
     logs = JobLogs()
     for path in log_dir.glob("worker*.log"):
         for line in path.read_text(errors="replace").splitlines():
@@ -515,8 +516,10 @@ def read_worker_logs(log_dir: Path) -> JobLogs:
             logs.lines[job].append((int(record.get("process", 0)), datetime.fromisoformat(record["timestamp"])))
             if " started on " in message:
                 logs.started[job] += 1
-            elif " ready: " in message or "result dropped" in message:
+            elif " ready: " in message:
                 logs.published[job] += 1
+            elif " was taken away from attempt " in message:  # it stopped and removed only its own folder
+                logs.fenced[job].add(int(record.get("process", 0)))
     return logs
 
 
@@ -527,7 +530,10 @@ def duplicate_reason(logs: JobLogs, job: str, winner: str, finished: datetime | 
     if rewritten:
         return "master rewritten after the job finished"
     pid = int(winner.rpartition(":")[2] or 0)
-    late = [t for p, t in logs.lines.get(job, []) if p != pid and finished and t > finished]
+    # A stale attempt (a worker frozen past its lease) may wake after the finish: it finds its lease gone, stops
+    # and removes its own folder. Only work it did after the finish beyond that counts as done twice.
+    fenced = logs.fenced.get(job, set())
+    late = [t for p, t in logs.lines.get(job, []) if p != pid and p not in fenced and finished and t > finished]
     if late:
         return f"a stale attempt (another process) logged {len(late)} lines after the job finished"
     return ""
@@ -556,10 +562,13 @@ def master_blob_times(run: Run, video_ids: list[str]) -> dict[str, datetime]:
 
     service = BlobServiceClient.from_connection_string(run.azurite.connection_string)
     container = service.get_container_client(run.stack.settings.azure_media_container)
+    # The published encode's folder (workers/job.py: one per attempt); the top of the prefix for older encodes.
+    roots = dict(run.db.query("SELECT id::text, coalesce(media_root, id::text || '/') FROM videos"))
     times: dict[str, datetime] = {}
     for vid in video_ids:
         with contextlib.suppress(Exception):
-            times[vid] = container.get_blob_client(f"{vid}/master.m3u8").get_blob_properties().last_modified
+            master = container.get_blob_client(f"{roots.get(vid, vid + '/')}master.m3u8")
+            times[vid] = master.get_blob_properties().last_modified
     return times
 
 
