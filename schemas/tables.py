@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -111,6 +111,9 @@ class Video(SQLModel, table=True):
     height: int | None = None
     has_video: bool = True
     has_audio: bool = True
+    # Bumped by the owner's "revoke playback links": tokens and media signatures of an earlier generation stop
+    # working (core/playback_tokens.py).
+    playback_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
