@@ -7,11 +7,13 @@ are made from them here and kept on `app.state`, where api.deps finds them.
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.access import Signer
 from api.captions import MAX_CAPTION_BYTES
-from api.errors import refusal_response
+from api.errors import refusal_response, validation_response
+from api.headers import SecurityHeaders, page_policy
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
 from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
@@ -52,10 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = Broker(settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     app.add_middleware(BodySizeLimit, limit=MAX_CAPTION_BYTES, path=captions.UPLOAD_PATH)
+    docs = frozenset(p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p)
+    app.add_middleware(SecurityHeaders, page_csp=page_policy(settings), docs_paths=docs)
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
         return refusal_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(exc)
 
     app.include_router(health.router)
     app.include_router(auth.router)

@@ -24,6 +24,7 @@ from api.deps import (
 from api.errors import Responses
 from api.presenters import video_read
 from core.media_keys import media_prefix
+from core.titles import checked_title
 from ingest.intake import accept_upload
 from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
 from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
@@ -151,12 +152,12 @@ def get_video(
     return _read(session, signer, video, viewer, token)
 
 
-@router.patch("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
+@router.patch("/{video_id}", response_model=VideoRead, responses={**NOT_FOUND, 401: {"model": Problem}})
 def update_video(
     video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, signer: SignerDep, user: UserDep
 ) -> VideoRead:
     for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(video, field, value.strip() if field == "title" else value)
+        setattr(video, field, checked_title(value) if field == "title" else value)  # the upload path's sanitizer
     if not video.title:
         raise HTTPException(422, "title must not be blank")
     video.updated_at = utcnow()
