@@ -5,6 +5,7 @@ are made from them here and kept on `app.state`, where api.deps finds them.
 """
 
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.access import Signer
 from api.captions import MAX_CAPTION_BYTES
-from api.errors import refusal_response, validation_response
+from api.errors import refusal_response, validation_response, with_framework_responses
 from api.headers import SecurityHeaders, page_policy
 from api.limits import BodySizeLimit
 from api.media import MediaFiles
@@ -82,4 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files = MediaFiles(directory=media_dir, engine=engine, segment_key=nginx_key(secret))
         app.mount(MEDIA_URL_PREFIX, files, name="media")
     mount_player(app)
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            with_framework_responses(FastAPI.openapi(app))  # FastAPI's own document, then what it answers itself
+        return app.openapi_schema  # type: ignore[return-value]  # set by FastAPI.openapi
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     return app

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from api.access import with_query
 from api.caption_store import list_captions
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep
+from api.errors import Responses
 from api.playlists import playlist_response, require_ready
 from api.storyboard import rewrite_storyboard_vtt
 from api.subtitles import renditions_for, with_subtitles
@@ -22,12 +23,15 @@ from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
 from schemas.tables import Rendition, Video
 
 router = APIRouter(prefix="/api/v1/videos", tags=["playback"])
+# A playback route refuses a token (403: expired, revoked, another video's) or a video the caller may not see,
+# or that is not ready or lacks the file (404).
+REFUSED: Responses = {403: {"model": Problem}, 404: {"model": Problem}}
 SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 VTT_TYPE = content_type_for(STORYBOARD_VTT)
 MASTER_MAX_AGE = 60  # the master lists captions from the database: one attached later shows within a minute
 
 
-@router.get("/{video_id}/master.m3u8", response_class=Response)
+@router.get("/{video_id}/master.m3u8", response_class=Response, responses=REFUSED)
 def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
     video = playback.video
     require_ready(video)
@@ -40,7 +44,7 @@ def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDe
     return playlist_response(text, settings, playback, max_age=MASTER_MAX_AGE)
 
 
-@router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response)
+@router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response, responses=REFUSED)
 def media_playlist(
     playback: PlaybackDep, rendition: str, session: SessionDep, stores: StoresDep, settings: SettingsDep
 ) -> Response:
@@ -62,7 +66,7 @@ def media_playlist(
     return playlist_response(playlist.dumps(), settings, playback)
 
 
-@router.get("/{video_id}/storyboard.vtt", response_class=Response)
+@router.get("/{video_id}/storyboard.vtt", response_class=Response, responses=REFUSED)
 def storyboard_track(playback: PlaybackDep, stores: StoresDep, settings: SettingsDep) -> Response:
     """The WebVTT thumbnail track with absolute sprite URLs: a relative link would lose the SAS query."""
     video = playback.video

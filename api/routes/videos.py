@@ -41,7 +41,7 @@ REFUSALS: Responses = {
 }
 NOT_FOUND: Responses = {404: {"model": Problem}}
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]  # databases take 64-bit offsets; larger was a 500
 Search = Annotated[str | None, Query(max_length=200, description="words the title contains")]
 
 
