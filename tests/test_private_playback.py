@@ -384,6 +384,34 @@ def test_owner_watch_page_plays_the_private_video(disk_stack, creator, videos, b
     assert not failed, failed
 
 
+def test_pages_keep_working_under_their_content_security_policy(disk_stack, creator, videos, browser):
+    """Issue 12, finding 9: every page is served with a strict CSP (own scripts and styles only); nothing the
+    pages, hls.js or Plyr do is blocked by it, the player plays, and the library's Revoke links works."""
+    public = videos["public"]
+    context = browser.new_context(bypass_csp=False)  # conftest's contexts bypass it: Playwright's waits use eval
+    login = context.request.post(
+        f"{disk_stack.url}/api/v1/auth/login", data={"email": creator[0], "password": "correct horse battery"}
+    )
+    assert login.ok, login.text()
+    blocked: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda m: "Content Security Policy" in m.text and blocked.append(f"{page.url}: {m.text}"))
+    page.on("dialog", lambda dialog: dialog.accept())  # the Revoke links confirmation
+    for path in ("/", "/upload", "/login"):
+        response = page.goto(f"{disk_stack.url}{path}")
+        assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_load_state("networkidle")
+    page.goto(f"{disk_stack.url}/watch/{public['id']}")
+    # Polled from here: page.evaluate is DevTools' own evaluation, which the page's CSP does not govern.
+    wait_for(lambda: page.evaluate("document.getElementById('video').currentTime") >= 1, "the player", 60)
+    page.goto(f"{disk_stack.url}/library")
+    row = page.locator(f".lib-item[data-id='{public['id']}']")
+    row.locator(".revoke-links").click()
+    row.locator(".row-note").get_by_text("Playback links revoked.").wait_for(timeout=15_000)
+    context.close()
+    assert not blocked, blocked
+
+
 # --- Azure: nginx's blob cache, and direct per-blob SAS URLs --------------------------------------------
 
 
