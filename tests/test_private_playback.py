@@ -214,9 +214,9 @@ def test_valid_token_opens_playlists_and_nginx_checks_segments_itself(disk_stack
         for variant in variants:
             assert anon.get(variant).status_code == 200
     logged(disk_stack, urlsplit(variants[-1]).path)
-    # ...and an API node was asked only whether the link was revoked: once per access-cache period (10 s), not
-    # once per request (about 12 signed requests above).
-    periods = 1 + int((time.monotonic() - started) / 10)
+    # ...and an API node was asked only whether the link was revoked: once per access-cache period (10 s) the run
+    # overlaps (the entry cached before it may expire during it), not once per request (about 12 above).
+    periods = 2 + int((time.monotonic() - started) / 10)
     assert internal_calls(disk_stack, a["id"]) - calls_before <= periods
     lines = [line for line in disk_stack.access_log.read_text().splitlines() if f"GET /media/{a['id']}/" in line]
     assert lines and all('upstream="-"' in line for line in lines if " 200 " in line or " 206 " in line), lines
@@ -349,9 +349,9 @@ def test_valid_token_plays_in_chromium_and_expired_token_does_not(disk_stack, vi
     assert page.evaluate("window.result.fatal") is None
     context.close()
     assert not failed, failed
-    # Segments were checked by nginx; a node heard at most once per access-cache period (10 s) whether the link
-    # was revoked.
-    assert internal_calls(disk_stack, a["id"]) - calls_before <= 1 + int((time.monotonic() - started) / 10)
+    # Segments were checked by nginx; a node heard at most once per access-cache period (10 s) the run overlaps
+    # whether the link was revoked.
+    assert internal_calls(disk_stack, a["id"]) - calls_before <= 2 + int((time.monotonic() - started) / 10)
     requested = [line for line in disk_stack.access_log.read_text().splitlines() if f"/media/{a['id']}/" in line]
     # A private video's segment answered 200: its signed URL (logged without the signature: see below).
     assert any(re.search(r'\.m4s HTTP/1\.1" 200 ', line) for line in requested), requested[-5:]
