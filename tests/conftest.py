@@ -311,6 +311,10 @@ class CspBypassingBrowser:
         options.setdefault("bypass_csp", True)
         return self._browser.new_context(**options)
 
+    def new_page(self, **options):
+        options.setdefault("bypass_csp", True)
+        return self._browser.new_page(**options)
+
     def __getattr__(self, name: str):
         return getattr(self._browser, name)
 
