@@ -4,6 +4,8 @@ like a missing video; pages carry a Content-Security-Policy their templates sati
 an owner revokes every playback link at once (the API and the embedded /media mount; nginx: test_private_playback).
 """
 
+import base64
+import hashlib
 import re
 import time
 import uuid
@@ -13,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from core.playback_tokens import segment_query
+from core.playback_tokens import (
+    Revoked,
+    TokenRefused,
+    nginx_key,
+    segment_query,
+    sign_token,
+    verify_segment,
+    verify_token,
+)
 from ingest.intake import clean_title
 from tests.inprocess import LocalApp, local_app
 from tests.media import make_clip
@@ -198,3 +208,27 @@ def test_revoking_links_ends_every_earlier_token_and_media_signature(install, ti
     # The owner's own playback goes on (a fresh token of the current generation every time).
     r = install.client.get(f"/api/v1/videos/{vid}/master.m3u8", headers=install.as_user(owner))
     assert "is not ready to play" in r.json()["detail"], r.text  # granted: only the encode is missing
+
+
+def test_tokens_and_segment_signatures_cover_the_playback_generation():
+    secret, vid, now = b"s" * 32, uuid.uuid4(), 1_800_000_000
+    old, new = sign_token(secret, vid, now + 60), sign_token(secret, vid, now + 60, 2)
+    assert old.count(".") == 1 and new.startswith(f"{now + 60}.2.")  # generation 0: the format from before
+    assert verify_token(secret, vid, new, now, 2) == now + 60
+    for token, current in ((old, 2), (new, 3), (new, 0)):
+        with pytest.raises(Revoked):
+            verify_token(secret, vid, token, now, current)
+    forged = new.replace(".2.", ".3.")  # the generation is under the MAC
+    with pytest.raises(TokenRefused, match="not valid"):
+        verify_token(secret, vid, forged, now, 3)
+    with pytest.raises(TokenRefused, match="malformed"):
+        verify_token(secret, vid, new.replace(".2.", ".02."), now, 2)
+    key = nginx_key(secret)
+    # nginx: secure_link_md5 "$secure_link_expires:$streamify_vid$streamify_generation_part:<key>"
+    expected = base64.urlsafe_b64encode(hashlib.md5(f"{now}:{vid}:2:{key}".encode()).digest()).rstrip(b"=").decode()
+    assert segment_query(key, vid, now, 2) == f"e={now}&st={expected}&g=2"
+    assert verify_segment(key, vid, expected, str(now), now - 1, "2", 2) == now
+    with pytest.raises(Revoked):
+        verify_segment(key, vid, expected, str(now), now - 1, "2", 3)
+    with pytest.raises(TokenRefused, match="not valid"):
+        verify_segment(key, vid, expected, str(now), now - 1, "3", 3)
