@@ -8,7 +8,6 @@ ends with the token). Playback routes take a `PlaybackDep` (api/deps.py) and bui
 """
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -61,7 +60,8 @@ class Playback:
             return self.media.url_for(key)
         if self.direct_sas:
             return self.media.url_for(key, expires=self.expires)
-        return f"{self.media.url_for(key)}?{segment_query(self.segment_key, self.video.id, self.expires)}"
+        query = segment_query(self.segment_key, self.video.id, self.expires, self.video.playback_generation)
+        return f"{self.media.url_for(key)}?{query}"
 
     def cache_control(self, public_max_age: int) -> str:
         """Private playlists are never kept by a shared cache (nor by the browser: they carry the token)."""
@@ -89,18 +89,20 @@ class Signer:
     def _playback(self, video: Video, token: str | None = None, expires: int | None = None) -> Playback:
         return Playback(video, self.media, self.segment_key, self.direct_sas, token, expires)
 
-    def mint(self, video_id: uuid.UUID, ttl_seconds: int, now: float | None = None) -> tuple[str, int]:
+    def mint(self, video: Video, ttl_seconds: int, now: float | None = None) -> tuple[str, int]:
+        """A token for the video's current playback generation: revoking links later makes it stop working."""
         expires = expiry_after(time.time() if now is None else now, ttl_seconds)
-        return sign_token(self.secret, video_id, expires), expires
+        return sign_token(self.secret, video.id, expires, video.playback_generation), expires
 
     def for_token(self, video: Video, token: str, now: float | None = None) -> Playback:
-        """TokenRefused (expired, forged, another video's) unless the token opens this video now."""
-        expires = verify_token(self.secret, video.id, token, time.time() if now is None else now)
+        """TokenRefused (expired, revoked, forged, another video's) unless the token opens this video now."""
+        now = time.time() if now is None else now
+        expires = verify_token(self.secret, video.id, token, now, video.playback_generation)
         return self._playback(video, token, expires)
 
     def for_owner(self, video: Video) -> Playback:
         """The owner's own playback: a fresh token, so the same URLs work in any player they paste them into."""
-        token, expires = self.mint(video.id, self.ttl_seconds)
+        token, expires = self.mint(video, self.ttl_seconds)
         return self._playback(video, token, expires)
 
     def grant(self, video: Video, viewer: User | None, token: str | None) -> Playback | None:
@@ -122,6 +124,13 @@ def may_serve_unsigned(video: Video | None) -> bool:
     return video is not None and video.visibility != Visibility.private
 
 
+def may_serve_signed(video: Video | None, generation: int) -> bool:
+    """Whether a media file with a valid signature of `generation` may go out (nginx asks once the signature
+    checked out): not if the owner revoked that generation's links since, unless the video is no longer private
+    (its plain URLs are open then anyway)."""
+    return video is not None and (video.playback_generation == generation or may_serve_unsigned(video))
+
+
 def with_query(master_text: str, query: str) -> str:
     """The master playlist with `query` (the token) on every URI it names: variants, renditions (audio,
     subtitles), I-frame playlists. A player resolves them against the master's URL, which loses its query."""
@@ -136,4 +145,4 @@ def with_query(master_text: str, query: str) -> str:
     return master.dumps()
 
 
-__all__ = ["Playback", "Signer", "TokenRefused", "may_serve_unsigned", "with_query"]
+__all__ = ["Playback", "Signer", "TokenRefused", "may_serve_signed", "may_serve_unsigned", "with_query"]

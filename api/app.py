@@ -5,13 +5,16 @@ are made from them here and kept on `app.state`, where api.deps finds them.
 """
 
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.access import Signer
-from api.errors import refusal_response
+from api.errors import refusal_response, validation_response, with_framework_responses
 from api.failures import add_failure_handlers
+from api.headers import SecurityHeaders, page_policy
 from api.limits import BodyLimits, body_rules
 from api.media import MediaFiles
 from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
@@ -53,12 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = Broker(settings)
     app.add_middleware(BodyLimits, rules=body_rules(settings), default=settings.json_body_max_bytes)
     limit_password_hashing(settings.password_hash_concurrency, settings.password_hash_wait_seconds)
-
+    docs = frozenset(p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p)
+    app.add_middleware(SecurityHeaders, page_csp=page_policy(settings), docs_paths=docs)
     add_failure_handlers(app)
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
         return refusal_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(exc)
 
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -77,4 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files = MediaFiles(directory=media_dir, engine=engine, segment_key=nginx_key(secret))
         app.mount(MEDIA_URL_PREFIX, files, name="media")
     mount_player(app)
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            with_framework_responses(FastAPI.openapi(app))  # FastAPI's own document, then what it answers itself
+        return app.openapi_schema  # type: ignore[return-value]  # set by FastAPI.openapi
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     return app

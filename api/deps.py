@@ -149,13 +149,12 @@ def get_playback(
     video_id: uuid.UUID, session: SessionDep, user: MaybeUserDep, signer: SignerDep, token: PlaybackToken = None
 ) -> Playback:
     """For playlists, tracks and any other playback route: the grant whose URLs (`api_url`, `media_url`) and
-    `cache_control` the response must use. A private video without a token (and not the owner's) is 403."""
+    `cache_control` the response must use. A private video without a token (and not the owner's) is 404, like one
+    that does not exist (README: a video someone may not see answers 404)."""
     video = session.get(Video, video_id)
-    if video is None:
-        raise _not_found(video_id)
-    playback = _granted(video, user, signer, token)
+    playback = None if video is None else _granted(video, user, signer, token)
     if playback is None:
-        raise HTTPException(403, f"video {video_id} is private: playing it needs a playback token from its owner")
+        raise _not_found(video_id)
     return playback
 
 

@@ -1,7 +1,8 @@
 """Local-disk media served as static files (embedded mode). nginx takes this path over at scale.
 
-The same rule as nginx's /media/ (infra/nginx/nginx.conf.j2): a signed URL (`?e=&st=`, a private video's
-playlists carry them) is checked against the video id in its path; an unsigned one is served only for a public
+The same rule as nginx's /media/ (infra/nginx/nginx.conf.j2): a signed URL (`?e=&st=[&g=]`, a private video's
+playlists carry them) is checked against the video id in its path and the video's playback generation (links
+its owner revoked stop working); an unsigned one is served only for a public
 or unlisted video. Anything else is 403 with the reason.
 """
 
@@ -18,7 +19,7 @@ from starlette.types import Scope
 
 from api.access import may_serve_unsigned
 from core.blobs import cache_control_for, content_type_for
-from core.playback_tokens import EXPIRES_PARAM, SIGNATURE_PARAM, TokenRefused, verify_segment
+from core.playback_tokens import EXPIRES_PARAM, GENERATION_PARAM, SIGNATURE_PARAM, Revoked, TokenRefused, verify_segment
 from schemas.tables import Video
 
 PRIVATE_MESSAGE = "this video is private: its media needs a signed link (open it from a playback link)"
@@ -39,15 +40,23 @@ class MediaFiles(StaticFiles):
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
-    def _refusal(self, video_id: uuid.UUID, signature: str | None, expires: str | None) -> str | None:
+    def _refusal(
+        self, video_id: uuid.UUID, signature: str | None, expires: str | None, generation: str | None
+    ) -> str | None:
+        with Session(self.engine) as session:
+            video = session.get(Video, video_id)
         if signature is not None:
+            current = video.playback_generation if video is not None else 0
             try:
-                verify_segment(self.segment_key, video_id, signature, expires or "", time.time())
+                verify_segment(
+                    self.segment_key, video_id, signature, expires or "", time.time(), generation or "", current
+                )
+            except Revoked as exc:  # a revoked link of a video no longer private: its plain URLs are open anyway
+                return None if may_serve_unsigned(video) else str(exc)
             except TokenRefused as exc:
                 return str(exc)
             return None
-        with Session(self.engine) as session:
-            return None if may_serve_unsigned(session.get(Video, video_id)) else PRIVATE_MESSAGE
+        return None if may_serve_unsigned(video) else PRIVATE_MESSAGE
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         head = path.replace("\\", "/").split("/", 1)[0]
@@ -58,7 +67,8 @@ class MediaFiles(StaticFiles):
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         signature = query.get(SIGNATURE_PARAM, [None])[-1] or None
         expires = query.get(EXPIRES_PARAM, [None])[-1]
-        refusal = await to_thread.run_sync(self._refusal, video_id, signature, expires)
+        generation = query.get(GENERATION_PARAM, [None])[-1]
+        refusal = await to_thread.run_sync(self._refusal, video_id, signature, expires, generation)
         if refusal is not None:
             return JSONResponse({"detail": refusal}, status_code=403, headers={"Cache-Control": "no-store"})
         response = await super().get_response(path, scope)

@@ -20,10 +20,10 @@ from core.media_limits import MediaLimits
 from core.probe import probe
 from core.settings import Settings
 from core.sniff import sniff_demuxer
+from core.titles import checked_title
 from schemas.tables import TranscodeJob, Video, VideoStatus
 
 log = logging.getLogger(__name__)
-MAX_TITLE = 200
 
 
 def copy_bounded(stream: BinaryIO, dest: Path, limit: int) -> int:
@@ -38,11 +38,8 @@ def copy_bounded(stream: BinaryIO, dest: Path, limit: int) -> int:
 
 
 def clean_title(title: str | None, filename: str | None) -> str:
-    text = (title or "").strip() or Path(filename or "").stem or "Untitled"
-    text = "".join(ch for ch in text if ch.isprintable())
-    if len(text) > MAX_TITLE:
-        raise Refused(Refusal.invalid, f"title too long: at most {MAX_TITLE} characters")
-    return text
+    """The title given, else the file's name, else "Untitled"; cleaned by the one sanitizer (core.titles)."""
+    return checked_title(title or "") or checked_title(Path(filename or "").stem) or "Untitled"
 
 
 def accept_upload(

@@ -1,11 +1,11 @@
 """What the API returns: kept apart from the tables so storage details never leak to clients."""
 
 import uuid
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 import email_validator
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from schemas.tables import FailureKind
 
@@ -14,6 +14,15 @@ from schemas.tables import FailureKind
 email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = []
 
 VisibilityName = Literal["public", "unlisted", "private"]
+
+
+def _with_zone(ts: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone (they were written in UTC, core.timeutil.aware): an answer
+    always carries one, as RFC 3339 and the schema's `date-time` format require."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_with_zone)]
 
 
 class RenditionRead(BaseModel):
@@ -41,7 +50,7 @@ class VideoRead(BaseModel):
     height: int | None
     has_video: bool
     has_audio: bool
-    created_at: datetime
+    created_at: Timestamp
     renditions: list[RenditionRead]
     playback_url: str | None
     poster_url: str | None  # JPEG at the top rendition's size, straight from the media store (may carry a SAS)
@@ -106,9 +115,9 @@ class TokenRead(BaseModel):
     id: uuid.UUID
     name: str
     prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+    expires_at: Timestamp | None
 
 
 class TokenCreated(TokenRead):
@@ -134,32 +143,32 @@ class JobRead(BaseModel):
     error: str | None  # in words, for people
     failure_kind: FailureKind | None  # for grouping and alerts (the /metrics label); None unless failed
     log_tail: str | None
-    queued_at: datetime
-    started_at: datetime | None
-    heartbeat_at: datetime | None
-    finished_at: datetime | None
+    queued_at: Timestamp
+    started_at: Timestamp | None
+    heartbeat_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class WorkerRead(BaseModel):
     name: str
     host: str
     pid: int
-    started_at: datetime
-    last_seen: datetime
+    started_at: Timestamp
+    last_seen: Timestamp
     load1: float | None
     cpus: int | None
     running_jobs: list[uuid.UUID]
 
 
 class HourStats(BaseModel):
-    hour: datetime
+    hour: Timestamp
     jobs: int
     encoded_minutes: float
     mean_speed: float | None
 
 
 class QueueSnapshot(BaseModel):
-    at: datetime
+    at: Timestamp
     counts: dict[str, int]
     running: list[JobRead]
     queue: list[JobRead]
@@ -176,7 +185,7 @@ class CaptionRead(BaseModel):
     language: str  # BCP 47, canonical case ("pt-BR")
     label: str  # what the player's caption menu shows
     is_default: bool  # players turn this track on by themselves
-    created_at: datetime
+    created_at: Timestamp
     url: str  # the cleaned WebVTT file in the media store (may carry a SAS)
     playlist_url: str  # its HLS subtitle media playlist (the master lists it once the video is ready)
 
@@ -192,6 +201,6 @@ class PlaybackTokenCreate(BaseModel):
 
 class PlaybackTokenRead(BaseModel):
     token: str  # HMAC-signed, expiring; opens this one video's playlists (and, through them, its segments)
-    expires_at: datetime
+    expires_at: Timestamp
     playback_url: str  # the master playlist with ?token=: plays in any HLS player
     watch_url: str  # the watch page with ?token=

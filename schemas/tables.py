@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
 
@@ -131,6 +131,9 @@ class Video(SQLModel, table=True):
     media_root: str | None = Field(default=None, sa_type=String(255))
     has_video: bool = True
     has_audio: bool = True
+    # Bumped by the owner's "revoke playback links": tokens and media signatures of an earlier generation stop
+    # working (core/playback_tokens.py).
+    playback_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 

@@ -163,15 +163,12 @@ def test_private_videos_are_invisible_to_everyone_else(stack, three_videos):
             r = who.get(f"/api/v1/videos/{private}")
             assert r.status_code == 404, r.status_code
             assert r.json()["detail"] == f"video {private} not found"  # same as a video that never existed
-            # Playback routes answer 403 (the delivery issue: "no token -> 403"); a playback token opens them
-            # (tests/test_private_playback.py).
+            # Playback routes answer the same 404 (README: a video someone may not see answers 404); a playback
+            # token opens them (tests/test_private_playback.py).
             for path in ("/master.m3u8", "/720p/index.m3u8"):
                 r = who.get(f"/api/v1/videos/{private}{path}")
-                assert r.status_code == 403, (path, r.status_code)
-                assert (
-                    r.json()["detail"]
-                    == f"video {private} is private: playing it needs a playback token from its owner"
-                )
+                assert r.status_code == 404, (path, r.status_code)
+                assert r.json()["detail"] == f"video {private} not found"
         cache = owner.get(f"/api/v1/videos/{private}/master.m3u8").headers["cache-control"]
         assert cache == "private, no-store", cache
 

@@ -156,7 +156,7 @@ def test_grants_public_free_private_only_with_proof(tmp_path):
     other = _video(Visibility.private, owner.id)
     with pytest.raises(TokenRefused):
         signer.grant(other, owner, mine.token)  # type: ignore[arg-type]  # a wrong token fails, even for the owner
-    token, _ = signer.mint(private.id, 60, now=time.time() - 120)
+    token, _ = signer.mint(private, 60, now=time.time() - 120)
     with pytest.raises(Expired):
         signer.grant(private, stranger, token)  # type: ignore[arg-type]
 

@@ -3,17 +3,21 @@
 PostgreSQL, Redis, a Celery worker; local-disk media for the static path, Azurite for nginx's blob cache, the
 single API process on Azurite for direct SAS URLs, and the embedded single process for its /media mount.
 
-A private video's playlists and segments are refused (403, with the reason) without a token; the owner's link
-plays in headless Chromium through nginx with no failed request; an expired, tampered or other video's token
-is refused; public videos need nothing and stay publicly cacheable. Signed segments are checked by nginx alone:
-no API node hears about them.
+A private video's playlists (404, like a missing video) and segments (403, with the reason) are refused without
+a token; the owner's link plays in headless Chromium through nginx with no failed request; an expired, tampered,
+revoked or other video's token is refused; public videos need nothing and stay publicly cacheable. Signed
+segments are checked by nginx, which asks a node only whether the link was revoked, once per video per cache
+period (never per segment); with the nodes unreachable, media access fails closed.
 """
 
 import json
 import re
 import secrets
+import signal
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,8 +26,9 @@ import m3u8
 import pytest
 
 from core.playback_tokens import nginx_key, segment_query, sign_token
-from infra.nginx import DELIVERY_HEADER
-from tests.conftest import make_user, wait_for, wait_status
+from core.settings import Settings
+from infra.nginx import DELIVERY_HEADER, TEMPLATE_DIR, NginxPlan, nginx_exe, nginx_user, write_nginx_config
+from tests.conftest import free_port, make_user, stop, wait_for, wait_status
 from tests.test_delivery import (  # noqa: F401 - fixtures, reused: each module starts its own stack
     IMMUTABLE,
     UpStack,
@@ -147,13 +152,13 @@ def test_owner_gets_an_expiring_link_and_nobody_else_can_mint_one(disk_stack, cr
         assert all("?token=" in v["playback_url"] for v in listed if v["visibility"] == "private")
 
 
-def test_private_video_without_token_is_403_everywhere_and_public_needs_nothing(disk_stack, videos):
+def test_private_video_without_token_is_refused_everywhere_and_public_needs_nothing(disk_stack, videos):
     a, public = videos["a"], videos["public"]
     with httpx.Client(base_url=disk_stack.url, timeout=30) as anon:
-        for path in ("master.m3u8", "720p/index.m3u8", "storyboard.vtt"):
+        for path in ("master.m3u8", "720p/index.m3u8", "storyboard.vtt"):  # 404, like a video that does not exist
             r = anon.get(f"/api/v1/videos/{a['id']}/{path}")
-            assert r.status_code == 403, (path, r.status_code)
-            assert detail(r) == f"video {a['id']} is private: playing it needs a playback token from its owner"
+            assert r.status_code == 404, (path, r.status_code)
+            assert detail(r) == f"video {a['id']} not found"
         # Its files, by their plain names: nginx refuses them without asking Python to serve anything.
         for name in ("720p/seg_00000.m4s", "720p/init_0.mp4", "720p/index.m3u8", "master.m3u8", "poster.jpg"):
             r = anon.get(f"/media/{a['id']}/{name}")
@@ -175,11 +180,12 @@ def test_private_video_without_token_is_403_everywhere_and_public_needs_nothing(
         assert anon.get(public["playback_url"]).headers["x-cache-status"] == "HIT"  # shared, micro-cached
 
 
-def test_valid_token_opens_playlists_and_nginx_checks_segments_alone(disk_stack, videos, link):
+def test_valid_token_opens_playlists_and_nginx_checks_segments_itself(disk_stack, videos, link):
     a = videos["a"]
     media_dir = disk_stack.data / "blobs" / "media"
     with httpx.Client(base_url=disk_stack.url, timeout=30) as anon:
         calls_before = internal_calls(disk_stack, a["id"])
+        started = time.monotonic()
         master, variants, urls = playlist_urls(anon, link["playback_url"])
         # Every URI of the master carries the token; every media URL is signed for this video.
         assert master.playlists and all(p.uri.endswith(f"?token={link['token']}") for p in master.playlists)
@@ -208,8 +214,10 @@ def test_valid_token_opens_playlists_and_nginx_checks_segments_alone(disk_stack,
         for variant in variants:
             assert anon.get(variant).status_code == 200
     logged(disk_stack, urlsplit(variants[-1]).path)
-    # ...and no API node was asked anything about these signed requests.
-    assert internal_calls(disk_stack, a["id"]) == calls_before
+    # ...and an API node was asked only whether the link was revoked: once per access-cache period (10 s) the run
+    # overlaps (the entry cached before it may expire during it), not once per request (about 12 above).
+    periods = 2 + int((time.monotonic() - started) / 10)
+    assert internal_calls(disk_stack, a["id"]) - calls_before <= periods
     lines = [line for line in disk_stack.access_log.read_text().splitlines() if f"GET /media/{a['id']}/" in line]
     assert lines and all('upstream="-"' in line for line in lines if " 200 " in line or " 206 " in line), lines
 
@@ -333,6 +341,7 @@ def _link_page(browser, stack_url: str, source: str, failed: list[str]):
 def test_valid_token_plays_in_chromium_and_expired_token_does_not(disk_stack, videos, link, browser):
     a = videos["a"]
     calls_before = internal_calls(disk_stack, a["id"])
+    started = time.monotonic()
     failed: list[str] = []
     context, page = _link_page(browser, disk_stack.url, link["playback_url"], failed)
     page.wait_for_function("window.result.levels > 0", timeout=30_000)
@@ -340,7 +349,9 @@ def test_valid_token_plays_in_chromium_and_expired_token_does_not(disk_stack, vi
     assert page.evaluate("window.result.fatal") is None
     context.close()
     assert not failed, failed
-    assert internal_calls(disk_stack, a["id"]) == calls_before  # every segment was checked by nginx alone
+    # Segments were checked by nginx; a node heard at most once per access-cache period (10 s) the run overlaps
+    # whether the link was revoked.
+    assert internal_calls(disk_stack, a["id"]) - calls_before <= 2 + int((time.monotonic() - started) / 10)
     requested = [line for line in disk_stack.access_log.read_text().splitlines() if f"/media/{a['id']}/" in line]
     # A private video's segment answered 200: its signed URL (logged without the signature: see below).
     assert any(re.search(r'\.m4s HTTP/1\.1" 200 ', line) for line in requested), requested[-5:]
@@ -371,6 +382,34 @@ def test_owner_watch_page_plays_the_private_video(disk_stack, creator, videos, b
     page.wait_for_function("document.getElementById('video').currentTime >= 2", timeout=60_000)
     context.close()
     assert not failed, failed
+
+
+def test_pages_keep_working_under_their_content_security_policy(disk_stack, creator, videos, browser):
+    """Issue 12, finding 9: every page is served with a strict CSP (own scripts and styles only); nothing the
+    pages, hls.js or Plyr do is blocked by it, the player plays, and the library's Revoke links works."""
+    public = videos["public"]
+    context = browser.new_context(bypass_csp=False)  # conftest's contexts bypass it: Playwright's waits use eval
+    login = context.request.post(
+        f"{disk_stack.url}/api/v1/auth/login", data={"email": creator[0], "password": "correct horse battery"}
+    )
+    assert login.ok, login.text()
+    blocked: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda m: "Content Security Policy" in m.text and blocked.append(f"{page.url}: {m.text}"))
+    page.on("dialog", lambda dialog: dialog.accept())  # the Revoke links confirmation
+    for path in ("/", "/upload", "/login"):
+        response = page.goto(f"{disk_stack.url}{path}")
+        assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_load_state("networkidle")
+    page.goto(f"{disk_stack.url}/watch/{public['id']}")
+    # Polled from here: page.evaluate is DevTools' own evaluation, which the page's CSP does not govern.
+    wait_for(lambda: page.evaluate("document.getElementById('video').currentTime") >= 1, "the player", 60)
+    page.goto(f"{disk_stack.url}/library")
+    row = page.locator(f".lib-item[data-id='{public['id']}']")
+    row.locator(".revoke-links").click()
+    row.locator(".row-note").get_by_text("Playback links revoked.").wait_for(timeout=15_000)
+    context.close()
+    assert not blocked, blocked
 
 
 # --- Azure: nginx's blob cache, and direct per-blob SAS URLs --------------------------------------------
@@ -407,7 +446,7 @@ def test_direct_sas_urls_are_per_blob_and_end_with_the_token(stack, clips):
         assert httpx.get(seg).status_code == 200
         neighbour = seg.replace("seg_00000", "seg_00001") if "seg_00000" in seg else seg.replace("seg_", "seg_0")
         assert httpx.get(neighbour).status_code == 403  # this SAS is for its own blob only
-        assert anon.get(f"/api/v1/videos/{video['id']}/master.m3u8").status_code == 403
+        assert anon.get(f"/api/v1/videos/{video['id']}/master.m3u8").status_code == 404
 
 
 # --- the embedded single process: its /media mount applies the same rule -------------------------------
@@ -419,7 +458,7 @@ def test_embedded_media_mount_enforces_the_same_check(embedded, clips):
         video = upload_ready(owner, clips["silent"], "embedded private", "private")
         link = owner.post(f"/api/v1/videos/{video['id']}/playback-token", json={}).json()
     with httpx.Client(base_url=url, timeout=30) as anon:
-        assert anon.get(f"/api/v1/videos/{video['id']}/master.m3u8").status_code == 403
+        assert anon.get(f"/api/v1/videos/{video['id']}/master.m3u8").status_code == 404
         _, _, urls = playlist_urls(anon, link["playback_url"])
         signed = anon.get(urls[1])
         assert signed.status_code == 200 and signed.headers["cache-control"] == PRIVATE_IMMUTABLE
@@ -434,3 +473,113 @@ def test_embedded_media_mount_enforces_the_same_check(embedded, clips):
         assert expired.status_code == 403 and "expired" in detail(expired)
         forged = anon.get(urls[1][:-3] + "abc")
         assert forged.status_code == 403 and "not valid" in detail(forged)
+
+
+# --- fail closed, and revoked links, at nginx: a second nginx whose nodes can be taken away ------------------
+
+
+class Front:
+    """A second nginx rendered from the stack's settings (the same template), with a 1 s access cache, whose
+    upstream can be pointed at a dead port and reloaded: the API nodes become unreachable for it alone, and the
+    shared stack goes on serving the module's other tests."""
+
+    def __init__(self, stack: UpStack, state: Path, template_dir: Path = TEMPLATE_DIR) -> None:
+        self.stack, self.state, self.template_dir = stack, state, template_dir
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.conf = state / "nginx.conf"
+        self.proc: subprocess.Popen | None = None
+
+    def plan(self, nodes: list[str]) -> NginxPlan:
+        return NginxPlan(
+            listen=self.url.removeprefix("http://"),
+            nodes=tuple(nodes),
+            state_dir=str(self.state),
+            error_log=str(self.state / "error.log"),
+            access_log=str(self.state / "access.log"),
+            upload_max_bytes=10**9,
+            segment_key=nginx_key(secret_of(self.stack)),
+            media_root=str((self.stack.data / "blobs").resolve()),
+            user=nginx_user(),
+            access_cache_seconds=ACCESS_CACHE_SECONDS,
+        )
+
+    def start(self) -> "Front":
+        write_nginx_config(
+            self.plan([n.url.removeprefix("http://") for n in self.stack.nodes]), self.conf, self.template_dir
+        )
+        exe = nginx_exe(Settings())
+        self.proc = subprocess.Popen([exe, "-p", str(self.state), "-e", str(self.state / "error.log"),
+                                      "-c", str(self.conf), "-g", "daemon off;"])  # fmt: skip
+        wait_for(lambda: httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200, "second nginx", 30, self.proc)
+        return self
+
+    def lose_the_nodes(self) -> None:
+        """Reload with the only node on a port nobody listens on (nginx keeps its caches across a reload)."""
+        write_nginx_config(self.plan([f"127.0.0.1:{free_port()}"]), self.conf, self.template_dir)
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: httpx.get(f"{self.url}/readyz", timeout=2).status_code == 502, "nginx reloaded", 30)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+ACCESS_CACHE_SECONDS = 1
+
+
+@pytest.fixture
+def front(disk_stack, tmp_path) -> Iterator[Front]:
+    f = Front(disk_stack, tmp_path / "front")
+    try:
+        yield f.start()
+    finally:
+        f.stop()
+
+
+def past_the_access_cache() -> None:
+    """Let the second nginx's cached access decisions expire (waiting, not asserting on time)."""
+    time.sleep(ACCESS_CACHE_SECONDS + 1)
+
+
+def test_media_access_fails_closed_when_the_nodes_are_unreachable(disk_stack, creator, clips, front):
+    """Issue 12, finding 8: the cached "public" answer must not be used stale once the video is private."""
+    with owner_client(disk_stack, creator[1]) as owner, httpx.Client(base_url=front.url, timeout=30) as anon:
+        video = upload_ready(owner, clips["audio"], "fails closed", "public")
+        _, _, urls = playlist_urls(anon, video["playback_url"])
+        plain = urls[1]
+        assert anon.get(plain).status_code == 200  # nginx asked a node and cached "public"
+        assert owner.patch(f"/api/v1/videos/{video['id']}", json={"visibility": "private"}).status_code == 200
+        front.lose_the_nodes()
+        past_the_access_cache()
+        r = anon.get(plain)
+        assert r.status_code == 503, (r.status_code, r.headers.get(DELIVERY_HEADER))
+        assert "cannot be checked" in detail(r) and r.headers["cache-control"] == "no-store"
+        assert r.headers["retry-after"]
+
+
+def test_revoked_playback_links_stop_at_the_api_and_at_nginx(disk_stack, creator, clips, front):
+    """Issue 12, finding 9: an owner ends every link handed out so far; new links work."""
+    with owner_client(disk_stack, creator[1]) as owner, httpx.Client(base_url=front.url, timeout=30) as anon:
+        video = upload_ready(owner, clips["audio"], "revocable", "private")
+        vid = video["id"]
+        old = owner.post(f"/api/v1/videos/{vid}/playback-token", json={}).json()
+        _, _, old_urls = playlist_urls(anon, old["playback_url"])
+        assert anon.get(old_urls[1]).status_code == 200  # nginx asked a node and cached "generation 0 is current"
+
+        assert anon.post(f"/api/v1/videos/{vid}/playback-token/revoke").status_code == 401
+        assert owner.post(f"/api/v1/videos/{vid}/playback-token/revoke").status_code == 204
+        r = anon.get(old["playback_url"])  # the API: at once
+        assert r.status_code == 403 and "revoked" in detail(r), r.text
+        past_the_access_cache()
+        r = anon.get(old_urls[1])  # nginx: once its cached answer expired
+        assert r.status_code == 403 and "revoked" in detail(r), r.status_code
+
+        new = owner.post(f"/api/v1/videos/{vid}/playback-token", json={}).json()
+        _, _, new_urls = playlist_urls(anon, new["playback_url"])
+        assert parse_qs(urlsplit(new_urls[1]).query)["g"] == ["1"]
+        ok = anon.get(new_urls[1])
+        assert ok.status_code == 200 and ok.headers[DELIVERY_HEADER] == "nginx-static"
+        # A forged generation never reaches a node: the signature covers it.
+        forged = new_urls[1].replace("&g=1", "&g=0")
+        assert anon.get(forged).status_code == 403

@@ -7,26 +7,31 @@ from datetime import UTC, datetime
 
 import m3u8
 from fastapi import APIRouter, HTTPException, Response
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from api.access import with_query
 from api.caption_store import list_captions
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep
+from api.errors import Responses
 from api.playlists import playlist_response, require_ready
 from api.storyboard import rewrite_storyboard_vtt
 from api.subtitles import renditions_for, with_subtitles
 from core.blobs import BlobNotFound, content_type_for
 from core.media_keys import MASTER_NAME, STORYBOARD_VTT, published_root
 from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
-from schemas.tables import Rendition
+from schemas.tables import Rendition, Video
 
 router = APIRouter(prefix="/api/v1/videos", tags=["playback"])
+# A playback route refuses a token (403: expired, revoked, another video's) or a video the caller may not see,
+# or that is not ready or lacks the file (404).
+REFUSED: Responses = {403: {"model": Problem}, 404: {"model": Problem}}
 SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 VTT_TYPE = content_type_for(STORYBOARD_VTT)
 MASTER_MAX_AGE = 60  # the master lists captions from the database: one attached later shows within a minute
 
 
-@router.get("/{video_id}/master.m3u8", response_class=Response)
+@router.get("/{video_id}/master.m3u8", response_class=Response, responses=REFUSED)
 def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
     video = playback.video
     require_ready(video)
@@ -39,7 +44,7 @@ def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDe
     return playlist_response(text, settings, playback, max_age=MASTER_MAX_AGE)
 
 
-@router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response)
+@router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response, responses=REFUSED)
 def media_playlist(
     playback: PlaybackDep, rendition: str, session: SessionDep, stores: StoresDep, settings: SettingsDep
 ) -> Response:
@@ -61,7 +66,7 @@ def media_playlist(
     return playlist_response(playlist.dumps(), settings, playback)
 
 
-@router.get("/{video_id}/storyboard.vtt", response_class=Response)
+@router.get("/{video_id}/storyboard.vtt", response_class=Response, responses=REFUSED)
 def storyboard_track(playback: PlaybackDep, stores: StoresDep, settings: SettingsDep) -> Response:
     """The WebVTT thumbnail track with absolute sprite URLs: a relative link would lose the SAS query."""
     video = playback.video
@@ -89,11 +94,11 @@ def create_playback_token(
     video: OwnedVideoDep, signer: SignerDep, settings: SettingsDep, body: PlaybackTokenCreate | None = None
 ) -> PlaybackTokenRead:
     """Owner: an expiring link that plays this video for whoever holds it (any visibility; a private video
-    needs one). Nothing is stored: a link cannot be revoked before it expires, so keep them short."""
+    needs one). Nothing is stored per link: `POST …/playback-token/revoke` ends every link given so far."""
     ttl = (body.ttl_seconds if body and body.ttl_seconds else None) or settings.playback_token_ttl_seconds
     if ttl > settings.playback_token_max_ttl_seconds:
         raise HTTPException(422, f"ttl_seconds must be at most {settings.playback_token_max_ttl_seconds}")
-    playback = signer.for_token(video, signer.mint(video.id, ttl)[0])
+    playback = signer.for_token(video, signer.mint(video, ttl)[0])
     assert playback.token is not None and playback.expires is not None
     return PlaybackTokenRead(
         token=playback.token,
@@ -101,3 +106,15 @@ def create_playback_token(
         playback_url=playback.api_url("master.m3u8"),
         watch_url=f"/watch/{video.id}{playback.query}",
     )
+
+
+@router.post(
+    "/{video_id}/playback-token/revoke", status_code=204, responses={401: {"model": Problem}, 404: {"model": Problem}}
+)
+def revoke_playback_links(video: OwnedVideoDep, session: SessionDep) -> None:
+    """Owner: every playback link and signed media URL handed out so far stops working (the API refuses them at
+    once, nginx within STREAMIFY_NGINX_ACCESS_CACHE_SECONDS). The owner's own playback and new links go on."""
+    session.execute(
+        update(Video).where(col(Video.id) == video.id).values(playback_generation=col(Video.playback_generation) + 1)
+    )
+    session.commit()

@@ -24,6 +24,7 @@ from api.deps import (
 from api.errors import Responses
 from api.presenters import video_read
 from core.media_keys import media_prefix
+from core.titles import checked_title
 from ingest.intake import accept_upload
 from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
 from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
@@ -40,7 +41,7 @@ REFUSALS: Responses = {
 }
 NOT_FOUND: Responses = {404: {"model": Problem}}
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]  # databases take 64-bit offsets; larger was a 500
 Search = Annotated[str | None, Query(max_length=200, description="words the title contains")]
 
 
@@ -151,12 +152,12 @@ def get_video(
     return _read(session, signer, video, viewer, token)
 
 
-@router.patch("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
+@router.patch("/{video_id}", response_model=VideoRead, responses={**NOT_FOUND, 401: {"model": Problem}})
 def update_video(
     video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, signer: SignerDep, user: UserDep
 ) -> VideoRead:
     for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(video, field, value.strip() if field == "title" else value)
+        setattr(video, field, checked_title(value) if field == "title" else value)  # the upload path's sanitizer
     if not video.title:
         raise HTTPException(422, "title must not be blank")
     video.updated_at = utcnow()

@@ -78,6 +78,7 @@
     q(".edit-form").addEventListener("submit", (event) => { event.preventDefault(); save(row); });
     q(".delete").addEventListener("click", () => askDelete(row));
     q(".captions-toggle").addEventListener("click", () => toggleCaptions(row));
+    q(".revoke-links").addEventListener("click", () => revokeLinks(row));
     q(".caption-form").addEventListener("submit", (event) => { event.preventDefault(); attachCaption(row); });
     fill(row);
     return el;
@@ -287,6 +288,26 @@
     button.disabled = false;
     row.el.classList.remove("deleting");
   });
+
+  // ---- revoke playback links --------------------------------------------------------------------------
+  // Every playback link (and signed media URL) handed out so far stops working; new links work again.
+  async function revokeLinks(row) {
+    const question = `Revoke every playback link of "${row.video.title}" shared so far? New links can be made afterwards.`;
+    if (!window.confirm(question)) return;
+    const button = row.el.querySelector(".revoke-links");
+    button.disabled = true;
+    rowError(row, "");
+    try {
+      const url = `/api/v1/videos/${encodeURIComponent(row.video.id)}/playback-token/revoke`;
+      const response = await fetch(url, { method: "POST" });
+      if (response.status === 204) flash(row, "Playback links revoked.");
+      else rowError(row, `Links not revoked: ${await UI.problem(response)}`);
+    } catch (_err) {
+      rowError(row, "Links not revoked: could not reach the server.");
+    } finally {
+      button.disabled = false;
+    }
+  }
 
   // ---- captions ---------------------------------------------------------------------------------------
   function captionsUrl(row, language) {

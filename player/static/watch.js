@@ -101,6 +101,8 @@
       return setTimeout(poll, 2000);
     }
     if (response.status === 404) return unavailable();
+    // A link that no longer opens the video (expired, revoked by its owner, tampered): say so, stop polling.
+    if (response.status === 403) return show("error", await UI.problem(response));
     if (!response.ok) return setTimeout(poll, 2000);
     const v = await response.json();
     state.video = v;
