@@ -9,6 +9,8 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.transient import transient_kind
 from schemas.tables import FailureKind
@@ -33,5 +35,44 @@ async def _failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRIES = 2  # a failover can drop the fresh connection too; a third drop in a row is an outage (503)
+
+
+class RetryDroppedConnection:
+    """Runs an idempotent request again when its database connection was dropped under it (a failover, a
+    restart, an operator's pg_terminate_backend) before any byte of the answer was sent. The pool's pre-ping
+    only catches connections that died while idle; one killed mid-request would otherwise reach the viewer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in IDEMPOTENT:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        for attempt in range(1, RETRIES + 2):
+            try:
+                await self.app(scope, receive if attempt == 1 else _replay, tracking)
+                return
+            except DBAPIError as exc:
+                if started or not exc.connection_invalidated or attempt > RETRIES:
+                    raise
+                log.warning("%s %s: database connection dropped; running it again", scope["method"], scope["path"])
+
+
+async def _replay() -> Message:
+    """The request's (empty) body again: the first run read it."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
 def add_failure_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _failed)
+    app.add_middleware(RetryDroppedConnection)

@@ -129,6 +129,10 @@ class Video(SQLModel, table=True):
     # Where the published encode lives: one folder per job attempt (core.media_keys.encode_prefix), switched
     # in the same transaction that makes the video ready. None: no encode, or one from before migration 0006.
     media_root: str | None = Field(default=None, sa_type=String(255))
+    # The published master playlist and storyboard track, kept here as well as in the store: playback reads
+    # them from the database, so a storage outage never reaches a viewer's playlist request (migration 0009).
+    master_playlist: str | None = Field(default=None, sa_type=Text)
+    storyboard_track: str | None = Field(default=None, sa_type=Text)
     has_video: bool = True
     has_audio: bool = True
     # Bumped by the owner's "revoke playback links": tokens and media signatures of an earlier generation stop
@@ -154,6 +158,7 @@ class Rendition(SQLModel, table=True):
     average_bandwidth: int
     codecs: str = Field(sa_type=String(64))
     playlist_key: str = Field(sa_type=String(255))
+    playlist: str | None = Field(default=None, sa_type=Text)  # the media playlist's text (see Video.master_playlist)
 
 
 class Caption(SQLModel, table=True):

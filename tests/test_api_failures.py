@@ -2,6 +2,9 @@
 reconnected, an unreachable database is a 503 with Retry-After, a full disk is a 507; nothing half-written."""
 
 import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -75,3 +78,31 @@ def test_full_disk_on_upload_is_a_507_and_leaves_nothing(tmp_path: Path):
             assert not [p for p in sources.rglob("*") if p.is_file()] if sources.exists() else True
     finally:
         subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_connections_killed_mid_request_never_reach_a_viewer(tmp_path, own_database):
+    """pg_terminate_backend over and over while viewers read: each idempotent request whose connection died under
+    it runs once more on a fresh one; nobody sees a 5xx."""
+    name, url = own_database
+    with local_app(tmp_path / "install", database_url=url, playback_secret="s" * 48) as install:
+        headers = install.as_user(install.user())
+        as_deployed = TestClient(install.app, raise_server_exceptions=False)
+        stop = threading.Event()
+
+        def killer() -> int:
+            kills = 0
+            while not stop.is_set():
+                kills += _kill_connections(name)
+                time.sleep(0.1)
+            return kills
+
+        def reader() -> list[int]:
+            return [as_deployed.get("/api/v1/videos", headers=headers).status_code for _ in range(60)]
+
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            killed = pool.submit(killer)
+            readers = [pool.submit(reader) for _ in range(4)]
+            answers = [code for r in readers for code in r.result()]
+            stop.set()
+            assert killed.result() >= 5, "the test did not kill connections under the requests"
+        assert answers == [200] * len(answers), sorted(set(answers))

@@ -185,10 +185,17 @@ def test_storage_outage_is_retried_and_never_shows_internals(tmp_path, fault_log
         _plays(stack, video_id)
 
         # A long outage: after the retries, the job fails, and its owner reads no host, port or trace.
+        ready_id = video_id
         video_id = upload(creator, sources["long"], title="outage outlasts the retries").json()["id"]
         _running(stack, video_id)
         stack.azurite.shut_down()
         try:
+            # Meanwhile viewers of a ready video still get its playlists: playback never waits on the store.
+            with stack.client(anonymous=True) as viewer:
+                master = viewer.get(f"/api/v1/videos/{ready_id}/master.m3u8")
+                assert master.status_code == 200, master.text
+                rendition = m3u8.loads(master.text).playlists[0].uri
+                assert viewer.get(f"/api/v1/videos/{ready_id}/{rendition}").status_code == 200
             video = wait_status(creator, video_id, statuses=("failed",), timeout=180)
         finally:
             stack.azurite.start()

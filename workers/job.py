@@ -28,7 +28,7 @@ from core.db import affected, get_engine
 from core.errors import Refused
 from core.jobqueue import HEARTBEAT_INTERVAL, Beat, Claimed, claim_next, heartbeat, held_by, retry_later
 from core.logs import job_context
-from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, encode_prefix, media_prefix
+from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, STORYBOARD_VTT, encode_prefix, media_prefix
 from core.settings import Settings
 from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
 from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
@@ -135,7 +135,11 @@ def beating(engine, job: Claimed, stop: Stop) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def _record_success(engine, job: Claimed, result: TranscodeResult, root: str) -> bool:
+def _read_text(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
+
+
+def _record_success(engine, job: Claimed, result: TranscodeResult, root: str, out_dir: Path) -> bool:
     """Make the video ready on the encode under `root`, in one transaction, if this attempt still holds the job.
     Viewers see the old state or the new one, never a mix: the files are all in place before this runs."""
     with Session(engine) as s:
@@ -164,10 +168,13 @@ def _record_success(engine, job: Claimed, result: TranscodeResult, root: str) ->
                     average_bandwidth=v.average_bandwidth,
                     codecs=v.codecs,
                     playlist_key=f"{root}{v.name}/{MEDIA_PLAYLIST}",
+                    playlist=_read_text(out_dir / v.name / MEDIA_PLAYLIST),
                 )
             )
         src = result.source
         video.status, video.progress, video.error, video.media_root = VideoStatus.ready, 1.0, None, root
+        video.master_playlist = _read_text(out_dir / MASTER_NAME)
+        video.storyboard_track = _read_text(out_dir / STORYBOARD_VTT)
         video.duration, video.has_video, video.has_audio = src.duration, src.has_video, src.has_audio
         video.width = src.display_width or None
         video.height = src.display_height or None
@@ -197,6 +204,8 @@ def _record_end(engine, job: Claimed, state: JobState, reason: str, kind: Failur
                     status=status,
                     error=public if state == JobState.failed else None,
                     media_root=None,
+                    master_playlist=None,
+                    storyboard_track=None,
                     updated_at=utcnow(),
                 )
             )
@@ -266,7 +275,7 @@ def _run(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
             publish(stores.media, work / "hls", root)
             if stop():
                 raise Stopped
-            if not _record_success(engine, job, result, root):
+            if not _record_success(engine, job, result, root, work / "hls"):
                 stop.lost.set()
                 raise Stopped
         clear_encodes(stores.media, video_id, keep=root)  # the encodes this one replaces (a re-transcode)

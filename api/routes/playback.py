@@ -17,7 +17,7 @@ from api.errors import Responses
 from api.playlists import playlist_response, require_ready
 from api.storyboard import rewrite_storyboard_vtt
 from api.subtitles import renditions_for, with_subtitles
-from core.blobs import BlobNotFound, content_type_for
+from core.blobs import BlobNotFound, Stores, content_type_for
 from core.media_keys import MASTER_NAME, STORYBOARD_VTT, published_root
 from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
 from schemas.tables import Rendition, Video
@@ -31,14 +31,23 @@ VTT_TYPE = content_type_for(STORYBOARD_VTT)
 MASTER_MAX_AGE = 60  # the master lists captions from the database: one attached later shows within a minute
 
 
+def _stored(stores: Stores, key: str, what: str) -> str:
+    """A playlist or track from the store: only for encodes published before they were kept in the database
+    (migration 0009). Playback of newer ones never waits on the store."""
+    try:
+        return stores.media.read_bytes(key).decode()
+    except BlobNotFound as exc:
+        raise HTTPException(404, f"{what} missing") from exc
+    except UnicodeDecodeError as exc:
+        raise HTTPException(500, f"{what} is malformed") from exc
+
+
 @router.get("/{video_id}/master.m3u8", response_class=Response, responses=REFUSED)
 def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
     video = playback.video
     require_ready(video)
-    try:
-        text = stores.media.read_bytes(published_root(video.id, video.media_root) + MASTER_NAME).decode()
-    except BlobNotFound as exc:
-        raise HTTPException(404, "master playlist missing") from exc
+    stored_key = published_root(video.id, video.media_root) + MASTER_NAME
+    text = video.master_playlist or _stored(stores, stored_key, "master playlist")
     text = with_subtitles(text, renditions_for(list_captions(session, video.id)))  # captions: api/routes/captions
     text = with_query(text, playback.query)  # last: every URI the master names carries a private video's token
     return playlist_response(text, settings, playback, max_age=MASTER_MAX_AGE)
@@ -53,10 +62,7 @@ def media_playlist(
     row = session.exec(select(Rendition).where(Rendition.video_id == video.id, Rendition.name == rendition)).first()
     if row is None:  # names come from the database only: a path parameter never reaches storage
         raise HTTPException(404, f"rendition {rendition!r} not found")
-    try:
-        playlist = m3u8.loads(stores.media.read_bytes(row.playlist_key).decode())
-    except BlobNotFound as exc:
-        raise HTTPException(404, "media playlist missing") from exc
+    playlist = m3u8.loads(row.playlist or _stored(stores, row.playlist_key, "media playlist"))
     base = row.playlist_key.rpartition("/")[0] + "/"  # the rendition's folder in the published encode
     inits = {id(seg.init_section): seg.init_section for seg in playlist.segments if seg.init_section}
     for item in [*inits.values(), *playlist.segments]:
@@ -74,11 +80,9 @@ def storyboard_track(playback: PlaybackDep, stores: StoresDep, settings: Setting
     if not video.has_video:
         raise HTTPException(404, "an audio-only video has no storyboard")
     prefix = published_root(video.id, video.media_root)
+    text = video.storyboard_track or _stored(stores, prefix + STORYBOARD_VTT, "storyboard")
     try:
-        text = stores.media.read_bytes(prefix + STORYBOARD_VTT).decode()
         track = rewrite_storyboard_vtt(text, lambda name: playback.media_url(prefix + name))
-    except BlobNotFound as exc:
-        raise HTTPException(404, "storyboard missing") from exc
     except ValueError as exc:  # UnicodeDecodeError included
         raise HTTPException(500, "storyboard track is malformed") from exc
     return playlist_response(track, settings, playback, VTT_TYPE)
