@@ -172,6 +172,10 @@ class AzureBlobStore:
             max_single_get_size=CHUNK,
             max_chunk_get_size=CHUNK,
             retry_total=settings.azure_retry_total,  # beyond these, a job is retried later (core.transient)
+            initial_backoff=1,  # the SDK's 15 s (+3^n) would keep an API request past nginx's 60 s
+            increment_base=2,
+            connection_timeout=settings.azure_connect_timeout_seconds,
+            read_timeout=settings.azure_read_timeout_seconds,
         )
         self.container_name = container
         self.container = self.service.get_container_client(container)

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     transient_retries: int = Field(default=5, ge=0, description="Tries after a transient failure.")
     transient_retry_base_seconds: float = Field(default=10, gt=0, description="First wait; x3 each time.")
     azure_retry_total: int = Field(default=3, ge=0, description="The Azure client's own retries per request.")
+    # A store that hangs must not hold an API thread for minutes (nginx gives up at 60 s and drops the node).
+    azure_connect_timeout_seconds: float = Field(default=5, gt=0, description="Connecting to Blob Storage.")
+    azure_read_timeout_seconds: float = Field(default=10, gt=0, description="Waiting for Blob Storage's answer.")
 
     # API.
     host: str = "127.0.0.1"
@@ -122,6 +125,7 @@ class Settings(BaseSettings):
     # How long nginx trusts an API node's answer to "may this video's media be served without a signature?"
     # (public/unlisted yes, private no): a video made private locks its unsigned URLs within this delay.
     nginx_access_cache_seconds: int = Field(default=10, ge=1, le=3600)
+    nginx_trusted_proxies: str = Field(default="", description="CIDRs in front of nginx (comma-separated).")
 
     @field_validator("queue")
     @classmethod

@@ -99,6 +99,9 @@ class NginxPlan:
     playlist_cache_seconds: int = 5
     media_cache_max_size: str = "10g"
     access_cache_seconds: int = 10
+    # Proxies in front of nginx whose X-Forwarded-For nginx believes (a CDN, Front Door); none: nginx is the edge
+    # and the client's own X-Forwarded-For is dropped, so nobody picks the address sign-ins are throttled by.
+    trusted_proxies: tuple[str, ...] = ()
     ca_bundle: str = CA_BUNDLE
     body_max_bytes: int = BODY_LIMIT_BYTES  # every other location: nginx refuses (413) before buffering it to disk
 
@@ -170,6 +173,7 @@ def nginx_plan(
         user=user,
         media_cache_max_size=settings.nginx_cache_max_size,
         access_cache_seconds=settings.nginx_access_cache_seconds,
+        trusted_proxies=tuple(p.strip() for p in settings.nginx_trusted_proxies.split(",") if p.strip()),
     )
 
 
