@@ -533,19 +533,7 @@ def test_nginx_drops_idle_upstream_connections_before_the_nodes_do(tmp_path):
     request sent on it just as the node closes is lost: a dropped connection, a 502 for a POST."""
     import uvicorn
 
-    from infra.nginx import NginxPlan
-
-    plan = NginxPlan(
-        listen="127.0.0.1:1",
-        nodes=("127.0.0.1:2",),
-        state_dir=str(tmp_path),
-        error_log="stderr",
-        access_log="off",
-        upload_max_bytes=1,
-        segment_key="0123abcd",
-        media_root="/srv/x",
-    )
-    upstream = re.search(r"upstream streamify_api \{(.*?)\}", render_nginx(plan), re.S)
+    upstream = re.search(r"upstream streamify_api \{(.*?)\}", render_nginx(_bare_plan(tmp_path)), re.S)
     assert upstream is not None
     idle = re.search(r"keepalive_timeout (\d+)s;", upstream.group(1))
     assert idle is not None, "the upstream keeps idle connections without a bound"
@@ -557,18 +545,9 @@ def test_nginx_passes_the_address_it_saw_not_the_one_the_client_wrote(tmp_path):
     """Sign-ins are throttled per client address (core.login_throttle): a client must not pick it by sending its
     own X-Forwarded-For. Behind a CDN or Front Door, only the listed proxies are believed; `nginx -t` accepts both."""
     from core.settings import Settings
-    from infra.nginx import NginxPlan, nginx_exe
+    from infra.nginx import nginx_exe
 
-    plan = NginxPlan(
-        listen="127.0.0.1:1",
-        nodes=("127.0.0.1:2",),
-        state_dir=str(tmp_path),
-        error_log="stderr",
-        access_log=str(tmp_path / "access.log"),
-        upload_max_bytes=1,
-        segment_key="0123abcd",
-        media_root=str(tmp_path),
-    )
+    plan = _bare_plan(tmp_path)
     for variant, expected in ((plan, 0), (replace(plan, trusted_proxies=("10.0.0.0/8", "2001:db8::/32")), 2)):
         text = render_nginx(variant)
         assert "$proxy_add_x_forwarded_for" not in text
@@ -579,3 +558,19 @@ def test_nginx_passes_the_address_it_saw_not_the_one_the_client_wrote(tmp_path):
         exe = nginx_exe(Settings(data_dir=tmp_path))
         checked = subprocess.run([exe, "-t", "-c", str(conf)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
+
+
+def _bare_plan(tmp_path: Path):
+    """A config nginx -t accepts, with nothing behind it."""
+    from infra.nginx import NginxPlan
+
+    return NginxPlan(
+        listen="127.0.0.1:1",
+        nodes=("127.0.0.1:2",),
+        state_dir=str(tmp_path),
+        error_log="stderr",
+        access_log=str(tmp_path / "access.log"),
+        upload_max_bytes=1,
+        segment_key="0123abcd",
+        media_root=str(tmp_path),
+    )
