@@ -497,7 +497,7 @@ def test_up_with_nodes_on_embedded_defaults_stops_every_child(tmp_path):
     assert httpx.get(f"{stack.url}/readyz").json()["checks"]["database"] == "ok"
     conf = (stack.data / "nginx" / "nginx.conf").read_text()
     assert all(f"server 127.0.0.1:{n.port} max_fails=" in conf for n in stack.nodes)
-    assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in conf
+    assert "proxy_next_upstream error timeout http_502 http_504;" in conf  # a node's 503 is a backing service's
     pids = [n.pid for n in stack.nodes] + [int((stack.data / "nginx" / "nginx.pid").read_text())]
     stack.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert stack.proc.wait(timeout=60) == 0

@@ -18,7 +18,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -207,10 +207,11 @@ def test_valid_token_opens_playlists_and_nginx_checks_segments_itself(disk_stack
         assert part.status_code == 206 and len(part.content) == 100
         # The signature opens the video's other files too (it covers the video, not one path)...
         other_rendition = variants[-1].split("/")[-2]
-        other_init = next((media_dir / a["id"] / other_rendition).glob("init_*.mp4")).name
+        encode = PurePosixPath(urls[0].partition("?")[0].removeprefix("/media/")).parent.parent  # <id>/enc-<lease>
+        other_init = next((media_dir / encode / other_rendition).glob("init_*.mp4")).name
         signature = urls[1].partition("?")[2]
-        assert anon.get(f"/media/{a['id']}/{other_rendition}/{other_init}?{signature}").status_code == 200
-        assert anon.get(f"/media/{a['id']}/poster.jpg?{signature}").status_code == 200
+        assert anon.get(f"/media/{encode}/{other_rendition}/{other_init}?{signature}").status_code == 200
+        assert anon.get(f"/media/{encode}/poster.jpg?{signature}").status_code == 200
         for variant in variants:
             assert anon.get(variant).status_code == 200
     logged(disk_stack, urlsplit(variants[-1]).path)
@@ -248,8 +249,9 @@ def test_expired_tampered_and_other_videos_tokens_are_refused(disk_stack, videos
 
         # Segments: nginx refuses expired, tampered and other videos' signatures with the reason.
         seg_path, _, good_query = a_urls[1].partition("?")
-        b_seg = seg_path.replace(a["id"], b["id"]).replace("/720p/", "/360p/")
-        assert (disk_stack.data / "blobs" / "media" / b_seg.removeprefix("/media/")).is_file()
+        media_dir = disk_stack.data / "blobs" / "media"
+        b_file = next((media_dir / b["id"]).glob("enc-*/360p/seg_00000.m4s"))  # B's published encode
+        b_seg = "/media/" + b_file.relative_to(media_dir).as_posix()
         cases = {
             f"{seg_path}?{segment_query(key, a_id, past)}": "expired",
             f"{seg_path}?{good_query[:-3]}abc": "not valid",

@@ -7,6 +7,7 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import pytest
@@ -65,7 +66,9 @@ def _call(app, method: str, path: str, headers: dict[str, str], body_bytes: int)
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=60))
+    # On a thread of its own: a session fixture (Playwright's sync API) may keep an event loop running here.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(lambda: asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=60))).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], json.loads(body), pulled
