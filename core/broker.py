@@ -5,6 +5,7 @@ best queued job. The API rings by task *name*, so it never imports worker code. 
 the Celery app (and the filesystem broker's folders on embedded defaults) is made by the first `Broker.app`.
 """
 
+import logging
 import uuid
 
 from celery import Celery
@@ -12,6 +13,7 @@ from celery import Celery
 from core.settings import Settings
 
 TRANSCODE_TASK = "streamify.transcode"
+log = logging.getLogger(__name__)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -69,7 +71,13 @@ class Broker:
         self.app.send_task(TRANSCODE_TASK, args=[reason], queue=self.settings.queue)
 
     def enqueue(self, job_id: uuid.UUID) -> None:
-        self.ring(str(job_id))
+        """Ring for a job just queued in the database. A broker that is down loses nothing: the job waits in
+        the queue and every worker's supervisor rings for jobs left waiting (workers.supervision.RING_AFTER),
+        so an upload or a retry is never refused for the broker's sake."""
+        try:
+            self.ring(str(job_id))
+        except Exception:
+            log.warning("broker unreachable: no doorbell for job %s (it waits in the queue)", job_id, exc_info=True)
 
     def check(self) -> None:
         """Raise if the broker cannot be reached (readiness)."""

@@ -129,15 +129,15 @@ def accept_file(
         session.flush()
         session.add(job)
         session.commit()
-        enqueue(job.id)
     except Exception as exc:
         session.rollback()
         session.execute(delete(Video).where(col(Video.id) == video.id))  # cascades to the job
         session.commit()
         stores.sources.delete_prefix(media_prefix(video.id))
-        # The database's or broker's words (SQL, host names) go to the log, never to the creator.
-        log.exception("video %s: could not record or queue the upload; not kept", video.id)
-        raise Refused(Refusal.unavailable, "could not queue the transcode, upload not kept: try again") from exc
+        # The database's words (SQL, host names) go to the log, never to the creator.
+        log.exception("video %s: could not record the upload; not kept", video.id)
+        raise Refused(Refusal.unavailable, "could not record the upload, not kept: try again") from exc
+    enqueue(job.id)  # never raises: with the broker down, a worker's supervisor rings for the job later
     # The worker may already have moved the video on; only advance it from `uploaded`.
     session.execute(
         update(Video)

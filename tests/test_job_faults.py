@@ -132,6 +132,17 @@ def test_jobs_queued_when_redis_restarts_are_all_done(tmp_path, fault_logs, sour
         jobs = [_job(stack, v) for v in ids]
         assert all(j["state"] == "succeeded" and j["attempts"] == 1 for j in jobs)
 
+        # Redis down while a creator uploads: the upload is kept (the database is the queue), and done once
+        # Redis is back, although its doorbell could never be rung.
+        assert stack.redis is not None
+        stack.redis.kill()
+        try:
+            accepted = upload(creator, sources["short"], title="while the broker is down")
+            assert accepted.status_code == 202, accepted.text
+        finally:
+            stack.redis.start()
+        assert wait_status(creator, accepted.json()["id"], timeout=bound)["status"] == "ready"
+
 
 def test_hung_ffmpeg_is_killed_and_cancel_works_whatever_ffmpeg_does(tmp_path, fault_logs, sources):
     stall = 15

@@ -518,7 +518,7 @@ def test_database_failure_at_ingest_is_refused_without_its_internals(stack, clip
         admin.execute(f"DROP FUNCTION {fn}()")
         admin.close()
     for detail in (r.json()["detail"], tus_outcome["error"], multipart.json()["detail"]):
-        assert detail == "could not queue the transcode, upload not kept: try again"
+        assert detail == "could not record the upload, not kept: try again"
     log = stack.logs / f"api-{urlparse(stack.url).port}.log"
     wait_for(lambda: log.read_text().count(secret) >= 2, "the database's error in the API log", timeout=20)
     assert videos_of(stack, owner_hex) == 0
