@@ -17,6 +17,7 @@ from sqlalchemy import DateTime, Engine, Uuid, bindparam, func, select, text, up
 from sqlmodel import Session, col
 
 from core.db import affected
+from core.transient import retry_delay
 from schemas.tables import FailureKind, JobState, TranscodeJob, Video, VideoStatus, utcnow
 
 FAIR_SHARE_WINDOW = timedelta(hours=1)
@@ -134,16 +135,17 @@ def heartbeat(engine: Engine, job: Claimed) -> Beat:
 
 
 def retry_later(
-    session: Session, job: Claimed, reason: str, kind: FailureKind, *, max_retries: int, delay: float
-) -> bool:
-    """A transient failure: back in the queue after `delay` seconds, keeping its place, unless it has already
-    been retried `max_retries` times. Returns False (nothing written) when the attempt no longer holds the job
-    or the retries are spent; the caller then fails it."""
-    row = session.execute(
+    session: Session, job: Claimed, reason: str, kind: FailureKind, *, max_retries: int, base_seconds: float
+) -> float | None:
+    """A transient failure: back in the queue, keeping its place, after a delay that grows with each try
+    (core.transient.retry_delay). Returns the delay, or None (nothing written) when the attempt no longer holds
+    the job or `max_retries` are spent; the caller then fails it."""
+    failures = session.execute(
         select(col(TranscodeJob.transient_failures)).where(*held_by(job)).with_for_update()
     ).scalar_one_or_none()
-    if row is None or row >= max_retries:
-        return False
+    if failures is None or failures >= max_retries:
+        return None
+    delay = retry_delay(failures + 1, base_seconds)
     now = utcnow()
     session.execute(
         update(TranscodeJob)
@@ -160,7 +162,7 @@ def retry_later(
         .where(col(Video.id) == job.video_id)
         .values(status=VideoStatus.queued, progress=0.0, updated_at=now)
     )
-    return True
+    return delay
 
 
 def requeue(session: Session, job: TranscodeJob, *, keep_place: bool = False) -> None:

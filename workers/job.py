@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col
 
 from core.blobs import BlobStore, Stores, make_stores
@@ -30,7 +30,7 @@ from core.jobqueue import HEARTBEAT_INTERVAL, Beat, Claimed, claim_next, heartbe
 from core.logs import job_context
 from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, STORYBOARD_VTT, encode_prefix, media_prefix
 from core.settings import Settings
-from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
+from core.transient import PUBLIC_REASONS, transient_kind
 from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
 from workers.pipeline import Progress, Stopped, TranscodeError, TranscodeResult, transcode
 
@@ -215,14 +215,13 @@ def _record_end(engine, job: Claimed, state: JobState, reason: str, kind: Failur
 
 
 def _retry_later(engine, job: Claimed, reason: str, kind: FailureKind, settings: Settings) -> bool:
+    retries, base = settings.transient_retries, settings.transient_retry_base_seconds
     with Session(engine) as s:
-        failures = s.execute(select(col(TranscodeJob.transient_failures)).where(*held_by(job))).scalar()
-        delay = retry_delay((failures or 0) + 1, settings.transient_retry_base_seconds)
-        retried = retry_later(s, job, reason, kind, max_retries=settings.transient_retries, delay=delay)
+        delay = retry_later(s, job, reason, kind, max_retries=retries, base_seconds=base)
         s.commit()
-    if retried:
+    if delay is not None:
         log.warning("job %s: %s; retrying in %.0f s", job.job_id, reason, delay)
-    return retried
+    return delay is not None
 
 
 def run_next(settings: Settings, stores: Stores | None = None) -> str:
