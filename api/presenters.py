@@ -1,7 +1,9 @@
 """Tables -> API models."""
 
 from api.access import Playback
+from api.playlists import is_playable
 from core.media_keys import POSTER_NAME, published_root
+from core.progressive import AUDIO_RENDITION
 from schemas.api import RenditionRead, VideoRead
 from schemas.tables import Rendition, User, Video, VideoStatus
 
@@ -21,7 +23,10 @@ def video_read(
 ) -> VideoRead:
     ready = video.status == VideoStatus.ready
     pictures = ready and video.has_video
-    ordered = sorted(renditions, key=lambda r: r.bandwidth, reverse=True)
+    playable = is_playable(video)
+    # The audio rendition has a row of its own (its playlist is served like a rung's); people list the rungs.
+    rungs = [r for r in renditions if r.name != AUDIO_RENDITION or not video.has_video]
+    ordered = sorted(rungs, key=lambda r: r.bandwidth, reverse=True)
     return VideoRead(
         id=video.id,
         title=video.title,
@@ -31,6 +36,8 @@ def video_read(
         is_owner=viewer is not None and viewer.id == video.owner_id,
         status=video.status,
         progress=video.progress,
+        playable=playable,
+        encoded_seconds=video.playable_seconds if playable else None,
         error=video.error if viewer is not None and viewer.id == video.owner_id else None,  # may quote ffmpeg
         duration=video.duration,
         width=video.width,
@@ -39,7 +46,7 @@ def video_read(
         has_audio=video.has_audio,
         created_at=video.created_at,
         renditions=[RenditionRead.model_validate(r, from_attributes=True) for r in ordered],
-        playback_url=playback_url(playback) if ready else None,
+        playback_url=playback_url(playback) if playable else None,
         poster_url=playback.media_url(published_root(video.id, video.media_root) + POSTER_NAME) if pictures else None,
         storyboard_url=storyboard_url(playback) if pictures else None,
         watch_url=f"/watch/{video.id}",

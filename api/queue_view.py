@@ -10,14 +10,24 @@ from sqlmodel import Session, col, select
 from core.jobqueue import WORKER_ONLINE, queue_order
 from core.timeutil import aware
 from schemas.api import HourStats, JobRead, QueueSnapshot, WorkerRead
-from schemas.tables import FailureKind, JobState, TranscodeJob, User, Video, WorkerNode, utcnow
+from schemas.tables import FailureKind, JobPart, JobState, PartState, TranscodeJob, User, Video, WorkerNode, utcnow
 
 QUEUE_LIMIT = 200
 FAILURES_LIMIT = 20
 HISTORY_HOURS = 24
 
 
-def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None = None) -> JobRead:
+def job_read(
+    job: TranscodeJob, video: Video, owner: User, position: int | None = None, parts: list[JobPart] | None = None
+) -> JobRead:
+    parts = parts or []
+    by_state: dict[str, int] = {}
+    for part in parts:
+        by_state[part.state] = by_state.get(part.state, 0) + 1
+    part_workers = sorted({p.worker for p in parts if p.state == PartState.running and p.worker})
+    first_playable = None
+    if job.first_playable_at is not None:
+        first_playable = round((aware(job.first_playable_at) - aware(job.queued_at)).total_seconds(), 3)
     eta = None
     if job.state == JobState.running and job.speed and video.duration:
         eta = max(0.0, (1.0 - job.progress) * video.duration / job.speed)
@@ -36,7 +46,9 @@ def job_read(job: TranscodeJob, video: Video, owner: User, position: int | None 
         fps=job.fps,
         eta_seconds=eta,
         duration=video.duration,
-        worker=job.worker,
+        worker=", ".join(part_workers) or job.worker,
+        parts=by_state,
+        first_playable_seconds=first_playable,
         error=job.error,
         failure_kind=FailureKind(job.failure_kind) if job.failure_kind else None,
         log_tail=job.log_tail,
@@ -53,6 +65,17 @@ def _with_videos(session: Session, jobs: list[TranscodeJob]) -> list[tuple[Trans
     videos = {v.id: v for v in session.exec(select(Video).where(col(Video.id).in_({j.video_id for j in jobs})))}
     users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_({v.owner_id for v in videos.values()})))}
     return [(j, videos[j.video_id], users[videos[j.video_id].owner_id]) for j in jobs if j.video_id in videos]
+
+
+def _parts(session: Session, jobs: list[TranscodeJob]) -> dict[uuid.UUID, list[JobPart]]:
+    """The parts of the jobs' current generations."""
+    by_job: dict[uuid.UUID, list[JobPart]] = defaultdict(list)
+    ids = [j.id for j in jobs if j.planned_at is not None]
+    generation = {j.id: j.lease for j in jobs}
+    for part in session.exec(select(JobPart).where(col(JobPart.job_id).in_(ids))) if ids else []:
+        if part.generation == generation.get(part.job_id):
+            by_job[part.job_id].append(part)
+    return by_job
 
 
 def _history(session: Session, now: datetime) -> list[HourStats]:
@@ -109,11 +132,15 @@ def snapshot(session: Session) -> QueueSnapshot:
     nodes = session.exec(
         select(WorkerNode).where(WorkerNode.last_seen >= now - WORKER_ONLINE).order_by(WorkerNode.name)
     ).all()
+    parts = _parts(session, list(running))
     by_process = {job.worker: job.id for job in running if job.worker}
+    by_process.update(
+        (p.worker, job_id) for job_id, ps in parts.items() for p in ps if p.state == PartState.running and p.worker
+    )
     return QueueSnapshot(
         at=now,
         counts=counts,
-        running=[job_read(*row) for row in _with_videos(session, list(running))],
+        running=[job_read(*row, parts=parts.get(row[0].id)) for row in _with_videos(session, list(running))],
         queue=[
             job_read(*row, position=positions[row[0].id])
             for row in _with_videos(session, [queued[i] for i in order if i in queued])

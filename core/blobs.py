@@ -109,10 +109,14 @@ class LocalBlobStore:
             self.put_stream(key, f)
 
     def download_to(self, key: str, path: Path) -> None:
+        shutil.copyfile(self.local_path(key), path)
+
+    def local_path(self, key: str) -> Path:
+        """The blob's file, for a reader on this machine that needs no copy (a worker's ffmpeg reading a source)."""
         src = self._path(key)
         if not src.is_file():
             raise BlobNotFound(key)
-        shutil.copyfile(src, path)
+        return src
 
     def read_bytes(self, key: str) -> bytes:
         try:

@@ -71,13 +71,17 @@ class Broker:
         self.app.send_task(TRANSCODE_TASK, args=[reason], queue=self.settings.queue)
 
     def enqueue(self, job_id: uuid.UUID) -> None:
-        """Ring for a job just queued in the database. A broker that is down loses nothing: the job waits in
-        the queue and every worker's supervisor rings for jobs left waiting (workers.supervision.RING_AFTER),
-        so an upload or a retry is never refused for the broker's sake."""
+        """Ring for a job just queued in the database."""
+        self.enqueue_reason(str(job_id))
+
+    def enqueue_reason(self, reason: str) -> None:
+        """Ring for work just queued in the database (a job, or a planned job's parts). A broker that is down
+        loses nothing: the work waits in the queue and every worker's supervisor rings for work left waiting
+        (workers.supervision.RING_AFTER), so an upload or a retry is never refused for the broker's sake."""
         try:
-            self.ring(str(job_id))
+            self.ring(reason)
         except Exception:
-            log.warning("broker unreachable: no doorbell for job %s (it waits in the queue)", job_id, exc_info=True)
+            log.warning("broker unreachable: no doorbell for %s (it waits in the queue)", reason, exc_info=True)
 
     def check(self) -> None:
         """Raise if the broker cannot be reached (readiness)."""

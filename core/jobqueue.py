@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Engine, Uuid, bindparam, func, select, text, update
+from sqlalchemy import DateTime, Engine, Uuid, bindparam, delete, func, select, text, update
 from sqlmodel import Session, col
 
 from core.db import affected
 from core.transient import retry_delay
-from schemas.tables import FailureKind, JobState, TranscodeJob, Video, VideoStatus, utcnow
+from schemas.tables import FailureKind, JobPart, JobState, PartState, TranscodeJob, Video, VideoStatus, utcnow
 
 FAIR_SHARE_WINDOW = timedelta(hours=1)
 HEARTBEAT_INTERVAL = 1.0  # seconds between a running job's heartbeats (each one also picks up a cancel)
@@ -106,6 +106,10 @@ def claim_next(engine: Engine, worker: str) -> Claimed | None:
                         started_at=now,
                         heartbeat_at=now,
                         finished_at=None,
+                        planned_at=None,  # a new generation: planned again by this attempt
+                        plan=None,
+                        plan_digest=None,
+                        first_playable_at=None,
                     )
                 )
             )
@@ -168,7 +172,10 @@ def retry_later(
 def requeue(session: Session, job: TranscodeJob, *, keep_place: bool = False) -> None:
     """Back in line: a retry, a re-transcode, or a job whose worker died (which keeps its place)."""
     values: dict = {"state": JobState.queued, "cancel_requested": False, "worker": None, "lease": None,
-                    "progress": 0.0, "speed": None, "fps": None, "heartbeat_at": None, "finished_at": None}  # fmt: skip
+                    "progress": 0.0, "speed": None, "fps": None, "heartbeat_at": None, "finished_at": None,
+                    "planned_at": None, "first_playable_at": None}  # fmt: skip
+    # Its parts go with its generation: an attempt still running one finds it gone at its next beat and stops.
+    session.execute(delete(JobPart).where(col(JobPart.job_id) == job.id))
     if not keep_place:
         values.update(
             queued_at=utcnow(),
@@ -183,12 +190,13 @@ def requeue(session: Session, job: TranscodeJob, *, keep_place: bool = False) ->
     session.execute(
         update(Video)
         .where(col(Video.id) == job.video_id)
-        .values(status=VideoStatus.queued, progress=0.0, error=None, updated_at=utcnow())
+        .values(status=VideoStatus.queued, progress=0.0, error=None, playable_seconds=None, updated_at=utcnow())
     )
 
 
 def cancel(session: Session, job: TranscodeJob) -> str:
-    """A queued job is cancelled at once; a running one is asked to stop and its worker finishes it."""
+    """A queued job is cancelled at once; a running one is asked to stop and its worker finishes it (a planned
+    job's running parts do; with none running, the supervisor: workers.supervision.end_cancelled)."""
     if job.state == JobState.queued:
         now = utcnow()
         session.execute(
@@ -215,7 +223,9 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
         stale = (
             s.execute(
                 select(col(TranscodeJob.id)).where(
-                    col(TranscodeJob.state) == JobState.running, col(TranscodeJob.heartbeat_at) < cutoff
+                    col(TranscodeJob.state) == JobState.running,
+                    col(TranscodeJob.planned_at).is_(None),  # a planned job's parts beat and are reaped (core.parts)
+                    col(TranscodeJob.heartbeat_at) < cutoff,
                 )
             )
             .scalars()
@@ -264,8 +274,8 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
 
 
 def waiting(engine: Engine, now: datetime | None = None, ring_after: timedelta = timedelta(seconds=10)) -> int:
-    """Queued jobs that should have been taken by now: queued (or due after a retry delay) over `ring_after`
-    ago. Their doorbell may have been lost with the broker, or rung while every worker was busy."""
+    """Queued jobs and parts that should have been taken by now: queued (or due after a retry delay) over
+    `ring_after` ago. Their doorbell may have been lost with the broker, or rung while every worker was busy."""
     now = now or utcnow()
     due = func.coalesce(col(TranscodeJob.not_before), col(TranscodeJob.queued_at))
     with Session(engine) as s:
@@ -274,15 +284,58 @@ def waiting(engine: Engine, now: datetime | None = None, ring_after: timedelta =
             col(TranscodeJob.cancel_requested).is_(False),
             due <= now - ring_after,
         )
-        return s.execute(query).scalar_one()
+        parts = (
+            select(func.count())
+            .select_from(JobPart)
+            .join(TranscodeJob, col(TranscodeJob.id) == col(JobPart.job_id))
+            .where(
+                col(JobPart.state) == PartState.queued,
+                col(TranscodeJob.cancel_requested).is_(False),
+                col(JobPart.queued_at) <= now - ring_after,
+            )
+        )
+        return s.execute(query).scalar_one() + s.execute(parts).scalar_one()
+
+
+def cancelled_idle(engine: Engine) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(job id, generation) of planned jobs an operator cancelled that have no part running to notice it."""
+    running = select(col(JobPart.job_id)).where(col(JobPart.state) == PartState.running)
+    with Session(engine) as s:
+        rows = s.execute(
+            select(col(TranscodeJob.id), col(TranscodeJob.lease)).where(
+                col(TranscodeJob.state) == JobState.running,
+                col(TranscodeJob.cancel_requested).is_(True),
+                col(TranscodeJob.planned_at).is_not(None),
+                col(TranscodeJob.id).not_in(running),
+            )
+        ).all()
+    return [(r[0], r[1]) for r in rows]
 
 
 def live_attempts(engine: Engine) -> set[tuple[uuid.UUID, uuid.UUID]]:
-    """(job id, lease) of every attempt that holds its job now: their scratch folders are in use."""
+    """(job or part id, lease) of every attempt that holds its work now: their scratch folders are in use."""
     with Session(engine) as s:
         rows = s.execute(
             select(col(TranscodeJob.id), col(TranscodeJob.lease)).where(
                 col(TranscodeJob.state) == JobState.running, col(TranscodeJob.lease).is_not(None)
+            )
+        ).all()
+        parts = s.execute(
+            select(col(JobPart.id), col(JobPart.lease)).where(
+                col(JobPart.state) == PartState.running, col(JobPart.lease).is_not(None)
+            )
+        ).all()
+    return {(r[0], r[1]) for r in [*rows, *parts]}
+
+
+def live_generations(engine: Engine) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """(video id, generation) of every job being planned or encoded: their source copies are in use."""
+    with Session(engine) as s:
+        rows = s.execute(
+            select(col(TranscodeJob.video_id), col(TranscodeJob.lease)).where(
+                col(TranscodeJob.state).in_([JobState.running, JobState.succeeded]),
+                col(TranscodeJob.lease).is_not(None),
+                col(TranscodeJob.finished_at).is_(None) | (col(TranscodeJob.finished_at) > utcnow() - STALE_AFTER * 20),
             )
         ).all()
     return {(r[0], r[1]) for r in rows}

@@ -44,6 +44,10 @@ class VideoRead(BaseModel):
     is_owner: bool  # whether the caller may edit and delete it
     status: str
     progress: float
+    # Progressive publish: true once the start plays while the rest still encodes (status "processing"), and
+    # how many seconds from the start play now; the whole duration once ready.
+    playable: bool
+    encoded_seconds: float | None
     error: str | None
     duration: float | None
     width: int | None
@@ -140,6 +144,10 @@ class JobRead(BaseModel):
     eta_seconds: float | None
     duration: float | None  # of the source
     worker: str | None
+    # A planned job's parts (time ranges, audio, storyboard) by state, and how long after it was queued its
+    # start became playable (progressive publish).
+    parts: dict[str, int]
+    first_playable_seconds: float | None
     error: str | None  # in words, for people
     failure_kind: FailureKind | None  # for grouping and alerts (the /metrics label); None unless failed
     log_tail: str | None

@@ -4,7 +4,19 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -33,6 +45,22 @@ class TokenKind(StrEnum):
 
 
 class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class PartKind(StrEnum):
+    """What one part of a chunked encode makes (workers.parts)."""
+
+    video = "video"  # one time range of the source -> every video rung
+    audio = "audio"  # the whole source's audio -> the one audio rendition, published segment by segment
+    storyboard = "storyboard"  # the ranges' tiles -> sprite sheets and the WebVTT track, after the video is ready
+
+
+class PartState(StrEnum):
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -135,6 +163,9 @@ class Video(SQLModel, table=True):
     storyboard_track: str | None = Field(default=None, sa_type=Text)
     has_video: bool = True
     has_audio: bool = True
+    # Progressive publish: seconds from the start that play now, while the encode goes on (None: not playable
+    # yet). Set with the parts that extend it; the duration once ready.
+    playable_seconds: float | None = None
     # Bumped by the owner's "revoke playback links": tokens and media signatures of an earlier generation stop
     # working (core/playback_tokens.py).
     playback_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
@@ -207,11 +238,62 @@ class TranscodeJob(SQLModel, table=True):
     log_tail: str | None = Field(default=None, sa_type=Text)
     worker: str | None = Field(default=None, sa_type=String(255))  # host:pid
     encoded_seconds: float | None = None  # source duration, once succeeded (throughput)
+    # Set when the job's planning attempt split it into parts (core.parts): from then on its lease names the
+    # encode (the parts' folder) and the parts, not one worker, carry the heartbeats.
+    planned_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # What the parts need to agree on and the API needs for a master before anything is measured: the rungs
+    # (name, size, frame rate, planned bandwidth), the audio bit rate, the ranges; and a digest of the ladder
+    # plan, which every part recomputes and compares (a worker with other ladder settings must not mix in).
+    plan: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    plan_digest: str | None = Field(default=None, sa_type=String(64))
+    first_playable_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     queued_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
     started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     heartbeat_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
+
+
+class JobPart(SQLModel, table=True):
+    """One piece of a job that any worker may take: a time range, the audio, or the storyboard (core.parts).
+
+    Each attempt at a part has its own lease, like a job's: its files carry the lease's tag, so an attempt that
+    lost its part (a frozen worker waking up) can only ever touch its own files; the winner's tag is recorded."""
+
+    __tablename__ = "job_parts"
+    __table_args__ = (UniqueConstraint("job_id", "kind", "index"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    job_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("transcode_jobs.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    video_id: uuid.UUID = Field(sa_type=Uuid)
+    generation: uuid.UUID = Field(sa_type=Uuid)  # the job's lease when it was planned: names the encode folder
+    kind: str = Field(sa_type=String(16))  # a PartKind
+    index: int = 0  # the range's position; 0 for audio and storyboard
+    start_seconds: float = 0.0
+    end_seconds: float | None = None  # None: to the end of the source
+    first_segment: int = 0
+    segment_seconds: int = 0
+    state: str = Field(default=PartState.queued, sa_type=String(16), index=True)
+    lease: uuid.UUID | None = Field(default=None, sa_type=Uuid)  # the running (or winning) attempt's
+    worker: str | None = Field(default=None, sa_type=String(255))
+    attempts: int = 0  # attempts started (a worker lost mid-part counts)
+    failures: int = 0  # attempts that failed on their own (ffmpeg, a short output): the second fails the video
+    progress: float = 0.0
+    # Per rendition, [[duration, bytes], ...] of the segments this part published, in order; the audio part
+    # appends as it goes. With `lease`, they are all a playlist needs.
+    segments: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    codecs: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # per rendition
+    init_digests: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # per rendition
+    encode_seconds: float | None = None  # wall time of the winning attempt (the scale-out model reads it)
+    error: str | None = Field(default=None, sa_type=Text)
+    failure_kind: str | None = Field(default=None, sa_type=String(32))
+    log_tail: str | None = Field(default=None, sa_type=Text)
+    queued_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    heartbeat_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class WorkerNode(SQLModel, table=True):

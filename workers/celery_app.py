@@ -39,7 +39,7 @@ def worker_app(settings: Settings) -> Celery:
     def transcode_video(reason: str) -> str:
         """A doorbell: `reason` (the job id that rang, for logs and Flower) need not be the job that runs. The
         worker then takes jobs until the queue is empty, so it never waits on a doorbell that was lost."""
-        outcomes = run_until_idle(settings)
+        outcomes = run_until_idle(settings, ring=broker.enqueue_reason)
         return ", ".join(outcomes) or "idle"
 
     def start_supervisor(sender=None, **_kw) -> None:

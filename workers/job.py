@@ -1,41 +1,50 @@
-"""One transcode job: claim it, fetch the source, run the pipeline, publish the HLS output, record the result.
+"""One transcode job: claim it, probe the source, and plan it into parts that any worker takes (workers.parts);
+and what a job's end does whichever part ends it.
 
-Each attempt at a job has its own lease (core.jobqueue): its scratch folder and its blob folder are named by
-it, and its progress, heartbeat, result and cleanup are all conditional on still holding it. A worker that
-froze while its job was re-run elsewhere wakes up to find the lease gone: it deletes its own folder and
-nothing else. Publishing is atomic for viewers: every file is uploaded (master last) before one transaction
-points the video at the new folder and makes it ready; only then are older encodes removed.
+Each attempt at a job has its own lease (core.jobqueue). The planning attempt's lease becomes the job's
+generation: the folder its parts write in (core.media_keys.encode_prefix) and the fence of every write they
+make. A worker that froze while its job was re-planned elsewhere wakes up to find the lease gone: it deletes
+its own files and nothing else. A re-transcode's new encode replaces the old one only once it is ready.
 """
 
 import contextvars
 import logging
 import os
-import shutil
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import delete, update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from core.blobs import BlobStore, Stores, make_stores
 from core.db import affected, get_engine
 from core.errors import Refused
 from core.jobqueue import HEARTBEAT_INTERVAL, Beat, Claimed, claim_next, heartbeat, held_by, retry_later
 from core.logs import job_context
-from core.media_keys import CAPTIONS_DIR, MASTER_NAME, MEDIA_PLAYLIST, STORYBOARD_VTT, encode_prefix, media_prefix
+from core.media_keys import CAPTIONS_DIR, encode_prefix, media_prefix
+from core.parts import claim_part
 from core.settings import Settings
 from core.transient import PUBLIC_REASONS, transient_kind
-from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, utcnow
-from workers.pipeline import Progress, Stopped, TranscodeError, TranscodeResult, transcode
+from schemas.tables import (
+    FailureKind,
+    JobPart,
+    JobState,
+    PartKind,
+    PartState,
+    Rendition,
+    TranscodeJob,
+    Video,
+    VideoStatus,
+    utcnow,
+)
+from workers.pipeline import Stopped, TranscodeError
+from workers.sources import local_source
 
 log = logging.getLogger(__name__)
-PROGRESS_INTERVAL = 1.0
 
 
 def clear_encodes(store: BlobStore, video_id: uuid.UUID, keep: str | None = None) -> None:
@@ -47,49 +56,6 @@ def clear_encodes(store: BlobStore, video_id: uuid.UUID, keep: str | None = None
     for name, slash in sorted(tops):
         if name != CAPTIONS_DIR and prefix + name + slash != keep:
             store.delete_prefix(prefix + name + slash)
-
-
-class ProgressWriter:
-    """Writes ffmpeg progress to the job and video rows, at most once a second, while the attempt holds the job."""
-
-    def __init__(self, engine, job: Claimed) -> None:
-        self.engine, self.job = engine, job
-        self._last = 0.0
-
-    def __call__(self, p: Progress) -> None:
-        now = time.monotonic()
-        if now - self._last < PROGRESS_INTERVAL and p.fraction < 1.0:
-            return
-        self._last = now
-        fraction = round(min(p.fraction, 0.99), 4)  # 1.0 only once the output is published
-        with Session(self.engine) as s:
-            mine = update(TranscodeJob).where(*held_by(self.job)).values(progress=fraction, speed=p.speed, fps=p.fps)
-            if affected(s.execute(mine)):
-                s.execute(
-                    update(Video)
-                    .where(col(Video.id) == self.job.video_id)
-                    .values(progress=fraction, updated_at=utcnow())
-                )
-            s.commit()
-
-
-def _upload_order(path: Path) -> tuple[int, str]:
-    """Segments first, media playlists next, master last: a reader never finds a dangling reference."""
-    rank = 2 if path.name == MASTER_NAME else 1 if path.name == MEDIA_PLAYLIST else 0
-    return rank, str(path)
-
-
-def publish(store: BlobStore, out_dir: Path, prefix: str) -> list[str]:
-    files = sorted((p for p in out_dir.rglob("*") if p.is_file()), key=_upload_order)
-    keys = [prefix + p.relative_to(out_dir).as_posix() for p in files]
-    media = [(k, p) for k, p in zip(keys, files, strict=True) if _upload_order(p)[0] == 0]
-    with ThreadPoolExecutor(max_workers=8) as pool:  # each upload logs with the job's ids (contextvars)
-        for done in [pool.submit(contextvars.copy_context().run, store.put_file, k, p) for k, p in media]:
-            done.result()
-    for key, path in zip(keys, files, strict=True):
-        if _upload_order(path)[0] > 0:
-            store.put_file(key, path)
-    return keys
 
 
 def worker_name() -> str:
@@ -108,24 +74,25 @@ class Stop:
 
 
 @contextmanager
-def beating(engine, job: Claimed, stop: Stop) -> Iterator[None]:
-    """Heartbeats the attempt while it runs, and notices within a beat a cancel or the job taken away."""
+def beating_with(beat: Callable[[], Beat], stop: Stop, name: str) -> Iterator[None]:
+    """Heartbeats an attempt (a job's or a part's) while it runs, and notices within a beat a cancel or the
+    work taken away."""
     done = threading.Event()
 
     def loop() -> None:
         while not done.wait(HEARTBEAT_INTERVAL):
             try:
-                beat = heartbeat(engine, job)
+                state = beat()
             except Exception:  # a database blip must not kill the encode; the reaper has a margin
-                log.warning("heartbeat for job %s failed", job.job_id, exc_info=True)
+                log.warning("heartbeat of %s failed", name, exc_info=True)
                 continue
-            if beat == Beat.cancel:
+            if state == Beat.cancel:
                 stop.cancelled.set()
-            elif beat == Beat.lost:
+            elif state == Beat.lost:
                 stop.lost.set()
 
     thread = threading.Thread(
-        target=contextvars.copy_context().run, args=(loop,), name=f"heartbeat-{job.job_id}", daemon=True
+        target=contextvars.copy_context().run, args=(loop,), name=f"heartbeat-{name}", daemon=True
     )
     thread.start()
     try:
@@ -135,52 +102,8 @@ def beating(engine, job: Claimed, stop: Stop) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def _read_text(path: Path) -> str | None:
-    return path.read_text() if path.is_file() else None
-
-
-def _record_success(engine, job: Claimed, result: TranscodeResult, root: str, out_dir: Path) -> bool:
-    """Make the video ready on the encode under `root`, in one transaction, if this attempt still holds the job.
-    Viewers see the old state or the new one, never a mix: the files are all in place before this runs."""
-    with Session(engine) as s:
-        video = s.get(Video, job.video_id, with_for_update=True)
-        done = {"state": JobState.succeeded, "progress": 1.0, "finished_at": utcnow()}
-        held = affected(
-            s.execute(
-                update(TranscodeJob)
-                .where(*held_by(job))
-                .values(**done, encoded_seconds=result.source.duration, error=None, failure_kind=None)
-            )
-        )
-        if video is None or not held:  # deleted, or taken away from this attempt while it encoded
-            s.rollback()
-            return False
-        s.execute(delete(Rendition).where(col(Rendition.video_id) == job.video_id))
-        for v in result.variants:
-            s.add(
-                Rendition(
-                    video_id=job.video_id,
-                    name=v.name,
-                    width=v.width,
-                    height=v.height,
-                    frame_rate=v.frame_rate,
-                    bandwidth=v.bandwidth,
-                    average_bandwidth=v.average_bandwidth,
-                    codecs=v.codecs,
-                    playlist_key=f"{root}{v.name}/{MEDIA_PLAYLIST}",
-                    playlist=_read_text(out_dir / v.name / MEDIA_PLAYLIST),
-                )
-            )
-        src = result.source
-        video.status, video.progress, video.error, video.media_root = VideoStatus.ready, 1.0, None, root
-        video.master_playlist = _read_text(out_dir / MASTER_NAME)
-        video.storyboard_track = _read_text(out_dir / STORYBOARD_VTT)
-        video.duration, video.has_video, video.has_audio = src.duration, src.has_video, src.has_audio
-        video.width = src.display_width or None
-        video.height = src.display_height or None
-        video.updated_at = utcnow()
-        s.commit()
-        return True
+def beating(engine, job: Claimed, stop: Stop):
+    return beating_with(lambda: heartbeat(engine, job), stop, f"job-{job.job_id}")
 
 
 def _record_end(engine, job: Claimed, state: JobState, reason: str, kind: FailureKind | None, log_tail: str) -> bool:
@@ -224,30 +147,44 @@ def _retry_later(engine, job: Claimed, reason: str, kind: FailureKind, settings:
     return delay is not None
 
 
-def run_next(settings: Settings, stores: Stores | None = None) -> str:
-    """Claim the best queued job and run it. Returns what became of it ("idle" when the queue was empty)."""
+def run_next(settings: Settings, stores: Stores | None = None, ring: Callable[[str], None] | None = None) -> str:
+    """Take the most urgent work and run it: a part of a planned job first (finishing what started publishes
+    sooner), else the best queued job, which is planned into parts. Returns what became of it ("idle": none)."""
+    from workers.parts import run_part  # noqa: PLC0415 (parts import this module)
+
     engine = get_engine(settings)
     worker = worker_name()
+    stores = stores or make_stores(settings)
+    ring = ring or _no_doorbell
+    part = claim_part(engine, worker)
+    if part is not None:
+        return run_part(part, worker, settings, stores, ring)
     job = claim_next(engine, worker)
     if job is None:
         return "idle"
-    return run_claimed(job, worker, settings, stores or make_stores(settings))
+    return run_claimed(job, worker, settings, stores, ring)
 
 
-def run_until_idle(settings: Settings, stores: Stores | None = None) -> list[str]:
-    """Take jobs while the queue has work: one doorbell is enough to drain it, so lost doorbells cost nothing
-    while any worker is awake (a busy worker comes back here when its job ends)."""
+def _no_doorbell(reason: str) -> None:
+    """In-process runs (tests, `run_until_idle` without a broker): the caller keeps taking work itself."""
+
+
+def run_until_idle(
+    settings: Settings, stores: Stores | None = None, ring: Callable[[str], None] | None = None
+) -> list[str]:
+    """Take work while the queue has some: one doorbell is enough to drain it, so lost doorbells cost nothing
+    while any worker is awake (a busy worker comes back here when its part ends)."""
     outcomes: list[str] = []
     stores = stores or make_stores(settings)
-    while (outcome := run_next(settings, stores)) != "idle":
+    while (outcome := run_next(settings, stores, ring)) != "idle":
         outcomes.append(outcome)
     return outcomes
 
 
-def run_claimed(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
-    """Run a claimed job; every line logged meanwhile carries its job and video ids (core.logs)."""
+def run_claimed(job: Claimed, worker: str, settings: Settings, stores: Stores, ring: Callable[[str], None]) -> str:
+    """Plan a claimed job; every line logged meanwhile carries its job and video ids (core.logs)."""
     with job_context(job.job_id, job.video_id):
-        return _run(job, worker, settings, stores)
+        return _plan(job, worker, settings, stores, ring)
 
 
 def scratch_dir(settings: Settings, job: Claimed) -> Path:
@@ -255,35 +192,132 @@ def scratch_dir(settings: Settings, job: Claimed) -> Path:
     return settings.tmp_dir / "jobs" / f"{job.job_id}.{job.lease.hex}"
 
 
-def _run(job: Claimed, worker: str, settings: Settings, stores: Stores) -> str:
+def _plan(job: Claimed, worker: str, settings: Settings, stores: Stores, ring: Callable[[str], None]) -> str:
+    """Probe the source and split the job into parts that any worker takes (workers.parts). This attempt's
+    lease becomes the job's generation: the parts' folder and the fence of everything they write."""
+    from workers.parts import plan_digest  # noqa: PLC0415
+    from workers.pipeline import prepare  # noqa: PLC0415
+
     engine = get_engine(settings)
-    video_id = job.video_id
-    root = encode_prefix(video_id, job.lease)
-    work = scratch_dir(settings, job)
-    work.mkdir(parents=True)
-    log.info("job %s (video %s) attempt %s started on %s", job.job_id, video_id, job.lease, worker)
+    root = encode_prefix(job.video_id, job.lease)
+    log.info("job %s (video %s) attempt %s planning on %s", job.job_id, job.video_id, job.lease, worker)
     stop = Stop()
     try:
         with beating(engine, job, stop):
-            src = work / "source"
-            stores.sources.download_to(job.source_key, src)
-            progress = ProgressWriter(engine, job)
-            result = transcode(src, work / "hls", settings, on_progress=progress, should_stop=stop)
+            src = local_source(settings, stores.sources, job.source_key, job.video_id, job.lease)
+            prepared = prepare(src, settings)
             if stop():
                 raise Stopped
-            publish(stores.media, work / "hls", root)
-            if stop():
-                raise Stopped
-            if not _record_success(engine, job, result, root, work / "hls"):
+            parts = _record_plan(engine, job, prepared, plan_digest(prepared))
+            if parts is None:
                 stop.lost.set()
                 raise Stopped
-        clear_encodes(stores.media, video_id, keep=root)  # the encodes this one replaces (a re-transcode)
-        log.info("video %s ready: %d variants in %.1fs", video_id, len(result.variants), result.elapsed)
-        return JobState.succeeded
     except Exception as exc:
         return _end(exc, job, stop, settings, stores, root)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for _ in range(parts):
+        ring(f"part of {job.job_id}")
+    log.info("job %s planned: %d parts", job.job_id, parts)
+    return "planned"
+
+
+def plan_summary(prepared) -> dict:
+    """What the API needs for a master before anything is measured, and operators read on the job."""
+    plan = prepared.plan
+    return {
+        "renditions": [
+            {"name": r.name, "width": r.width, "height": r.height, "frame_rate": float(r.fps),
+             "maxrate_kbps": r.maxrate_kbps}
+            for r in plan.renditions
+        ],
+        "audio_kbps": plan.audio_kbps if prepared.info.has_audio else None,
+        "target_duration": max([plan.segment_seconds, *(r.segment_seconds for r in prepared.ranges)]),
+        "ranges": [[r.start, r.end] for r in prepared.ranges] if not plan.audio_only else [],
+        "storyboard": prepared.thumbnails is not None,
+    }  # fmt: skip
+
+
+def _record_plan(engine, job: Claimed, prepared, digest: str) -> int | None:
+    """The plan and its parts, in one transaction, if this attempt still holds the job. Returns the part count."""
+    info = prepared.info
+    rows: list[JobPart] = []
+    if not prepared.plan.audio_only:
+        for r in prepared.ranges:
+            rows.append(
+                JobPart(job_id=job.job_id, video_id=job.video_id, generation=job.lease, kind=PartKind.video,
+                        index=r.index, start_seconds=r.start, end_seconds=r.end, first_segment=r.first_segment,
+                        segment_seconds=r.segment_seconds)
+            )  # fmt: skip
+    if info.has_audio:
+        rows.append(
+            JobPart(job_id=job.job_id, video_id=job.video_id, generation=job.lease, kind=PartKind.audio,
+                    segment_seconds=prepared.plan.segment_seconds)
+        )  # fmt: skip
+    with Session(engine) as s:
+        held = affected(
+            s.execute(
+                update(TranscodeJob)
+                .where(*held_by(job))
+                .values(planned_at=utcnow(), plan=plan_summary(prepared), plan_digest=digest)
+            )
+        )
+        if not held:
+            s.rollback()
+            return None
+        s.execute(delete(JobPart).where(col(JobPart.job_id) == job.job_id))  # an earlier generation's
+        s.add_all(rows)
+        s.execute(
+            update(Video)
+            .where(col(Video.id) == job.video_id)
+            .values(duration=info.duration, has_video=info.has_video, has_audio=info.has_audio,
+                    width=info.display_width or None, height=info.display_height or None, playable_seconds=None,
+                    updated_at=utcnow())
+        )  # fmt: skip
+        s.commit()
+    return len(rows)
+
+
+def end_generation(
+    engine,
+    stores: Stores,
+    job_id: uuid.UUID,
+    generation: uuid.UUID,
+    state: JobState,
+    reason: str,
+    kind: FailureKind | None,
+    log_tail: str = "",
+) -> bool:
+    """A planned job failed or cancelled by one of its parts: the job and its video end, the other parts stop
+    (their heartbeats find them closed), and the encode's files go. Only once, by whichever part got here."""
+    status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
+    with Session(engine) as s:
+        held = affected(
+            s.execute(
+                update(TranscodeJob)
+                .where(col(TranscodeJob.id) == job_id, col(TranscodeJob.lease) == generation,
+                       col(TranscodeJob.state) == JobState.running)
+                .values(state=state, error=reason, failure_kind=kind, log_tail=log_tail or None, finished_at=utcnow())
+            )
+        )  # fmt: skip
+        if not held:
+            s.rollback()
+            return False
+        video_id = s.execute(select(col(TranscodeJob.video_id)).where(col(TranscodeJob.id) == job_id)).scalar_one()
+        s.execute(
+            update(JobPart)
+            .where(col(JobPart.job_id) == job_id, col(JobPart.state).in_([PartState.queued, PartState.running]))
+            .values(state=PartState.cancelled, lease=None, finished_at=utcnow())
+        )
+        s.execute(
+            update(Video)
+            .where(col(Video.id) == video_id)
+            .values(status=status, error=reason if state == JobState.failed else None, media_root=None,
+                    master_playlist=None, storyboard_track=None, playable_seconds=None, updated_at=utcnow())
+        )  # fmt: skip
+        s.execute(delete(Rendition).where(col(Rendition.video_id) == video_id))
+        s.commit()
+    clear_encodes(stores.media, video_id)
+    log.warning("video %s %s: %s", video_id, state, reason)
+    return True
 
 
 def _end(exc: Exception, job: Claimed, stop: Stop, settings: Settings, stores: Stores, root: str) -> str:

@@ -24,11 +24,14 @@ import psutil
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from core.blobs import make_stores
 from core.db import get_engine
-from core.jobqueue import STALE_AFTER, live_attempts, reap_stale, waiting
+from core.jobqueue import STALE_AFTER, cancelled_idle, live_attempts, live_generations, reap_stale, waiting
 from core.logs import outside_jobs
+from core.parts import lost_too_often, requeue_part, stale_parts
 from core.settings import Settings
-from schemas.tables import JobState, TranscodeJob, WorkerNode, utcnow
+from schemas.tables import FailureKind, JobState, TranscodeJob, WorkerNode, utcnow
+from workers.sources import sources_dir, sweep_sources
 
 log = logging.getLogger(__name__)
 REGISTRY_INTERVAL = 5.0
@@ -69,6 +72,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, ring: Callable[[str], None], concurrency: int | None = None) -> None:
         self.engine = get_engine(settings)
+        self.settings = settings
         self.scratch = settings.tmp_dir / "jobs"
         self.ring = ring
         self.name = node_name()
@@ -104,12 +108,36 @@ class Supervisor:
                     for job_id in reap_stale(self.engine):
                         log.warning("job %s lost its worker: re-queued", job_id)
                         self.ring(str(job_id))
+                    self.reap_parts()
+                    self.end_cancelled()
                     self.ring_waiting()
                     sweep_scratch(self.scratch, live_attempts(self.engine))
+                    sweep_sources(sources_dir(self.settings), live_generations(self.engine))
             except Exception:
                 log.warning("supervisor round failed", exc_info=True)
             self._stop.wait(REGISTRY_INTERVAL)
             since_reap += REGISTRY_INTERVAL
+
+    def reap_parts(self) -> None:
+        """Parts whose worker stopped beating go back to the queue, alone; after MAX_ATTEMPTS the video fails."""
+        from workers.job import end_generation  # noqa: PLC0415 (the worker's code, loaded in the worker only)
+
+        for lost in stale_parts(self.engine):
+            if lost_too_often(lost):
+                reason = f"{lost.label} failed: its worker was lost {lost.attempts} times"
+                end_generation(self.engine, make_stores(self.settings), lost.job_id, lost.generation,
+                               JobState.failed, reason, FailureKind.worker_lost)  # fmt: skip
+            elif requeue_part(self.engine, lost):
+                log.warning("job %s: %s lost its worker: re-queued", lost.job_id, lost.label)
+                self.ring(f"part of {lost.job_id}")
+
+    def end_cancelled(self) -> None:
+        """A cancelled job none of whose parts is running: nobody else would notice."""
+        from workers.job import end_generation  # noqa: PLC0415
+
+        for job_id, generation in cancelled_idle(self.engine):
+            end_generation(self.engine, make_stores(self.settings), job_id, generation, JobState.cancelled,
+                           "cancelled by an operator", None)  # fmt: skip
 
     def ring_waiting(self) -> None:
         """Ring for queued jobs nobody took (at most one per pool process: a woken process drains the queue)."""

@@ -10,7 +10,7 @@ from api.caption_store import attach_caption, find_caption, list_captions, remov
 from api.captions import MAX_CAPTION_BYTES
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep, UserDep, VideoDep
 from api.errors import Responses
-from api.playlists import playlist_response, require_ready
+from api.playlists import playlist_response, require_playable
 from api.subtitles import playlist_uri, subtitle_playlist
 from schemas.api import CaptionCreated, CaptionRead, Problem
 from schemas.tables import Caption
@@ -79,7 +79,7 @@ def subtitle_media_playlist(
     """One WebVTT segment spanning the video: hls.js fetches it from the media store like a segment.
     `version` (the file's hash in the master's URI) only keys caches: the current file is always served."""
     video = playback.video
-    require_ready(video)
+    require_playable(video)
     caption = find_caption(session, video.id, language)
     if caption is None:
         raise HTTPException(404, f"video {video.id} has no {language[:40]!r} caption")

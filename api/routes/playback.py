@@ -14,13 +14,14 @@ from api.access import with_query
 from api.caption_store import list_captions
 from api.deps import OwnedVideoDep, PlaybackDep, SessionDep, SettingsDep, SignerDep, StoresDep
 from api.errors import Responses
-from api.playlists import playlist_response, require_ready
+from api.growing import growing
+from api.playlists import playlist_response, require_playable, require_ready
 from api.storyboard import rewrite_storyboard_vtt
 from api.subtitles import renditions_for, with_subtitles
 from core.blobs import BlobNotFound, Stores, content_type_for
 from core.media_keys import MASTER_NAME, STORYBOARD_VTT, published_root
 from schemas.api import PlaybackTokenCreate, PlaybackTokenRead, Problem
-from schemas.tables import Rendition, Video
+from schemas.tables import Rendition, Video, VideoStatus
 
 router = APIRouter(prefix="/api/v1/videos", tags=["playback"])
 # A playback route refuses a token (403: expired, revoked, another video's) or a video the caller may not see,
@@ -45,12 +46,16 @@ def _stored(stores: Stores, key: str, what: str) -> str:
 @router.get("/{video_id}/master.m3u8", response_class=Response, responses=REFUSED)
 def master_playlist(playback: PlaybackDep, session: SessionDep, stores: StoresDep, settings: SettingsDep) -> Response:
     video = playback.video
-    require_ready(video)
-    stored_key = published_root(video.id, video.media_root) + MASTER_NAME
-    text = video.master_playlist or _stored(stores, stored_key, "master playlist")
+    require_playable(video)
+    ready = video.status == VideoStatus.ready
+    if ready:
+        stored_key = published_root(video.id, video.media_root) + MASTER_NAME
+        text = video.master_playlist or _stored(stores, stored_key, "master playlist")
+    else:  # still encoding: the start plays (api.growing)
+        text = growing(session, video).master()
     text = with_subtitles(text, renditions_for(list_captions(session, video.id)))  # captions: api/routes/captions
     text = with_query(text, playback.query)  # last: every URI the master names carries a private video's token
-    return playlist_response(text, settings, playback, max_age=MASTER_MAX_AGE)
+    return playlist_response(text, settings, playback, max_age=MASTER_MAX_AGE, growing=not ready)
 
 
 @router.get("/{video_id}/{rendition}/index.m3u8", response_class=Response, responses=REFUSED)
@@ -58,7 +63,14 @@ def media_playlist(
     playback: PlaybackDep, rendition: str, session: SessionDep, stores: StoresDep, settings: SettingsDep
 ) -> Response:
     video = playback.video
-    require_ready(video)
+    require_playable(video)
+    if video.status != VideoStatus.ready:
+        text, keys = growing(session, video).media(rendition)
+        playlist = m3u8.loads(text)
+        inits = {id(seg.init_section): seg.init_section for seg in playlist.segments if seg.init_section}
+        for item, key in zip([*inits.values(), *playlist.segments], keys, strict=True):
+            item.uri = playback.media_url(key)
+        return playlist_response(playlist.dumps(), settings, playback, growing=True)
     row = session.exec(select(Rendition).where(Rendition.video_id == video.id, Rendition.name == rendition)).first()
     if row is None:  # names come from the database only: a path parameter never reaches storage
         raise HTTPException(404, f"rendition {rendition!r} not found")

@@ -1,0 +1,56 @@
+"""Playlists of a video still encoding: rendered per request from its parts (core.progressive), never cached.
+
+The published prefix only grows by whole ranges, so a player polling an EVENT playlist never sees a segment
+change or vanish; when the last part lands, the finished playlists (stored on the video) take over with the
+same segments and ENDLIST.
+"""
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException
+from sqlmodel import Session, col, select
+
+from core.media_keys import encode_prefix
+from core.parts import parts_of
+from core.progressive import PartView, Published, master_for, media_playlist, published
+from schemas.tables import JobPart, JobState, PartKind, TranscodeJob, Video
+
+
+@dataclass(frozen=True)
+class Growing:
+    root: str  # the encode's folder in the media store
+    plan: dict
+    parts: list[JobPart]
+    pub: Published
+
+    def master(self) -> str:
+        codecs = next((p.codecs or {} for p in self.parts if p.kind == PartKind.video and p.index == 0), {})
+        return master_for(self.plan, codecs, self.pub)[0]
+
+    def media(self, rendition: str) -> tuple[str, list[str]]:
+        """The rendition's EVENT playlist and the store keys it names (init first)."""
+        segments = self.pub.renditions.get(rendition)
+        if not segments:  # names come from the database only: a path parameter never reaches storage
+            raise HTTPException(404, f"rendition {rendition!r} not found")
+        init = self.pub.inits[rendition]
+        text = media_playlist(segments, init, target_duration=int(self.plan.get("target_duration", 4)), complete=False)
+        return text, [self.root + init, *(self.root + s.uri for s in segments)]
+
+
+def growing(session: Session, video: Video) -> Growing:
+    """The encode in progress whose start plays; 404 when there is none (it just finished: the client retries)."""
+    job = session.exec(
+        select(TranscodeJob).where(
+            col(TranscodeJob.video_id) == video.id,
+            col(TranscodeJob.state) == JobState.running,
+            col(TranscodeJob.planned_at).is_not(None),
+        )
+    ).first()
+    if job is None or job.lease is None or job.plan is None:
+        raise HTTPException(404, f"video {video.id} is not ready to play (status: {video.status})")
+    parts = parts_of(session, job.id, job.lease)
+    views = [
+        PartView(p.kind, p.index, p.state, p.start_seconds, p.end_seconds, p.first_segment, p.lease, p.segments)
+        for p in parts
+    ]
+    return Growing(encode_prefix(video.id, job.lease), job.plan, parts, published(views, video.duration or 0.0))
