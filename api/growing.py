@@ -49,8 +49,5 @@ def growing(session: Session, video: Video) -> Growing:
     if job is None or job.lease is None or job.plan is None:
         raise HTTPException(404, f"video {video.id} is not ready to play (status: {video.status})")
     parts = parts_of(session, job.id, job.lease)
-    views = [
-        PartView(p.kind, p.index, p.state, p.start_seconds, p.end_seconds, p.first_segment, p.lease, p.segments)
-        for p in parts
-    ]
-    return Growing(encode_prefix(video.id, job.lease), job.plan, parts, published(views, video.duration or 0.0))
+    pub = published([PartView.of(p) for p in parts], video.duration or 0.0)
+    return Growing(encode_prefix(video.id, job.lease), job.plan, parts, pub)

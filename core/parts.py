@@ -25,6 +25,15 @@ LIVE_JOB = (JobState.running, JobState.succeeded)  # a storyboard part runs afte
 
 
 @dataclass(frozen=True)
+class Generation:
+    """One planning of a job: its parts and their folder."""
+
+    job_id: uuid.UUID
+    video_id: uuid.UUID
+    generation: uuid.UUID
+
+
+@dataclass(frozen=True)
 class ClaimedPart:
     part_id: uuid.UUID
     job_id: uuid.UUID
@@ -49,7 +58,7 @@ def part_held(part: ClaimedPart) -> tuple:
     )
 
 
-def generation_live(part: ClaimedPart) -> tuple:
+def generation_live(part: "ClaimedPart | Generation") -> tuple:
     """WHERE clauses on transcode_jobs true while the part's job is still the generation it was planned in."""
     return (
         col(TranscodeJob.id) == part.job_id,
@@ -196,6 +205,24 @@ def parts_of(session: Session, job_id: uuid.UUID, generation: uuid.UUID) -> list
             select(JobPart).where(col(JobPart.job_id) == job_id, col(JobPart.generation) == generation)
         ).scalars()
     )
+
+
+def complete_unfinished(engine: Engine) -> list[Generation]:
+    """Planned jobs still running whose every video and audio part has succeeded: the part that completed the
+    set could not finish the video (a database blip right after its record). The supervisor finishes them."""
+    open_parts = select(col(JobPart.job_id)).where(
+        col(JobPart.kind) != PartKind.storyboard, col(JobPart.state) != PartState.succeeded
+    )
+    with Session(engine) as s:
+        rows = s.execute(
+            select(col(TranscodeJob.id), col(TranscodeJob.video_id), col(TranscodeJob.lease)).where(
+                col(TranscodeJob.state) == JobState.running,
+                col(TranscodeJob.planned_at).is_not(None),
+                col(TranscodeJob.planned_at) < utcnow() - STALE_AFTER,
+                col(TranscodeJob.id).not_in(open_parts),
+            )
+        ).all()
+    return [Generation(r[0], r[1], r[2]) for r in rows if r[2] is not None]
 
 
 def running_parts(session: Session, job_id: uuid.UUID) -> int:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from schemas.tables import PartKind, PartState, Rendition
+from schemas.tables import JobPart, PartKind, PartState, Rendition
 
 AUDIO_RENDITION = "audio"
 INIT_SUFFIX = "init.mp4"
@@ -45,6 +45,11 @@ class PartView:
     first_segment: int
     lease: uuid.UUID | None
     segments: dict[str, list[list[float]]] | None  # rendition -> [[duration, bytes], ...]
+
+    @classmethod
+    def of(cls, row: JobPart) -> "PartView":
+        return cls(row.kind, row.index, row.state, row.start_seconds, row.end_seconds, row.first_segment, row.lease,
+                   row.segments)  # fmt: skip
 
 
 @dataclass(frozen=True)

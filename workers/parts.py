@@ -9,6 +9,7 @@ queues the storyboard, which never holds publishing back.
 
 import contextvars
 import hashlib
+import io
 import logging
 import shutil
 import time
@@ -22,10 +23,9 @@ from sqlmodel import Session, col, select
 from core.blobs import BlobStore, Stores
 from core.db import affected, get_engine
 from core.errors import Refused
-from core.jobqueue import HEARTBEAT_INTERVAL, Beat
 from core.logs import job_context
 from core.media_keys import MASTER_NAME, MEDIA_PLAYLIST, POSTER_NAME, STORYBOARD_VTT, encode_prefix
-from core.parts import ClaimedPart, describe, generation_live, part_heartbeat, part_held, parts_of
+from core.parts import ClaimedPart, Generation, describe, generation_live, part_heartbeat, part_held, parts_of
 from core.progressive import (
     AUDIO_RENDITION,
     PartView,
@@ -92,7 +92,7 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
             else:
                 _storyboard(part, prepared, out, settings, stores.media, root, stop, started)
                 return PartState.succeeded
-        if _finish_if_complete(engine, part, settings, stores, ring):
+        if finish_if_complete(engine, part, stores, ring):
             log.info("video %s ready", part.video_id)
         return PartState.succeeded
     except Exception as exc:
@@ -275,10 +275,7 @@ class _Lost(Stopped):
 
 
 def _views(rows: list[JobPart]) -> list[PartView]:
-    return [
-        PartView(p.kind, p.index, p.state, p.start_seconds, p.end_seconds, p.first_segment, p.lease, p.segments)
-        for p in rows
-    ]
+    return [PartView.of(p) for p in rows]
 
 
 def _update_edge(s: Session, part: ClaimedPart) -> None:
@@ -298,7 +295,7 @@ def _update_edge(s: Session, part: ClaimedPart) -> None:
     )
 
 
-def _finish_if_complete(engine, part: ClaimedPart, settings: Settings, stores: Stores, ring) -> bool:
+def finish_if_complete(engine, part: ClaimedPart | Generation, stores: Stores, ring: Callable[[str], None]) -> bool:
     """If every video and audio part is in: the final playlists, renditions and `ready`, in one transaction
     under the job's row lock (two parts finishing at once: one of them does it)."""
     root = encode_prefix(part.video_id, part.generation)
@@ -316,8 +313,11 @@ def _finish_if_complete(engine, part: ClaimedPart, settings: Settings, stores: S
             return False
         mismatch = _init_mismatch(rows)
         if mismatch:
-            raise TranscodeError(f"ranges were encoded differently ({mismatch}): their segments would not play on",
-                                 kind=FailureKind.incomplete_output)  # fmt: skip
+            s.rollback()
+            reason = f"ranges were encoded differently ({mismatch}): their segments would not play on"
+            end_generation(engine, stores, part.job_id, part.generation, JobState.failed, reason,
+                           FailureKind.incomplete_output)  # fmt: skip
+            return False
         playlists, master, renditions = final_playlists(job.plan, rows, pub)
         s.execute(delete(Rendition).where(col(Rendition.video_id) == part.video_id))
         for r in renditions:
@@ -343,19 +343,20 @@ def _finish_if_complete(engine, part: ClaimedPart, settings: Settings, stores: S
     return True
 
 
-def _after_ready(store: BlobStore, part: ClaimedPart, root: str, playlists: dict[str, str], master: str) -> None:
-    """Copies of the final playlists beside the segments (for a CDN or a copy of the folder), the encodes this
-    one replaces, and any file of an attempt that died before it could remove its own."""
+def _after_ready(
+    store: BlobStore, part: ClaimedPart | Generation, root: str, playlists: dict[str, str], master: str
+) -> None:
+    """Copies of the final playlists beside the segments (for a CDN, or whoever copies the folder), then the
+    encodes this one replaces, and any file of an attempt that died before it could remove its own."""
     for name, text in playlists.items():
-        store.put_bytes(f"{root}{name}/{MEDIA_PLAYLIST}", text.encode()) if hasattr(store, "put_bytes") else None
+        store.put_stream(f"{root}{name}/{MEDIA_PLAYLIST}", io.BytesIO(text.encode()))
+    store.put_stream(root + MASTER_NAME, io.BytesIO(master.encode()))  # last: it names the others
     clear_encodes(store, part.video_id, keep=root)
-    referenced = {f"{root}{name}/{line}" for name, text in playlists.items() for line in _uris(text)}
+    referenced = {f"{root}{name}/{uri}" for name, text in playlists.items() for uri in _uris(text)}
     for key in store.list(root):
-        rel = key[len(root) :]
-        name = rel.partition("/")[0]
-        if name in playlists and key not in referenced and not key.endswith(MEDIA_PLAYLIST):
+        name, _, rest = key[len(root) :].partition("/")
+        if name in playlists and rest != MEDIA_PLAYLIST and key not in referenced:
             store.delete_prefix(key)
-    _ = master
 
 
 def _uris(text: str) -> list[str]:
@@ -446,6 +447,3 @@ def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stor
     end_generation(engine, stores, part.job_id, part.generation, JobState.failed,
                    f"{what} failed: {public}", kind, tail)  # fmt: skip
     return JobState.failed
-
-
-_ = (Beat, HEARTBEAT_INTERVAL, MASTER_NAME)

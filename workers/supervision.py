@@ -28,7 +28,7 @@ from core.blobs import make_stores
 from core.db import get_engine
 from core.jobqueue import STALE_AFTER, cancelled_idle, live_attempts, live_generations, reap_stale, waiting
 from core.logs import outside_jobs
-from core.parts import lost_too_often, requeue_part, stale_parts
+from core.parts import complete_unfinished, lost_too_often, requeue_part, stale_parts
 from core.settings import Settings
 from schemas.tables import FailureKind, JobState, TranscodeJob, WorkerNode, utcnow
 from workers.sources import sources_dir, sweep_sources
@@ -110,6 +110,7 @@ class Supervisor:
                         self.ring(str(job_id))
                     self.reap_parts()
                     self.end_cancelled()
+                    self.finish_complete()
                     self.ring_waiting()
                     sweep_scratch(self.scratch, live_attempts(self.engine))
                     sweep_sources(sources_dir(self.settings), live_generations(self.engine))
@@ -138,6 +139,14 @@ class Supervisor:
         for job_id, generation in cancelled_idle(self.engine):
             end_generation(self.engine, make_stores(self.settings), job_id, generation, JobState.cancelled,
                            "cancelled by an operator", None)  # fmt: skip
+
+    def finish_complete(self) -> None:
+        """Jobs whose every part is in but whose video the last part could not finish."""
+        from workers.parts import finish_if_complete  # noqa: PLC0415
+
+        for generation in complete_unfinished(self.engine):
+            if finish_if_complete(self.engine, generation, make_stores(self.settings), self.ring):
+                log.warning("job %s: finished by the supervisor after its last part", generation.job_id)
 
     def ring_waiting(self) -> None:
         """Ring for queued jobs nobody took (at most one per pool process: a woken process drains the queue)."""
