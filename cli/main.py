@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from core.processes import die_with_parent
-from workers.launch import flower_argv, worker_argv
+from workers.launch import flower_argv, local_worker_argv, worker_argv
 
 app = typer.Typer(help="Streamify: self-hosted video platform.", no_args_is_help=True)
 console = Console()
@@ -70,7 +70,9 @@ def up(
 
         raise typer.Exit(run_stack(settings, nodes=nodes, host=host, port=port, console=console))
     # uvicorn re-raises SIGTERM after its shutdown, so `finally` may never run: the worker also dies with us.
-    worker = subprocess.Popen(worker_argv(1, "solo", settings.queue), preexec_fn=die_with_parent())
+    worker = subprocess.Popen(
+        local_worker_argv(settings.worker_concurrency, settings.queue), preexec_fn=die_with_parent()
+    )
     console.print(f"[bold green]Streamify is up:[/] http://{host}:{port}/  (API docs: /docs)")
     console.print(f"data: {settings.data_dir.resolve()}")
     try:
@@ -209,10 +211,15 @@ def api(
 
 
 @app.command()
-def worker(concurrency: Annotated[int, typer.Option(help="parallel encodes")] = 1) -> None:
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="parts encoded at once (default: STREAMIFY_WORKER_CONCURRENCY)")
+    ] = None,
+) -> None:
     """Run a transcode worker."""
     settings = _settings()
-    os.execv(sys.executable, worker_argv(concurrency, "prefork", settings.queue))  # noqa: S606
+    n = concurrency if concurrency is not None else settings.worker_concurrency
+    os.execv(sys.executable, worker_argv(n or os.cpu_count() or 1, "prefork", settings.queue))  # noqa: S606
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -25,7 +25,7 @@ from core.playback_secret import local_secret
 from core.processes import die_with_parent
 from core.settings import Settings
 from infra.nginx import nginx_exe, nginx_plan, nginx_user, write_nginx_config
-from workers.launch import worker_argv
+from workers.launch import local_worker_argv
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -116,7 +116,11 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.nginx_dir.mkdir(parents=True, exist_ok=True)
         env = self.child_env()
-        worker = Child("worker", worker_argv(1, "solo", self.settings.queue), self.log_dir / "worker.log")
+        worker = Child(
+            "worker",
+            local_worker_argv(self.settings.worker_concurrency, self.settings.queue),
+            self.log_dir / "worker.log",
+        )
         nodes = [self._node(i + 1) for i in range(self.nodes)]
         for child in [worker, *nodes]:
             child.start(env)

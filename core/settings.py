@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     gop_seconds: int = Field(default=2, description="Keyframe interval, identical in every rendition.")
     segment_seconds: int = Field(default=4, description="HLS segment length: a whole number of keyframe intervals.")
     # The ffmpeg watchdog (workers.pipeline): a stuck or stopped ffmpeg is killed and its job fails.
+    worker_concurrency: int = Field(
+        default=0, ge=0, le=256, description="Parts a worker encodes at once (0: one per CPU core)."
+    )
     ffmpeg_stall_seconds: float = Field(default=120, gt=0, description="Kill an ffmpeg whose output stops growing.")
     encode_time_factor: float = Field(default=20, gt=0, description="Encode budget: this x the source's duration...")
     encode_time_floor_seconds: float = Field(default=600, gt=0, description="...but never less than this.")

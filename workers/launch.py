@@ -4,6 +4,7 @@ stack (cli/stack.py) and the tests, so what the tests run is what production run
 Only argv lists: importing this never loads the Celery app.
 """
 
+import os
 import sys
 
 
@@ -18,6 +19,14 @@ def worker_argv(concurrency: int, pool: str, queue: str) -> list[str]:
         "worker", "--loglevel", "INFO", "--pool", pool, "--concurrency", str(concurrency), "--queues", queue,
         "--without-gossip", "--without-mingle",
     )  # fmt: skip
+
+
+def local_worker_argv(concurrency: int, queue: str) -> list[str]:
+    """The worker `streamify up` starts beside the API: `concurrency` parts at once (0: one per CPU core, so a
+    video's first range and its audio encode side by side and it plays within seconds). One process alone runs
+    the solo pool (no fork), as before chunked encoding."""
+    n = concurrency or os.cpu_count() or 1
+    return worker_argv(n, "solo" if n == 1 else "prefork", queue)
 
 
 def flower_argv(host: str, port: int, extra: list[str]) -> list[str]:
