@@ -291,7 +291,7 @@ def waiting(engine: Engine, now: datetime | None = None, ring_after: timedelta =
             .where(
                 col(JobPart.state) == PartState.queued,
                 col(TranscodeJob.cancel_requested).is_(False),
-                col(JobPart.queued_at) <= now - ring_after,
+                func.coalesce(col(JobPart.not_before), col(JobPart.queued_at)) <= now - ring_after,
             )
         )
         return s.execute(query).scalar_one() + s.execute(parts).scalar_one()

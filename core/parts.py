@@ -83,6 +83,7 @@ def claim_part(engine: Engine, worker: str) -> ClaimedPart | None:
             .join(TranscodeJob, col(TranscodeJob.id) == col(JobPart.job_id))
             .where(
                 col(JobPart.state) == PartState.queued,
+                col(JobPart.not_before).is_(None) | (col(JobPart.not_before) <= utcnow()),
                 col(TranscodeJob.state).in_(LIVE_JOB),
                 col(TranscodeJob.lease) == col(JobPart.generation),
                 col(TranscodeJob.cancel_requested).is_(False),
@@ -105,6 +106,7 @@ def claim_part(engine: Engine, worker: str) -> ClaimedPart | None:
                     .where(col(JobPart.id) == part_id, col(JobPart.state) == PartState.queued)
                     .values(
                         state=PartState.running, lease=lease, worker=worker, attempts=JobPart.attempts + 1,
+                        not_before=None,
                         progress=0.0, segments=None, codecs=None, init_digests=None, error=None,
                         failure_kind=None, log_tail=None, started_at=now, heartbeat_at=now, finished_at=None,
                     )

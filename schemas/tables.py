@@ -280,6 +280,8 @@ class JobPart(SQLModel, table=True):
     worker: str | None = Field(default=None, sa_type=String(255))
     attempts: int = 0  # attempts started (a worker lost mid-part counts)
     failures: int = 0  # attempts that failed on their own (ffmpeg, a short output): the second fails the video
+    transient_failures: int = 0  # storage/database/disk failures retried so far, each after a growing delay
+    not_before: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     progress: float = 0.0
     # Per rendition, [[duration, bytes], ...] of the segments this part published, in order; the audio part
     # appends as it goes. With `lease`, they are all a playlist needs.

@@ -285,9 +285,12 @@ def end_generation(
     reason: str,
     kind: FailureKind | None,
     log_tail: str = "",
+    *,
+    public: str | None = None,
 ) -> bool:
     """A planned job failed or cancelled by one of its parts: the job and its video end, the other parts stop
-    (their heartbeats find them closed), and the encode's files go. Only once, by whichever part got here."""
+    (their heartbeats find them closed), and the encode's files go. Only once, by whichever part got here.
+    The owner reads `public` when given (a reason without internals), else `reason`."""
     status = VideoStatus.cancelled if state == JobState.cancelled else VideoStatus.failed
     with Session(engine) as s:
         held = affected(
@@ -310,7 +313,7 @@ def end_generation(
         s.execute(
             update(Video)
             .where(col(Video.id) == video_id)
-            .values(status=status, error=reason if state == JobState.failed else None, media_root=None,
+            .values(status=status, error=(public or reason) if state == JobState.failed else None, media_root=None,
                     master_playlist=None, storyboard_track=None, playable_seconds=None, updated_at=utcnow())
         )  # fmt: skip
         s.execute(delete(Rendition).where(col(Rendition.video_id) == video_id))

@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, update
@@ -36,7 +37,7 @@ from core.progressive import (
     segment_file,
 )
 from core.settings import Settings
-from core.transient import PUBLIC_REASONS, transient_kind
+from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
 from schemas.tables import (
     FailureKind,
     JobPart,
@@ -428,22 +429,28 @@ def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stor
         row = s.execute(select(JobPart).where(*part_held(part)).with_for_update()).scalar_one_or_none()
         if row is None:
             return "lost"
-        failures = row.failures + (0 if outage else 1)
-        attempts_left = row.attempts < settings.transient_retries + 1 if outage else failures < PART_FAILURES
         what = describe(row)
-        row.failures, row.error, row.failure_kind, row.log_tail = failures, reason, kind, tail or None
-        row.state = PartState.queued if attempts_left and row.kind != PartKind.storyboard else PartState.failed
+        row.error, row.failure_kind, row.log_tail = reason, kind, tail or None
         row.lease, row.worker, row.heartbeat_at, row.finished_at = None, None, None, utcnow()
+        if outage:  # the store or database is down: wait and retry, without counting it against the range
+            row.transient_failures += 1
+            again = row.transient_failures <= settings.transient_retries
+            delay = retry_delay(row.transient_failures, settings.transient_retry_base_seconds)
+            row.not_before = utcnow() + timedelta(seconds=delay)
+        else:
+            row.failures += 1
+            again = row.failures < PART_FAILURES
+        again = again and row.kind != PartKind.storyboard
+        row.state = PartState.queued if again else PartState.failed
         s.commit()
-    if row.state == PartState.queued:
+    if again:
         log.warning("job %s: %s failed (%s); it runs again", part.job_id, what, reason)
         return "retrying"
     if part.kind == PartKind.storyboard:
-        log.warning(
-            "video %s: storyboard failed: %s (the video stays ready without scrub previews)", part.video_id, reason
-        )
+        log.warning("video %s: storyboard failed: %s (it stays ready without scrub previews)", part.video_id, reason)
         return PartState.failed
-    public = PUBLIC_REASONS.get(kind, reason) if outage else reason
-    end_generation(engine, stores, part.job_id, part.generation, JobState.failed,
-                   f"{what} failed: {public}", kind, tail)  # fmt: skip
+    # An outage says so in the words creators read (no hosts or ports); the job keeps the details.
+    public = PUBLIC_REASONS.get(kind, reason) if outage else f"{what} failed: {reason}"
+    end_generation(engine, stores, part.job_id, part.generation, JobState.failed, f"{what} failed: {reason}", kind,
+                   tail, public=public)  # fmt: skip
     return JobState.failed

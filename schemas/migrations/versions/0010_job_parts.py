@@ -38,6 +38,8 @@ def upgrade() -> None:
         sa.Column("worker", sa.String(255), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("transient_failures", sa.Integer(), nullable=False),
+        _ts("not_before"),
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("segments", sa.JSON(), nullable=True),
         sa.Column("codecs", sa.JSON(), nullable=True),
