@@ -118,8 +118,9 @@ def test_a_range_that_fails_twice_fails_the_video_naming_the_range(tmp_path, fau
         video_id = upload(creator, clip, title="a range that hangs").json()["id"]
 
         def third_range_encoding(attempt: int):
-            return next((p for p in _parts(stack, video_id) if p["kind"] == "video" and p["index"] == 2
-                         and p["state"] == "running" and p["attempts"] == attempt and _ffmpegs_of(p)), None)  # fmt: skip
+            third = next(p for p in _parts(stack, video_id) if p["kind"] == "video" and p["index"] == 2)
+            running = third["state"] == "running" and third["attempts"] == attempt
+            return third if running and _ffmpegs_of(third) else None
 
         for attempt in (1, 2):  # the same range hangs on both attempts: the watchdog kills it each time
             part = wait_for(lambda a=attempt: third_range_encoding(a), f"attempt {attempt} at the third range", 120)
