@@ -118,8 +118,8 @@ def test_a_range_that_fails_twice_fails_the_video_naming_the_range(tmp_path, fau
         video_id = upload(creator, clip, title="a range that hangs").json()["id"]
 
         def third_range_encoding(attempt: int):
-            third = next(p for p in _parts(stack, video_id) if p["kind"] == "video" and p["index"] == 2)
-            running = third["state"] == "running" and third["attempts"] == attempt
+            third = next((p for p in _parts(stack, video_id) if p["kind"] == "video" and p["index"] == 2), None)
+            running = third is not None and third["state"] == "running" and third["attempts"] == attempt
             return third if running and _ffmpegs_of(third) else None
 
         for attempt in (1, 2):  # the same range hangs on both attempts: the watchdog kills it each time
