@@ -12,9 +12,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import m3u8
 import psutil
 import psycopg
 import redis
+from azure.storage.blob import BlobServiceClient
 
 from tests.conftest import (
     AZURITE_BIN,
@@ -155,3 +157,34 @@ def empty_redis(stack: FaultStack) -> None:
     stack.redis.kill()
     stack.redis.start()
     assert redis.Redis(port=stack.redis.port).dbsize() == 0
+
+
+def parts_of(stack: FaultStack, video_id: str) -> list[dict]:
+    """The parts of the video's current encode (core.parts), storyboard last... as rows."""
+    return stack.sql(
+        "SELECT p.* FROM job_parts p JOIN transcode_jobs j ON j.id = p.job_id AND j.lease = p.generation "
+        "WHERE p.video_id = %s ORDER BY p.kind DESC, p.index",
+        video_id,
+    )
+
+
+def published_files(stack: FaultStack, video_id: str) -> set[str]:
+    """Every file the published playlists name exists in the store, and no segment or init they do not name
+    (another attempt's) is there; returns the keys of the video's files."""
+    media = BlobServiceClient.from_connection_string(stack.azurite_conn).get_container_client("streamify-media")
+    root = stack.sql("SELECT media_root FROM videos WHERE id = %s", video_id)[0]["media_root"]
+    assert root and root.startswith(f"{video_id}/")
+    master = m3u8.loads(media.download_blob(root + "master.m3u8").readall().decode())
+    named = {root + "master.m3u8"}
+    for uri in [v.uri for v in master.playlists] + [m.uri for m in master.media if m.uri]:
+        folder = root + uri.rsplit("/", 1)[0] + "/"
+        playlist = m3u8.loads(media.download_blob(root + uri).readall().decode())
+        named |= {root + uri, folder + playlist.segment_map[0].uri}
+        named |= {folder + s.uri for s in playlist.segments}
+    stored = {b.name for b in media.list_blobs(name_starts_with=f"{video_id}/")}
+    assert named <= stored, f"published playlists name missing files: {sorted(named - stored)[:5]}"
+    others = {k for k in stored if not k.startswith(root) and "/captions/" not in k}
+    assert not others, f"files of other attempts are left: {sorted(others)[:5]}"
+    media_files = {k for k in stored if k.endswith((".m4s", ".mp4"))}
+    assert media_files <= named, f"segments no playlist names: {sorted(media_files - named)[:5]}"
+    return stored

@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient
 from core.jobqueue import STALE_AFTER
 from schemas.tables import FailureKind
 from tests.conftest import make_user, upload, wait_for, wait_status
-from tests.faults import FaultStack, fault_stack, signal_tree, worker_tree
+from tests.faults import FaultStack, fault_stack, parts_of, published_files, signal_tree, worker_tree
 from tests.hls_checks import assert_playable_ladder, fetch_ladder
 from tests.media import make_clip
 from workers.supervision import REAP_INTERVAL
@@ -39,17 +39,9 @@ def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("chunked") / "half-minute.mp4", size="640x360", seconds=30, channels=2)
 
 
-def _parts(stack: FaultStack, video_id: str) -> list[dict]:
-    return stack.sql(
-        "SELECT p.* FROM job_parts p JOIN transcode_jobs j ON j.id = p.job_id AND j.lease = p.generation "
-        "WHERE p.video_id = %s ORDER BY p.kind DESC, p.index",
-        video_id,
-    )
-
-
 def _running_range(stack: FaultStack, video_id: str, min_index: int = 1) -> dict:
     def check():
-        return next((p for p in _parts(stack, video_id) if p["kind"] == "video" and p["index"] >= min_index
+        return next((p for p in parts_of(stack, video_id) if p["kind"] == "video" and p["index"] >= min_index
                      and p["state"] == "running" and p["progress"] > 0), None)  # fmt: skip
 
     return wait_for(check, "a range to be encoding", timeout=120)
@@ -74,20 +66,6 @@ def _stored(stack: FaultStack, video_id: str) -> set[str]:
     return {b.name for b in media.list_blobs(name_starts_with=f"{video_id}/")}
 
 
-def _named(stack: FaultStack, video_id: str) -> set[str]:
-    """Every file the published playlists name (and the playlists, poster, storyboard)."""
-    media = BlobServiceClient.from_connection_string(stack.azurite_conn).get_container_client("streamify-media")
-    root = stack.sql("SELECT media_root FROM videos WHERE id = %s", video_id)[0]["media_root"]
-    master = m3u8.loads(media.download_blob(root + "master.m3u8").readall().decode())
-    named = {root + "master.m3u8"}
-    uris = [v.uri for v in master.playlists] + [m.uri for m in master.media if m.uri]
-    for uri in uris:
-        folder = root + uri.rsplit("/", 1)[0] + "/"
-        playlist = m3u8.loads(media.download_blob(root + uri).readall().decode())
-        named |= {root + uri, folder + playlist.segment_map[0].uri} | {folder + s.uri for s in playlist.segments}
-    return named
-
-
 def test_a_worker_killed_mid_range_costs_that_range_alone(tmp_path, fault_logs, clip):
     with fault_stack(tmp_path, fault_logs, workers=2, **CHUNKED) as stack, stack.client() as creator:
         video_id = upload(creator, clip, title="survives a killed worker").json()["id"]
@@ -95,15 +73,13 @@ def test_a_worker_killed_mid_range_costs_that_range_alone(tmp_path, fault_logs, 
         signal_tree(worker_tree(_owner(stack, doomed)), signal.SIGKILL)  # the machine is gone, mid-range
         video = wait_status(creator, video_id, timeout=RESCUE + 180)
         assert video["status"] == "ready", video["error"]
-        parts = {(p["kind"], p["index"]): p for p in _parts(stack, video_id)}
+        parts = {(p["kind"], p["index"]): p for p in parts_of(stack, video_id)}
         again = parts[("video", doomed["index"])]
         assert again["attempts"] == 2 and again["lease"] != doomed["lease"]
         others = [p for key, p in parts.items() if key != ("video", doomed["index"]) and p["kind"] != "storyboard"]
         assert all(p["attempts"] == 1 for p in others), [(p["kind"], p["index"], p["attempts"]) for p in others]
         # One set of segments in the store: nothing from the killed attempt, nothing the playlists do not name.
-        wait_for(lambda: _stored(stack, video_id) - {k for k in _stored(stack, video_id) if "storyboard" in k
-                                                       or k.endswith("poster.jpg")} <= _named(stack, video_id),
-                 "files of dead attempts to be removed", timeout=30)  # fmt: skip
+        published_files(stack, video_id)
         with stack.client() as c:
             _, variants = fetch_ladder(c, stack.url, video["playback_url"])
         assert_playable_ladder([v for v in variants], 30.0, min_variants=2)
@@ -118,7 +94,7 @@ def test_a_range_that_fails_twice_fails_the_video_naming_the_range(tmp_path, fau
         video_id = upload(creator, clip, title="a range that hangs").json()["id"]
 
         def third_range_encoding(attempt: int):
-            third = next((p for p in _parts(stack, video_id) if p["kind"] == "video" and p["index"] == 2), None)
+            third = next((p for p in parts_of(stack, video_id) if p["kind"] == "video" and p["index"] == 2), None)
             running = third is not None and third["state"] == "running" and third["attempts"] == attempt
             return third if running and _ffmpegs_of(third) else None
 
@@ -137,13 +113,13 @@ def test_cancel_during_a_chunked_encode_stops_every_range_and_leaves_no_file(tmp
         _, op_token = make_user(stack.database_url, operator=True)
         with stack.client() as creator, stack.client(op_token) as operator:
             video_id = upload(creator, clip, title="cancelled mid-encode").json()["id"]
-            wait_for(lambda: any(p["state"] == "succeeded" for p in _parts(stack, video_id)), "a part to land", 120)
+            wait_for(lambda: any(p["state"] == "succeeded" for p in parts_of(stack, video_id)), "a part to land", 120)
             _running_range(stack, video_id)
             assert _stored(stack, video_id), "the parts that landed wrote files"
             job = stack.sql("SELECT id FROM transcode_jobs WHERE video_id = %s", video_id)[0]
             assert operator.post(f"/api/v1/ops/jobs/{job['id']}/cancel").status_code == 200
             assert wait_status(creator, video_id, statuses=("cancelled",), timeout=30)["status"] == "cancelled"
-            wait_for(lambda: all(p["state"] in ("cancelled", "succeeded") for p in _parts(stack, video_id)),
+            wait_for(lambda: all(p["state"] in ("cancelled", "succeeded") for p in parts_of(stack, video_id)),
                      "every part to stop", timeout=30)  # fmt: skip
             time.sleep(2)  # a part that was uploading when the cancel came removes its own files
             assert not _stored(stack, video_id), sorted(_stored(stack, video_id))[:5]

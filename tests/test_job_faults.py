@@ -11,17 +11,17 @@ from pathlib import Path
 import m3u8
 import psutil
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from core.jobqueue import STALE_AFTER
 from core.transient import PUBLIC_REASONS
 from schemas.tables import FailureKind
 from tests.conftest import ROOT, make_user, upload, wait_for, wait_status
-from tests.faults import FaultStack, empty_redis, fault_stack, signal_tree, worker_tree
+from tests.faults import FaultStack, empty_redis, fault_stack, parts_of, published_files, signal_tree, worker_tree
 from tests.media import make_clip
 from workers.supervision import REAP_INTERVAL, RING_AFTER
 
 RESCUE = STALE_AFTER.total_seconds() + REAP_INTERVAL + 15
+CHUNKED = {"first_range_seconds": "4", "range_seconds": "8"}  # a 20 s clip in four ranges
 HOST_OR_PORT = re.compile(r"127\.0\.0\.1|localhost|:\d{2,5}\b|Traceback|Error\(")
 
 
@@ -53,61 +53,54 @@ def _running(stack: FaultStack, video_id: str, min_progress: float = 0.05, timeo
     return wait_for(check, "job to be encoding", timeout=timeout)
 
 
-def _owner(stack: FaultStack, job: dict) -> subprocess.Popen:
-    pid = int(job["worker"].rsplit(":", 1)[1])
+def _running_part(stack: FaultStack, video_id: str, timeout: float = 120) -> dict:
+    """A video range being encoded (progress under way), other than the first."""
+
+    def check():
+        parts = [p for p in parts_of(stack, video_id) if p["kind"] == "video" and p["index"] >= 1]
+        return next((p for p in parts if p["state"] == "running" and p["progress"] > 0), None)
+
+    return wait_for(check, "a range to be encoding", timeout=timeout)
+
+
+def _owner(stack: FaultStack, part: dict) -> subprocess.Popen:
+    pid = int(part["worker"].rsplit(":", 1)[1])
     return next(w for w in stack.workers if pid in {p.pid for p in worker_tree(w)})
 
 
-def _ffmpegs(job: dict) -> list[psutil.Process]:
+def _ffmpegs(video_id: str, attempt: dict | None = None) -> list[psutil.Process]:
+    """The video's ffmpegs (each reads the source, whose path names the video), or one part attempt's."""
+    mark = f"{attempt['id']}.{attempt['lease'].hex}" if attempt else str(video_id)
     return [
         p
         for p in psutil.process_iter(["name", "cmdline"])
-        if "ffmpeg" in (p.info["name"] or "") and str(job["id"]) in " ".join(p.info["cmdline"] or [])
+        if "ffmpeg" in (p.info["name"] or "") and mark in " ".join(p.info["cmdline"] or [])
     ]
 
 
-def _plays(stack: FaultStack, video_id: str) -> set[str]:
-    """Every file the published playlists name exists in the store; returns the keys of the video's encode."""
-    media = BlobServiceClient.from_connection_string(stack.azurite_conn).get_container_client("streamify-media")
-    root = stack.sql("SELECT media_root FROM videos WHERE id = %s", video_id)[0]["media_root"]
-    assert root and root.startswith(f"{video_id}/")
-    master = m3u8.loads(media.download_blob(root + "master.m3u8").readall().decode())
-    named = {root + "master.m3u8"}
-    for variant in master.playlists:
-        folder = root + variant.uri.rsplit("/", 1)[0] + "/"
-        playlist = m3u8.loads(media.download_blob(root + variant.uri).readall().decode())
-        named |= {root + variant.uri, folder + playlist.segment_map[0].uri}
-        named |= {folder + s.uri for s in playlist.segments}
-    stored = {b.name for b in media.list_blobs(name_starts_with=f"{video_id}/")}
-    assert named <= stored, f"published playlists name missing files: {sorted(named - stored)[:5]}"
-    others = {k for k in stored if not k.startswith(root) and "/captions/" not in k}
-    assert not others, f"files of other attempts are left: {sorted(others)[:5]}"
-    return stored
-
-
 def test_frozen_worker_that_wakes_never_touches_the_newer_attempt(tmp_path, fault_logs, sources):
-    with fault_stack(tmp_path, fault_logs, workers=2) as stack, stack.client() as creator:
+    with fault_stack(tmp_path, fault_logs, workers=2, **CHUNKED) as stack, stack.client() as creator:
         video_id = upload(creator, sources["long"], title="survives a frozen worker").json()["id"]
-        first = _running(stack, video_id)
+        first = _running_part(stack, video_id)
         frozen = worker_tree(_owner(stack, first))  # a VM pause: the worker, its pool and its ffmpeg
         signal_tree(frozen, signal.SIGSTOP)
         try:
             video = wait_status(creator, video_id, timeout=RESCUE + 180)
             assert video["status"] == "ready", video["error"]
-            second = _job(stack, video_id)
+            second = next(p for p in parts_of(stack, video_id) if p["id"] == first["id"])
             assert second["worker"] != first["worker"] and second["lease"] != first["lease"]
-            published = _plays(stack, video_id)
+            published = published_files(stack, video_id)
         finally:
             signal_tree(frozen, signal.SIGCONT)
-        # The frozen attempt wakes up mid-encode: within a few heartbeats it must notice it lost the job.
-        wait_for(lambda: not _ffmpegs(first), "the stale attempt's ffmpeg to stop", timeout=30)
-        time.sleep(3)  # ... and whatever it would still do (publish, cleanup, progress) has happened
+        # The frozen attempt wakes up mid-encode: within a few heartbeats it must notice it lost its range.
+        wait_for(lambda: not _ffmpegs(video_id, first), "the stale attempt's ffmpeg to stop", timeout=30)
+        time.sleep(3)  # ... and whatever it would still do (upload, record, cleanup, progress) has happened
         after = creator.get(f"/api/v1/videos/{video_id}").json()
         assert after["status"] == "ready" and after["progress"] == 1.0
         assert after["renditions"] == video["renditions"]
-        assert _plays(stack, video_id) == published
+        assert published_files(stack, video_id) == published
         job = _job(stack, video_id)
-        assert job["state"] == "succeeded" and job["progress"] == 1.0 and job["lease"] == second["lease"]
+        assert job["state"] == "succeeded" and job["progress"] == 1.0
         scratch = Path(stack.env["STREAMIFY_DATA_DIR"]) / "tmp" / "jobs"
         assert not list(scratch.glob(f"{first['id']}.{first['lease'].hex}")), "the stale attempt left its scratch"
         # The player path works end to end, through the API.
@@ -145,33 +138,36 @@ def test_jobs_queued_when_redis_restarts_are_all_done(tmp_path, fault_logs, sour
 
 
 def test_hung_ffmpeg_is_killed_and_cancel_works_whatever_ffmpeg_does(tmp_path, fault_logs, sources):
-    stall = 15
-    with fault_stack(tmp_path, fault_logs, workers=1, ffmpeg_stall_seconds=str(stall)) as stack:
+    stall = 8
+    with fault_stack(tmp_path, fault_logs, workers=1, ffmpeg_stall_seconds=str(stall), **CHUNKED) as stack:
         _, op_token = make_user(stack.database_url, operator=True)
         with stack.client() as creator, stack.client(op_token) as operator:
-            # A stopped ffmpeg (or one stuck on a hostile input) no longer holds its job for ever.
+            # A stopped ffmpeg (or one stuck on a hostile input) no longer holds its video for ever: each attempt
+            # is killed by the watchdog, and the range that keeps hanging fails the video.
             hung = upload(creator, sources["long"], title="ffmpeg hangs").json()["id"]
-            job = _running(stack, hung)
-            stopped = _ffmpegs(job)
-            assert stopped
-            signal_tree(stopped, signal.SIGSTOP)
-            video = wait_status(creator, hung, statuses=("failed",), timeout=stall + 30)
+            _running(stack, hung)
+
+            def stop_every_ffmpeg():
+                signal_tree(_ffmpegs(hung), signal.SIGSTOP)
+                return creator.get(f"/api/v1/videos/{hung}").json()["status"] == "failed"
+
+            wait_for(stop_every_ffmpeg, "the hanging video to fail", timeout=stall * 4 + 60)
+            video = creator.get(f"/api/v1/videos/{hung}").json()
             assert "no progress" in video["error"]
             failed = _job(stack, hung)
             assert failed["failure_kind"] == FailureKind.stalled
-            wait_for(lambda: not _ffmpegs(job), "the stalled ffmpeg to be killed", timeout=10)
+            wait_for(lambda: not _ffmpegs(hung), "the stalled ffmpegs to be killed", timeout=stall + 10)
 
             # Cancel acts at once, even while ffmpeg writes nothing.
             cancelled = upload(creator, sources["long"], title="cancel a hung ffmpeg").json()["id"]
             job = _running(stack, cancelled)
-            stopped = _ffmpegs(job)
-            signal_tree(stopped, signal.SIGSTOP)
+            signal_tree(_ffmpegs(cancelled), signal.SIGSTOP)
             asked = time.monotonic()
             assert operator.post(f"/api/v1/ops/jobs/{job['id']}/cancel").status_code == 200
             wait_status(creator, cancelled, statuses=("cancelled",), timeout=stall)
             assert time.monotonic() - asked < stall, "cancel waited for the watchdog"
             assert _job(stack, cancelled)["state"] == "cancelled"
-            wait_for(lambda: not _ffmpegs(job), "the cancelled ffmpeg to be killed", timeout=10)
+            wait_for(lambda: not _ffmpegs(cancelled), "the cancelled ffmpegs to be killed", timeout=10)
 
 
 def test_storage_outage_is_retried_and_never_shows_internals(tmp_path, fault_logs, sources):
@@ -183,8 +179,8 @@ def test_storage_outage_is_retried_and_never_shows_internals(tmp_path, fault_log
         _running(stack, video_id)
         stack.azurite.shut_down()
         retrying = wait_for(
-            lambda: (j := _job(stack, video_id))["transient_failures"] >= 1 and j,
-            "the job to wait for a retry",
+            lambda: next((p for p in parts_of(stack, video_id) if p["transient_failures"] >= 1), None),
+            "a part to wait for a retry",
             timeout=120,
         )
         assert retrying["failure_kind"] == FailureKind.unavailable
@@ -193,7 +189,8 @@ def test_storage_outage_is_retried_and_never_shows_internals(tmp_path, fault_log
         assert video["status"] == "ready", video["error"]
         done = _job(stack, video_id)
         assert done["state"] == "succeeded" and done["attempts"] == 1 and done["failure_kind"] is None
-        _plays(stack, video_id)
+        assert all(p["failures"] == 0 for p in parts_of(stack, video_id)), "an outage counted against a range"
+        published_files(stack, video_id)
 
         # A long outage: after the retries, the job fails, and its owner reads no host, port or trace.
         ready_id = video_id
@@ -213,7 +210,8 @@ def test_storage_outage_is_retried_and_never_shows_internals(tmp_path, fault_log
         assert video["error"] == PUBLIC_REASONS[FailureKind.unavailable]
         assert not HOST_OR_PORT.search(video["error"])
         job = _job(stack, video_id)
-        assert job["failure_kind"] == FailureKind.unavailable and job["transient_failures"] == 2
+        assert job["failure_kind"] == FailureKind.unavailable
+        assert max(p["transient_failures"] for p in parts_of(stack, video_id)) == 2
 
 
 def test_full_scratch_disk_is_reported_as_such(tmp_path, fault_logs, sources):
@@ -229,7 +227,11 @@ def test_full_scratch_disk_is_reported_as_such(tmp_path, fault_logs, sources):
             assert video["status"] == "failed"
             assert video["error"] == PUBLIC_REASONS[FailureKind.disk_full]
             job = _job(stack, video_id)
-            assert job["failure_kind"] == FailureKind.disk_full and job["transient_failures"] == 1
+            assert job["failure_kind"] == FailureKind.disk_full
+            assert (
+                job["transient_failures"] + max((p["transient_failures"] for p in parts_of(stack, video_id)), default=0)
+                == 1
+            )
             assert not list((scratch / "jobs").iterdir()), "the failed attempts left scratch files"
     finally:
         subprocess.run(["umount", "-l", str(scratch)], check=False)

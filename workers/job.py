@@ -318,7 +318,10 @@ def end_generation(
         )  # fmt: skip
         s.execute(delete(Rendition).where(col(Rendition.video_id) == video_id))
         s.commit()
-    clear_encodes(stores.media, video_id)
+    try:
+        clear_encodes(stores.media, video_id)
+    except Exception:  # the store may be what failed: a re-transcode or the video's deletion removes them
+        log.warning("could not remove the encode of video %s", video_id, exc_info=True)
     log.warning("video %s %s: %s", video_id, state, reason)
     return True
 

@@ -433,10 +433,11 @@ def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stor
         row.error, row.failure_kind, row.log_tail = reason, kind, tail or None
         row.lease, row.worker, row.heartbeat_at, row.finished_at = None, None, None, utcnow()
         if outage:  # the store or database is down: wait and retry, without counting it against the range
-            row.transient_failures += 1
-            again = row.transient_failures <= settings.transient_retries
-            delay = retry_delay(row.transient_failures, settings.transient_retry_base_seconds)
-            row.not_before = utcnow() + timedelta(seconds=delay)
+            again = row.transient_failures < settings.transient_retries
+            if again:  # counted as core.jobqueue.retry_later counts a job's: the retries made
+                row.transient_failures += 1
+                delay = retry_delay(row.transient_failures, settings.transient_retry_base_seconds)
+                row.not_before = utcnow() + timedelta(seconds=delay)
         else:
             row.failures += 1
             again = row.failures < PART_FAILURES
