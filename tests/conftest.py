@@ -284,6 +284,14 @@ def upload(client: httpx.Client, path: Path, title: str | None = None) -> httpx.
         return client.post("/api/v1/videos", files={"file": (path.name, f)}, data={"title": title} if title else {})
 
 
+@pytest.fixture
+def fault_logs(tmp_path) -> Path:
+    """Logs of a test's own stack (tests/faults.py), kept under test-artifacts/ for a failure's post-mortem."""
+    logs = ROOT / "test-artifacts" / "logs" / tmp_path.name
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Debian Chromium for every page test (Playwright never downloads a browser here)."""

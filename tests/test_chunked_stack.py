@@ -25,15 +25,6 @@ RESCUE = STALE_AFTER.total_seconds() + REAP_INTERVAL + 15
 CHUNKED = {"first_range_seconds": "4", "range_seconds": "8", "ladder_max_height": "360"}
 
 
-@pytest.fixture
-def fault_logs(tmp_path) -> Path:
-    from tests.conftest import ROOT
-
-    logs = ROOT / "test-artifacts" / "logs" / tmp_path.name
-    logs.mkdir(parents=True, exist_ok=True)
-    return logs
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("chunked") / "half-minute.mp4", size="640x360", seconds=30, channels=2)

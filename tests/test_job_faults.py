@@ -15,7 +15,7 @@ import pytest
 from core.jobqueue import STALE_AFTER
 from core.transient import PUBLIC_REASONS
 from schemas.tables import FailureKind
-from tests.conftest import ROOT, make_user, upload, wait_for, wait_status
+from tests.conftest import make_user, upload, wait_for, wait_status
 from tests.faults import FaultStack, empty_redis, fault_stack, parts_of, published_files, signal_tree, worker_tree
 from tests.media import make_clip
 from workers.supervision import REAP_INTERVAL, RING_AFTER
@@ -23,13 +23,6 @@ from workers.supervision import REAP_INTERVAL, RING_AFTER
 RESCUE = STALE_AFTER.total_seconds() + REAP_INTERVAL + 15
 CHUNKED = {"first_range_seconds": "4", "range_seconds": "8"}  # a 20 s clip in four ranges
 HOST_OR_PORT = re.compile(r"127\.0\.0\.1|localhost|:\d{2,5}\b|Traceback|Error\(")
-
-
-@pytest.fixture
-def fault_logs(tmp_path) -> Path:
-    logs = ROOT / "test-artifacts" / "logs" / tmp_path.name
-    logs.mkdir(parents=True, exist_ok=True)
-    return logs
 
 
 @pytest.fixture(scope="module")
