@@ -28,6 +28,7 @@ from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video
 
 DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 SPEED_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+FIRST_PLAY_BUCKETS = (2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Facts:
     encoded_seconds: float
     durations: Histogram
     speeds: Histogram
+    first_playable: Histogram
     oldest_queued_seconds: float
     workers_online: int
 
@@ -102,6 +104,12 @@ def read_facts(session: Session) -> Facts:
         col(TranscodeJob.finished_at).is_not(None),
     )
     speeds = _histogram(session, TranscodeJob.speed, SPEED_BUCKETS, succeeded, col(TranscodeJob.speed).is_not(None))
+    first_playable = _histogram(
+        session,
+        _seconds_between(session, TranscodeJob.queued_at, TranscodeJob.first_playable_at),
+        FIRST_PLAY_BUCKETS,
+        col(TranscodeJob.first_playable_at).is_not(None),
+    )
     oldest = session.exec(select(func.min(TranscodeJob.queued_at)).where(TranscodeJob.state == JobState.queued)).one()
     online = session.exec(
         select(func.count()).select_from(WorkerNode).where(WorkerNode.last_seen >= now - WORKER_ONLINE)
@@ -116,6 +124,7 @@ def read_facts(session: Session) -> Facts:
         encoded_seconds=float(encoded or 0.0),
         durations=durations,
         speeds=speeds,
+        first_playable=first_playable,
         oldest_queued_seconds=max(0.0, (now - aware(oldest)).total_seconds()) if oldest else 0.0,
         workers_online=int(online),
     )
@@ -166,6 +175,12 @@ def metric_families(f: Facts) -> list[Metric]:
             "ffmpeg's encode speed of succeeded jobs, in multiples of real time (2 = a minute of video in 30 s).",
             buckets=_buckets(f.speeds, SPEED_BUCKETS),
             sum_value=f.speeds.total,
+        ),
+        HistogramMetricFamily(
+            "streamify_first_playable_seconds",
+            "Time from a job being queued to its video's start playing (progressive publish), per job.",
+            buckets=_buckets(f.first_playable, FIRST_PLAY_BUCKETS),
+            sum_value=f.first_playable.total,
         ),
         stored,
         GaugeMetricFamily(

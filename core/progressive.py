@@ -149,52 +149,53 @@ def bandwidths(segments: Sequence[Segment]) -> tuple[int, int]:
 
 def master_for(plan: dict, codecs: dict[str, str], pub: Published) -> tuple[str, list[Rendition]]:
     """The master playlist and rendition rows, from the plan and what is published: measured bandwidths once
-    segments exist (peak and average of what was encoded), the planned caps before."""
+    segments exist (peak and average of what was encoded), the planned caps before. A row holds its own
+    rendition's rates (the audio has a row of its own); the master's BANDWIDTH adds the audio, as HLS wants."""
     audio_codec = codecs.get(AUDIO_RENDITION, "mp4a.40.2")
     audio_kbps = plan.get("audio_kbps")
     audio_peak, audio_avg = bandwidths(pub.renditions.get(AUDIO_RENDITION, []))
     if audio_kbps and not audio_peak:
         audio_peak = audio_avg = audio_kbps * 1000
+    audio = (
+        Rendition(video_id=uuid.UUID(int=0), name=AUDIO_RENDITION, bandwidth=audio_peak, average_bandwidth=audio_avg,
+                  codecs=audio_codec, playlist_key="")
+        if audio_kbps else None
+    )  # fmt: skip
     rows: list[Rendition] = []
     for r in plan["renditions"]:
-        name = r["name"]
-        peak, avg = bandwidths(pub.renditions.get(name, []))
+        peak, avg = bandwidths(pub.renditions.get(r["name"], []))
         if not peak:
             peak = avg = r["maxrate_kbps"] * 1000
-        video_codec = codecs.get(name) or "avc1.640028"
+        video_codec = codecs.get(r["name"]) or "avc1.640028"
         rows.append(
             Rendition(
-                video_id=uuid.UUID(int=0), name=name, width=r["width"], height=r["height"],
-                frame_rate=r["frame_rate"], bandwidth=peak + audio_peak, average_bandwidth=avg + audio_avg,
-                codecs=f"{video_codec},{audio_codec}" if audio_kbps else video_codec, playlist_key="",
+                video_id=uuid.UUID(int=0), name=r["name"], width=r["width"], height=r["height"],
+                frame_rate=r["frame_rate"], bandwidth=peak, average_bandwidth=avg,
+                codecs=f"{video_codec},{audio_codec}" if audio else video_codec, playlist_key="",
             )
         )  # fmt: skip
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if audio_kbps and rows:
+    if audio and rows:
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_RENDITION}",NAME="Audio",DEFAULT=YES,AUTOSELECT=YES,'
             f'CHANNELS="2",URI="{AUDIO_RENDITION}/index.m3u8"'
         )
+    extra_peak, extra_avg = (audio.bandwidth, audio.average_bandwidth) if audio else (0, 0)
     for row in rows:
         attrs = [
-            f"BANDWIDTH={row.bandwidth}",
-            f"AVERAGE-BANDWIDTH={row.average_bandwidth}",
+            f"BANDWIDTH={row.bandwidth + extra_peak}",
+            f"AVERAGE-BANDWIDTH={row.average_bandwidth + extra_avg}",
             f'CODECS="{row.codecs}"',
             f"RESOLUTION={row.width}x{row.height}",
             f"FRAME-RATE={row.frame_rate:.3f}",
         ]
-        if audio_kbps:
+        if audio:
             attrs.append(f'AUDIO="{AUDIO_RENDITION}"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), f"{row.name}/index.m3u8"]
-    if not rows and audio_kbps:  # an audio-only source: one variant, the audio rendition itself
-        audio = Rendition(video_id=uuid.UUID(int=0), name=AUDIO_RENDITION, bandwidth=audio_peak,
-                          average_bandwidth=audio_avg, codecs=audio_codec, playlist_key="")  # fmt: skip
-        rows.append(audio)
+    if audio and not rows:  # an audio-only source: one variant, the audio rendition itself
         lines += [
-            f'#EXT-X-STREAM-INF:BANDWIDTH={audio_peak},AVERAGE-BANDWIDTH={audio_avg},CODECS="{audio_codec}"',
+            f"#EXT-X-STREAM-INF:BANDWIDTH={audio.bandwidth},AVERAGE-BANDWIDTH={audio.average_bandwidth},"
+            f'CODECS="{audio.codecs}"',
             f"{AUDIO_RENDITION}/index.m3u8",
         ]
-    elif audio_kbps:  # the audio rendition's own row: its playlist is served like a rung's
-        rows.append(Rendition(video_id=uuid.UUID(int=0), name=AUDIO_RENDITION, bandwidth=audio_peak,
-                              average_bandwidth=audio_avg, codecs=audio_codec, playlist_key=""))  # fmt: skip
-    return "\n".join(lines) + "\n", rows
+    return "\n".join(lines) + "\n", rows + ([audio] if audio else [])

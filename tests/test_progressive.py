@@ -83,7 +83,9 @@ def test_master_lists_every_rung_with_the_audio_group_and_measured_bandwidth():
     top = master.playlists[0].stream_info
     assert top.codecs == "avc1.64001f,mp4a.40.2" and top.audio == "audio"
     assert top.bandwidth == 100_000 * 8 // 4 + 16_000 * 8 // 4  # measured: video peak + audio peak
-    assert {r.name for r in rows} == {"720p", "360p", AUDIO_RENDITION}
+    by_name = {r.name: r for r in rows}
+    assert set(by_name) == {"720p", "360p", AUDIO_RENDITION}
+    assert by_name["720p"].bandwidth == 100_000 * 8 // 4 and by_name[AUDIO_RENDITION].bandwidth == 16_000 * 8 // 4
 
 
 def test_master_before_anything_is_measured_uses_the_planned_caps():

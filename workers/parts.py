@@ -37,6 +37,7 @@ from core.progressive import (
     segment_file,
 )
 from core.settings import Settings
+from core.timeutil import aware
 from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
 from schemas.tables import (
     FailureKind,
@@ -331,6 +332,8 @@ def finish_if_complete(engine, part: ClaimedPart | Generation, stores: Stores, r
         video.master_playlist, video.playable_seconds, video.updated_at = master, video.duration, now
         video.storyboard_track = None
         job.state, job.progress, job.finished_at, job.encoded_seconds = JobState.succeeded, 1.0, now, video.duration
+        wall = (now - aware(job.started_at)).total_seconds() if job.started_at else 0.0
+        job.speed = round(video.duration / wall, 3) if video.duration and wall > 0 else None  # x real time
         job.error = job.failure_kind = None
         if job.first_playable_at is None:
             job.first_playable_at = now
