@@ -94,7 +94,7 @@ def master_playlist(variants: Sequence[VariantEntry], audio: AudioEntry | None) 
         if audio is None:
             raise ValueError("a master needs a video or an audio rendition")
         lines += [
-            f'#EXT-X-STREAM-INF:BANDWIDTH={audio.bandwidth},AVERAGE-BANDWIDTH={audio.average_bandwidth},'
+            f"#EXT-X-STREAM-INF:BANDWIDTH={audio.bandwidth},AVERAGE-BANDWIDTH={audio.average_bandwidth},"
             f'CODECS="{audio.codecs}"',
             uri_for(audio.name),
         ]
@@ -107,7 +107,11 @@ def master_playlist(variants: Sequence[VariantEntry], audio: AudioEntry | None) 
     for v in variants:
         peak, average, codecs = v.bandwidth, v.average_bandwidth, v.codecs
         if audio is not None:
-            peak, average, codecs = peak + audio.bandwidth, average + audio.average_bandwidth, f"{codecs},{audio.codecs}"
+            peak, average, codecs = (
+                peak + audio.bandwidth,
+                average + audio.average_bandwidth,
+                f"{codecs},{audio.codecs}",
+            )
         lines += [
             f'#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},CODECS="{codecs}",'
             f"RESOLUTION={v.width}x{v.height},FRAME-RATE={v.frame_rate:.3f}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from core.media_keys import AUDIO_NAME, INIT_NAME, SEGMENT_PATTERN, TILE_PATTERN, TILES_DIR
+from core.media_keys import AUDIO_NAME, INIT_NAME, SEGMENT_PATTERN, TILE_PATTERN
 from workers.chunks import TimeRange
 from workers.ladder import LadderPlan, VideoRendition
 from workers.thumbnails import StoryboardPlan, ThumbnailPlan, poster_output, sheets_output, tiles_output
@@ -96,7 +96,11 @@ def build_range_argv(
     inp = _input(src, demuxer, **seek)
     n = len(plan.renditions)
     tiles = _range_tiles(thumbnails, rng) if thumbnails is not None else None
-    poster = thumbnails is not None and rng.start <= thumbnails.poster_at and (rng.end is None or thumbnails.poster_at < rng.end)
+    poster = (
+        thumbnails is not None
+        and rng.start <= thumbnails.poster_at
+        and (rng.end is None or thumbnails.poster_at < rng.end)
+    )
     branches = n + (tiles is not None) + poster
     picture = _picture(inp, plan)
     video = picture.split() if branches > 1 else None

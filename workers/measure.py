@@ -5,6 +5,7 @@ from pathlib import Path
 
 import av
 
+
 @dataclass(frozen=True)
 class VariantFacts:
     """A rendition as measured, recorded for the video (the API's rendition table)."""
@@ -39,5 +40,3 @@ def codec_string(init_path: Path) -> tuple[str, int | None, int | None]:
             elif stream.type == "audio" and ctx.name == "aac":
                 parts.append(f"mp4a.40.{_AAC_OBJECT_TYPES.get(ctx.profile or 'LC', 2)}")
     return ",".join(parts), width, height
-
-

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import av
 import av.error
-
 import m3u8
 
 from core.ffmpeg import ffmpeg_exe
@@ -634,7 +633,9 @@ def write_playlists(
 def _write_media(folder: Path, segments: list[Segment], target: int) -> tuple[int, int, float]:
     """Write <folder>/index.m3u8 (VOD) from its segments, numbered from 0 without a gap; (peak, average, seconds)."""
     if [s.sequence for s in segments] != list(range(len(segments))) or not segments:
-        raise TranscodeError(f"encoded output is incomplete: {folder.name} lacks segments", kind=FailureKind.incomplete_output)
+        raise TranscodeError(
+            f"encoded output is incomplete: {folder.name} lacks segments", kind=FailureKind.incomplete_output
+        )
     durations = [s.duration for s in segments]
     (folder / MEDIA_PLAYLIST).write_text(media_playlist(durations, target_duration=target, complete=True))
     peak, average = bandwidths([s.size for s in segments], durations)

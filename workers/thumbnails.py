@@ -156,9 +156,7 @@ def tiles_output(plan: StoryboardPlan, src, out_dir: Path, first: int, count: in
     at = first * plan.interval - range_start  # the range's first tile, in the range's own time
     tiles = (
         src.filter("select", f"gte(t,{at:g}+{plan.interval}*selected_n)")
-        .filter(
-            "scale", plan.tile_width, plan.tile_height, flags="lanczos", out_color_matrix="bt601", out_range="full"
-        )
+        .filter("scale", plan.tile_width, plan.tile_height, flags="lanczos", out_color_matrix="bt601", out_range="full")
         .filter("setsar", "1")
         .filter("format", "yuvj444p")  # an intermediate: full chroma, the sheets subsample once
     )
