@@ -24,15 +24,14 @@ def _input(src: Path, demuxer: str, **seek: object) -> ffmpeg.nodes.FilterableSt
     return ffmpeg.input(f"file:{src.resolve()}", **opts)
 
 
-def _rung(v, r: VideoRendition):
+def _rung(v, r: VideoRendition, length: float | None):
     """One rung cut from the shared picture: constant frame rate (a VFR source gets evenly spaced frames, and a
-    range that starts before the source's first frame gets one at its start), scaled, square pixels, 8-bit 4:2:0."""
-    return (
-        v.filter("fps", fps=str(r.fps), start_time=0)
-        .filter("scale", r.width, r.height, flags="lanczos")
-        .filter("setsar", "1")
-        .filter("format", "yuv420p")
-    )
+    range that starts before the source's first frame gets one at its start), exactly the range's frames (fps
+    stretches a last frame to its duration, which may reach past the range's end), scaled, square pixels, 4:2:0."""
+    v = v.filter("fps", fps=str(r.fps), start_time=0)
+    if length is not None:
+        v = v.filter("trim", end=f"{length:g}")
+    return v.filter("scale", r.width, r.height, flags="lanczos").filter("setsar", "1").filter("format", "yuv420p")
 
 
 def _video_opts(plan: LadderPlan) -> dict[str, object]:
@@ -76,6 +75,7 @@ def build_range_argv(
     *,
     ffmpeg_exe: str = "ffmpeg",
     thumbnails: ThumbnailPlan | None = None,
+    duration: float | None = None,
 ) -> list[str]:
     """One time range of every video rung (no audio: encode_audio does it once for the whole file), plus the
     range's share of the poster and storyboard tiles from the same decode.
@@ -85,14 +85,17 @@ def build_range_argv(
     time; frag_discont writes that time into each fragment's tfdt (not an edit list), and -avoid_negative_ts
     disabled keeps range 0 from being shifted by the B-frame delay, so ranges encoded apart join frame-exactly
     and their init segments are byte-identical. -start_number gives the segments their global numbers.
+    The last range ends at `duration` (the source's, when given), like the others at their end: a variable-rate
+    source's last frame would otherwise be stretched to its own duration and give a frame past the end.
     """
     if plan.audio_only:
         raise ValueError("an audio-only source has no video ranges")
     seek: dict[str, object] = {}
     if rng.start > 0:
         seek["ss"] = f"{rng.start:g}"
-    if rng.end is not None:
-        seek["t"] = f"{rng.end - rng.start:g}"
+    end = rng.end if rng.end is not None else duration
+    if end is not None:
+        seek["t"] = f"{end - rng.start:g}"
     inp = _input(src, demuxer, **seek)
     n = len(plan.renditions)
     tiles = _range_tiles(thumbnails, rng) if thumbnails is not None else None
@@ -104,7 +107,10 @@ def build_range_argv(
     branches = n + (tiles is not None) + poster
     picture = _picture(inp, plan)
     video = picture.split() if branches > 1 else None
-    streams = [_rung(video.stream(i) if video is not None else picture, r) for i, r in enumerate(plan.renditions)]
+    length = end - rng.start if end is not None else None
+    streams = [
+        _rung(video.stream(i) if video is not None else picture, r, length) for i, r in enumerate(plan.renditions)
+    ]
     out = ffmpeg.output(
         *streams,
         str(out_dir / "%v" / range_playlist(rng)),

@@ -362,7 +362,9 @@ def encode_range(
     if prepared.thumbnails is not None:
         (out_dir / TILES_DIR).mkdir(exist_ok=True)  # the image2 muxer makes no folders
     exe = ffmpeg_exe(settings)
-    argv = build_range_argv(plan, rng, src, info.demuxer, out_dir, ffmpeg_exe=exe, thumbnails=prepared.thumbnails)
+    argv = build_range_argv(
+        plan, rng, src, info.demuxer, out_dir, ffmpeg_exe=exe, thumbnails=prepared.thumbnails, duration=info.duration
+    )
     length = rng.length(info.duration)
     log_path = _log_path(out_dir, f"range{rng.index}")
     limits = MediaLimits.from_settings(settings)
