@@ -375,7 +375,7 @@ def transcode(src: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
         except (Refused, TranscodeError) as exc:
             console.print(f"[red]failed:[/] {getattr(exc, 'detail', None) or exc}")
             raise typer.Exit(1) from exc
-    table = Table("variant", "size", "fps", "bandwidth", "codecs")
+    table = Table("rendition", "size", "fps", "bandwidth", "codecs")
     for v in result.variants:
         size = f"{v.width}x{v.height}" if v.width else "audio"
         table.add_row(v.name, size, f"{v.frame_rate or ''}", f"{v.bandwidth // 1000} kb/s", v.codecs)

@@ -10,7 +10,10 @@ import uuid
 MASTER_NAME = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"  # one per rendition, under the rendition's name
 INIT_NAME = "init.mp4"
-SEGMENT_PATTERN = "seg_%05d.m4s"
+SEGMENT_PATTERN = "seg_%05d.m4s"  # numbered globally: a time range's segments carry their place in the video
+AUDIO_NAME = "audio"  # the one audio rendition's folder (EXT-X-MEDIA group "audio"), beside the video rungs'
+TILES_DIR = "tiles"  # storyboard tiles the ranges write, laid out on sheets at the end; never published
+TILE_PATTERN = "tile_%05d.jpg"
 POSTER_NAME = "poster.jpg"
 STORYBOARD_VTT = "storyboard.vtt"
 SPRITE_PATTERN = "storyboard_%d.jpg"
@@ -44,6 +47,10 @@ def source_key(video_id: uuid.UUID) -> str:
 
 def rendition_playlist_key(video_id: uuid.UUID, rendition: str) -> str:
     return f"{media_prefix(video_id)}{rendition}/{MEDIA_PLAYLIST}"
+
+
+def segment_name(sequence: int) -> str:
+    return SEGMENT_PATTERN % sequence
 
 
 def sprite_name(index: int) -> str:

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     x264_crf: int = 21
     gop_seconds: int = Field(default=2, description="Keyframe interval, identical in every rendition.")
     segment_seconds: int = Field(default=4, description="HLS segment length: a whole number of keyframe intervals.")
+    # Chunked encoding (workers.chunks): a short first range, cut into keyframe-interval segments, makes the start
+    # playable within seconds; the ranges after it double up to range_seconds and any worker may encode them.
+    first_range_seconds: int = Field(default=4, ge=1, le=60, description="The first time range (fast start).")
+    range_seconds: int = Field(default=60, ge=0, le=3600, description="The longest time range; 0: one range.")
     # The ffmpeg watchdog (workers.pipeline): a stuck or stopped ffmpeg is killed and its job fails.
     worker_concurrency: int = Field(
         default=0, ge=0, le=256, description="Parts a worker encodes at once (0: one per CPU core)."

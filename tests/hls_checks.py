@@ -25,6 +25,7 @@ class Variant:
     init: bytes
     init_headers: httpx.Headers
     segments: list[Segment]
+    audio: "Variant | None" = None  # the master's AUDIO group rendition this variant plays with
 
     @property
     def duration(self) -> float:
@@ -36,18 +37,25 @@ def fetch_ladder(client: httpx.Client, base_url: str, playback_url: str) -> tupl
     master_resp = client.get(master_url)
     master_resp.raise_for_status()
     master = m3u8.loads(master_resp.text)
+    audio = {m.group_id: _fetch(client, master_url, m.uri, None) for m in master.media if m.type == "AUDIO" and m.uri}
     variants = []
     for v in master.playlists:
-        media_url = urljoin(master_url, v.uri)
-        media = m3u8.loads(client.get(media_url).raise_for_status().text)
-        init_uri = media.segments[0].init_section.uri
-        init = client.get(urljoin(media_url, init_uri)).raise_for_status()
-        segments = []
-        for seg in media.segments:
-            r = client.get(urljoin(media_url, seg.uri)).raise_for_status()
-            segments.append(Segment(seg.duration, r.content, r.headers))
-        variants.append(Variant(v.uri, v.stream_info, media.target_duration, init.content, init.headers, segments))
+        variant = _fetch(client, master_url, v.uri, v.stream_info)
+        variant.audio = audio.get(v.stream_info.audio)
+        variants.append(variant)
     return master_resp, variants
+
+
+def _fetch(client: httpx.Client, master_url: str, uri: str, stream_info: object) -> Variant:
+    media_url = urljoin(master_url, uri)
+    media = m3u8.loads(client.get(media_url).raise_for_status().text)
+    init_uri = media.segments[0].init_section.uri
+    init = client.get(urljoin(media_url, init_uri)).raise_for_status()
+    segments = []
+    for seg in media.segments:
+        r = client.get(urljoin(media_url, seg.uri)).raise_for_status()
+        segments.append(Segment(seg.duration, r.content, r.headers))
+    return Variant(uri, stream_info, media.target_duration, init.content, init.headers, segments)
 
 
 def _open(data: bytes):
@@ -77,6 +85,8 @@ def decoded_stream_facts(variant: Variant) -> dict:
             if packet.pts is not None and packet.duration:
                 end = max(end, float((packet.pts + packet.duration) * packet.time_base))
         audio = container.streams.audio[0].codec_context.channels if container.streams.audio else 0
+        if variant.audio is not None:  # the audio is a rendition of its own (an EXT-X-MEDIA group)
+            audio = decoded_stream_facts(variant.audio)["channels"]
         video = container.streams.video[0] if container.streams.video else None
         return {
             "duration": end,

@@ -30,9 +30,8 @@ from core.blobs import LocalBlobStore
 from core.errors import Refused
 from core.media_keys import caption_key
 from schemas.tables import Caption
-from tests.test_master import FACTS, FFMPEG_MASTER
+from tests.test_master import FACTS, MASTER
 from workers.job import clear_encodes
-from workers.master import finalize_master
 
 SRT = (
     '1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Olá,\r\nmundo</i> {\\an8}<font color="red">vermelho</font>\r\n\r\n'
@@ -264,7 +263,6 @@ def test_labels_keep_other_punctuation_and_any_script():
 
 # --- HLS text ------------------------------------------------------------------------------------------
 
-MASTER = finalize_master(FFMPEG_MASTER, FACTS)
 EN = SubtitleRendition("en", "English", "captions/en/aaaa.m3u8", default=True)
 PT = SubtitleRendition("pt-BR", "Português (Brasil)", "captions/pt-BR/bbbb.m3u8")
 
@@ -300,7 +298,7 @@ def test_rebuilding_replaces_the_group_instead_of_adding_to_it():
 def test_names_stay_unique_and_quotable():
     twin = SubtitleRendition("en-GB", "English", "captions/en-GB/cccc.m3u8")
     quoted = SubtitleRendition("fr", 'Le "français"', "captions/fr/dddd.m3u8")
-    names = [m.name for m in m3u8.loads(with_subtitles(MASTER, [EN, twin, quoted])).media]
+    names = [m.name for m in m3u8.loads(with_subtitles(MASTER, [EN, twin, quoted])).media if m.type == "SUBTITLES"]
     assert names == ["English", "English (en-GB)", "Le 'français'"]
 
 
@@ -308,7 +306,9 @@ def test_a_label_stored_before_markup_was_refused_reaches_no_player_as_markup():
     legacy = SubtitleRendition("de", "Deutsch <img src=x onerror=alert(1)> & co", "captions/de/eeee.m3u8")
     text = with_subtitles(MASTER, [legacy])
     assert "<" not in text and ">" not in text and "&" not in text
-    assert [m.name for m in m3u8.loads(text).media] == ["Deutsch \u2039img src=x onerror=alert(1)\u203a \uff06 co"]
+    assert [m.name for m in m3u8.loads(text).media if m.type == "SUBTITLES"] == [
+        "Deutsch \u2039img src=x onerror=alert(1)\u203a \uff06 co"
+    ]
 
 
 def test_renditions_come_from_caption_rows_with_a_content_hash_in_the_uri():

@@ -1,4 +1,4 @@
-"""build_transcode_argv: the single ffmpeg argv for a ladder plan, inspected without running ffmpeg."""
+"""build_range_argv / build_audio_argv: the ffmpeg argvs of a chunked encode, inspected without running ffmpeg."""
 
 import math
 import re
@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core.media_keys import INIT_NAME, MASTER_NAME, MEDIA_PLAYLIST
+from core.media_keys import INIT_NAME, TILES_DIR
 from core.probe import HdrTransfer, SourceInfo
-from workers.command import build_transcode_argv
+from workers.chunks import TimeRange
+from workers.command import AUDIO_FFMPEG_PLAYLIST, build_audio_argv, build_range_argv, range_playlist
 from workers.ladder import LadderPlan, plan_ladder
+from workers.thumbnails import plan_thumbnails
 
 GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-y")
 
@@ -29,12 +31,23 @@ SOURCES = {
 }
 
 
-def build(src: SourceInfo, tmp_path: Path, plan: LadderPlan | None = None, **kw) -> tuple[LadderPlan, list[str]]:
+WHOLE = TimeRange(0, 0.0, None, 0, 4)
+
+
+def build(
+    src: SourceInfo, tmp_path: Path, plan: LadderPlan | None = None, rng: TimeRange = WHOLE, **kw
+) -> tuple[LadderPlan, list[str]]:
+    """The range argv of a source with video, the audio argv of an audio-only one."""
     plan = plan or plan_ladder(src)
-    argv = build_transcode_argv(
-        plan, tmp_path / "src.bin", src.demuxer, tmp_path / "hls", has_audio=src.has_audio, **kw
-    )
-    return plan, argv
+    if plan.audio_only:
+        return plan, build_audio_argv(plan, tmp_path / "src.bin", src.demuxer, tmp_path / "hls", **kw)
+    return plan, build_range_argv(plan, rng, tmp_path / "src.bin", src.demuxer, tmp_path / "hls", **kw)
+
+
+def output_path(plan: LadderPlan, tmp_path: Path) -> str:
+    if plan.audio_only:
+        return str(tmp_path / "hls" / "audio" / AUDIO_FFMPEG_PLAYLIST)
+    return str(tmp_path / "hls" / "%v" / range_playlist(WHOLE))
 
 
 def opt(argv: list[str], name: str) -> str:
@@ -63,7 +76,7 @@ def var_streams(argv: list[str]) -> list[dict[str, str]]:
 @pytest.mark.parametrize("kind", SOURCES, ids=SOURCES.keys())
 def test_one_forced_format_file_only_input_after_global_options(kind, tmp_path):
     src = SOURCES[kind]
-    _, argv = build(src, tmp_path)
+    plan, argv = build(src, tmp_path)
     assert all(isinstance(a, str) for a in argv)
     assert argv[0] == "ffmpeg"
     assert argv.count("-i") == 1
@@ -79,8 +92,8 @@ def test_one_forced_format_file_only_input_after_global_options(kind, tmp_path):
     for g in GLOBAL_OPTIONS:
         assert g in before and before.index(g) < fmt, g
     assert before.index("-progress") < fmt and before[before.index("-progress") + 1] == "pipe:1"
-    # Exactly one output, the HLS media playlist pattern, at the very end.
-    assert argv[-1] == str(tmp_path / "hls" / "%v" / MEDIA_PLAYLIST)
+    # Exactly one output, ffmpeg's own HLS playlist (never the published one), at the very end.
+    assert argv[-1] == output_path(plan, tmp_path)
     assert opt(argv[i:], "-f") == "hls"
 
 
@@ -99,11 +112,11 @@ def test_other_demuxers_are_not_given_mov_options(tmp_path):
 def test_hls_fmp4_output_without_source_metadata(kind, tmp_path):
     plan, argv = build(SOURCES[kind], tmp_path)
     out = argv[argv.index("-i") + 2 :]  # output options
+    folder = "audio" if plan.audio_only else "%v"
     assert opt(out, "-hls_segment_type") == "fmp4"
     assert opt(out, "-hls_fmp4_init_filename") == INIT_NAME
-    assert opt(out, "-hls_segment_filename") == str(tmp_path / "hls" / "%v" / "seg_%05d.m4s")
-    assert opt(out, "-hls_playlist_type") == "vod"
-    assert opt(out, "-master_pl_name") == MASTER_NAME
+    assert opt(out, "-hls_segment_filename") == str(tmp_path / "hls" / folder / "seg_%05d.m4s")
+    assert "-master_pl_name" not in out  # core.hls writes the master from every part's facts
     assert "independent_segments" in opt(out, "-hls_flags")
     assert opt(out, "-map_metadata") == "-1"
     assert opt(out, "-map_chapters") == "-1"
@@ -113,19 +126,36 @@ def test_hls_fmp4_output_without_source_metadata(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "no audio", "rotated", "single rung"])
-def test_one_variant_per_rung_named_like_the_rung(kind, tmp_path):
-    src = SOURCES[kind]
-    plan, argv = build(src, tmp_path)
+def test_one_video_only_variant_per_rung_named_like_the_rung(kind, tmp_path):
+    plan, argv = build(SOURCES[kind], tmp_path)
     streams = var_streams(argv)
-    assert [s["name"] for s in streams] == [r.name for r in plan.renditions] == plan.variant_names
-    for i, s in enumerate(streams):
-        assert s["v"] == str(i)
-        if src.has_audio:
-            assert s["a"] == str(i)
-        else:
-            assert "a" not in s
-    per_rung = 2 if src.has_audio else 1
-    assert argv.count("-map") == per_rung * len(plan.renditions)
+    assert [s["name"] for s in streams] == [r.name for r in plan.renditions]
+    assert [s["v"] for s in streams] == [str(i) for i in range(len(plan.renditions))]
+    assert all("a" not in s for s in streams)  # the audio is its own rendition (build_audio_argv)
+    assert argv.count("-map") == len(plan.renditions)
+    graph = opt(argv, "-filter_complex")
+    assert "0:a" not in graph and "aformat" not in graph and "-c:a" not in argv
+
+
+def test_range_is_cut_from_the_source_and_put_back_at_its_absolute_time(tmp_path):
+    rng = TimeRange(2, 12.0, 28.0, 4, 4)
+    plan, argv = build(SOURCES["ladder"], tmp_path, rng=rng)
+    i = argv.index("-i")
+    assert opt(argv[:i], "-ss") == "12" and opt(argv[:i], "-t") == "16"  # input seeking: decode from START
+    out = argv[i + 2 :]
+    assert opt(out, "-output_ts_offset") == "12"
+    assert opt(out, "-avoid_negative_ts") == "disabled"  # no B-frame delay shift in range 0 alone
+    assert opt(out, "-hls_segment_options") == "movflags=+frag_discont"  # tfdt carries it, not an edit list
+    assert opt(out, "-start_number") == "4"  # global segment numbers
+    assert opt(out, "-hls_time") == "4" and opt(out, "-hls_playlist_type") == "vod"
+    assert argv[-1] == str(tmp_path / "hls" / "%v" / range_playlist(rng))
+
+
+def test_first_range_has_no_seek_and_short_segments_and_the_last_no_length(tmp_path):
+    _, first = build(SOURCES["ladder"], tmp_path, rng=TimeRange(0, 0.0, 4.0, 0, 2))
+    assert "-ss" not in first and opt(first, "-t") == "4" and opt(first, "-hls_time") == "2"
+    _, last = build(SOURCES["ladder"], tmp_path, rng=TimeRange(3, 28.0, None, 8, 4))
+    assert opt(last, "-ss") == "28" and "-t" not in last
 
 
 @pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "no audio", "rotated", "single rung"])
@@ -143,7 +173,7 @@ def test_keyframes_on_a_fixed_time_grid(kind, tmp_path):
 def test_keyframe_grid_and_segment_length_follow_the_plan(tmp_path):
     src = SOURCES["ladder"]
     plan = plan_ladder(src, segment_seconds=6, gop_seconds=1)
-    _, argv = build(src, tmp_path, plan=plan)
+    _, argv = build(src, tmp_path, plan=plan, rng=TimeRange(1, 6.0, 12.0, 6, 6))
     assert opt(argv, "-force_key_frames") == "expr:gte(t,n_forced*1)"
     assert opt(argv, "-hls_time") == "6"
     assert opt(argv, "-g") == "30"
@@ -175,49 +205,75 @@ def test_filtergraph_decodes_once_and_scales_once_per_rung(kind, tmp_path):
     assert graph.count("[0:v:0]") == 1
     scales = re.findall(r"scale=(\d+):(\d+)", graph)
     assert sorted((int(w), int(h)) for w, h in scales) == sorted((r.width, r.height) for r in plan.renditions)
-    rates = re.findall(r"fps=fps=([\d/]+)", graph)
+    # Constant frame rate from the range's start (a VFR source, or one whose video starts late, gets even frames).
+    rates = re.findall(r"fps=fps=([\d/]+):start_time=0", graph)
     assert sorted(rates) == sorted(str(r.fps) for r in plan.renditions)
     assert graph.count("setsar=1") == n
     assert graph.count("format=yuv420p") == n
 
 
-@pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "rotated", "single rung"])
-def test_audio_is_stereo_aac_per_rung(kind, tmp_path):
-    plan, argv = build(SOURCES[kind], tmp_path)
-    n = len(plan.renditions)
+@pytest.mark.parametrize("kind", ["ladder", "ladder 60fps", "rotated", "single rung", "audio only"])
+def test_audio_is_one_stereo_aac_rendition_for_the_whole_file(kind, tmp_path):
+    src = SOURCES[kind]
+    plan = plan_ladder(src)
+    argv = build_audio_argv(plan, tmp_path / "src.bin", src.demuxer, tmp_path / "hls")
+    i = argv.index("-i")
+    assert "-ss" not in argv and "-t" not in argv  # whole file: no seams to click at
     graph = opt(argv, "-filter_complex")
-    assert graph.count("[0:a:0]") == 1  # audio decoded once too
-    assert len(re.findall(r"aformat=[^;\[]*channel_layouts=stereo", graph)) == 1
-    assert "sample_rates=48000" in graph
-    splits = re.findall(r"asplit=(\d+)", graph)
-    assert splits == ([str(n)] if n > 1 else [])
-    assert opt(argv, "-c:a") == "aac"
-    assert opts(argv, "-b:a:") == {f"-b:a:{i}": f"{r.audio_kbps}k" for i, r in enumerate(plan.renditions)}
+    assert graph.count("[0:a:0]") == 1 and "0:v" not in graph and "scale" not in graph
+    assert "first_pts=0" in graph and "async=1" in graph  # starts at 0, silence before a late start
+    assert len(re.findall(r"aformat=[^;\[]*channel_layouts=stereo", graph)) == 1 and "sample_rates=48000" in graph
+    out = argv[i + 2 :]
+    assert opt(out, "-c:a") == "aac" and opt(out, "-b:a") == f"{plan.audio_kbps}k" == "128k"
+    # EVENT + temp_file: ffmpeg lists each segment once it is complete, so it can be published at once.
+    assert opt(out, "-hls_playlist_type") == "event" and "temp_file" in opt(out, "-hls_flags")
+    assert argv[-1] == str(tmp_path / "hls" / "audio" / AUDIO_FFMPEG_PLAYLIST)
+    for video_opt in ("-c:v", "-force_key_frames", "-g", "-crf", "-sc_threshold", "-var_stream_map"):
+        assert video_opt not in argv
+    assert argv.count("-map") == 1
 
 
 @pytest.mark.parametrize("kind", ["no audio", "single rung no audio"])
-def test_silent_source_maps_no_audio(kind, tmp_path):
-    _, argv = build(SOURCES[kind], tmp_path)
-    graph = opt(argv, "-filter_complex")
-    assert "0:a" not in graph and "aformat" not in graph
-    assert "-c:a" not in argv
-    assert not opts(argv, "-b:a")
-    assert all("a" not in s for s in var_streams(argv))
+def test_silent_source_has_no_audio_rendition(kind, tmp_path):
+    plan = plan_ladder(SOURCES[kind])
+    assert plan.audio_kbps is None
+    with pytest.raises(ValueError):
+        build_audio_argv(plan, tmp_path / "src.bin", "mov", tmp_path / "hls")
 
 
-def test_audio_only_plan_encodes_one_stereo_aac_variant(tmp_path):
-    plan, argv = build(SOURCES["audio only"], tmp_path)
-    assert plan.audio_only
-    assert var_streams(argv) == [{"a": "0", "name": "audio"}]
-    assert opt(argv, "-c:a") == "aac"
-    assert opt(argv, "-b:a") == f"{plan.audio_kbps}k"
+def test_audio_only_source_has_no_video_range(tmp_path):
+    plan = plan_ladder(SOURCES["audio only"])
+    with pytest.raises(ValueError):
+        build_range_argv(plan, WHOLE, tmp_path / "src.bin", "mp3", tmp_path / "hls")
+
+
+@pytest.mark.parametrize(
+    ("rng", "poster", "first_tile", "count"),
+    [
+        (TimeRange(0, 0.0, 2.0, 0, 2), False, 0, 1),  # tile 0 at 0 s; the poster (3 s) is later
+        (TimeRange(1, 2.0, 6.0, 1, 4), True, 1, 2),  # tiles at 2 and 4 s, the poster at 3 s
+        (TimeRange(2, 6.0, None, 3, 4), False, 3, 12),  # tiles 6, 8 ... 28 s
+    ],
+)
+def test_each_range_writes_its_share_of_the_pictures(rng, poster, first_tile, count, tmp_path):
+    src = SOURCES["ladder"]
+    plan = plan_ladder(src)
+    thumbs = plan_thumbnails(src, plan)
+    assert thumbs is not None and thumbs.poster_at == 3.0 and thumbs.storyboard.interval == 2
+    _, argv = build(src, tmp_path, plan=plan, rng=rng, thumbnails=thumbs)
+    tiles = str(tmp_path / "hls" / TILES_DIR / "tile_%05d.jpg")
+    poster_path = str(tmp_path / "hls" / "poster.jpg")
+    assert (poster_path in argv) == poster
+    assert argv[-1] == tiles  # the HLS output comes first, so -progress describes the ladder
+    previous = poster_path if poster else str(tmp_path / "hls" / "%v" / range_playlist(rng))
+    tile_opts = argv[argv.index(previous) + 1 : argv.index(tiles)]
+    assert opt(tile_opts, "-start_number") == str(first_tile)  # numbered globally
+    assert opt(tile_opts, "-frames:v") == str(count)
+    assert opt(tile_opts, "-fps_mode") == "passthrough"  # one file per tile, never a repeated frame
     graph = opt(argv, "-filter_complex")
-    assert "channel_layouts=stereo" in graph  # 5.1 in, stereo out
-    assert "0:v" not in graph and "scale" not in graph
-    for video_opt in ("-c:v", "-force_key_frames", "-g", "-crf", "-sc_threshold"):
-        assert video_opt not in argv
-    assert not opts(argv, "-maxrate")
-    assert argv.count("-map") == 1
+    assert f"split={len(plan.renditions) + 1 + poster}" in graph
+    at = first_tile * 2 - rng.start
+    assert f"select=gte(t\\,{at:g}+2*selected_n)" in graph
 
 
 def test_rotated_source_is_scaled_to_its_upright_display_size(tmp_path):
@@ -244,13 +300,13 @@ def test_paths_cannot_inject_arguments(name, tmp_path):
     out_dir = tmp_path / "out 'dir'; echo"
     src = src_dir / name
     plan = plan_ladder(SOURCES["ladder"])
-    argv = build_transcode_argv(plan, src, "mov", out_dir, has_audio=True)
-    baseline = build_transcode_argv(plan, Path("/a.mp4"), "mov", Path("/o"), has_audio=True)
+    argv = build_range_argv(plan, WHOLE, src, "mov", out_dir)
+    baseline = build_range_argv(plan, WHOLE, Path("/a.mp4"), "mov", Path("/o"))
     # Same shape: each path is one argv element, nothing was split or added.
     assert len(argv) == len(baseline)
     assert argv.count("-i") == 1
     assert argv[argv.index("-i") + 1] == f"file:{src.resolve()}"
-    assert argv[-1] == str(out_dir / "%v" / MEDIA_PLAYLIST)
+    assert argv[-1] == str(out_dir / "%v" / range_playlist(WHOLE))
     holding_name = [a for a in argv if name in a]
     assert holding_name == [f"file:{src.resolve()}"]
     # The filtergraph never embeds a path.
@@ -260,7 +316,7 @@ def test_paths_cannot_inject_arguments(name, tmp_path):
 def test_relative_source_path_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = plan_ladder(SOURCES["ladder"])
-    argv = build_transcode_argv(plan, Path("-y.mp4"), "mov", tmp_path / "hls", has_audio=True)
+    argv = build_range_argv(plan, WHOLE, Path("-y.mp4"), "mov", tmp_path / "hls")
     assert argv[argv.index("-i") + 1] == f"file:{tmp_path.resolve() / '-y.mp4'}"
 
 
@@ -336,8 +392,9 @@ def test_chosen_streams_are_read_by_absolute_index(tmp_path):
     src = SourceInfo(**{**SOURCES["ladder"].__dict__, "video_stream": 1, "audio_stream": 3})
     plan, argv = build(src, tmp_path)
     graph = opt(argv, "-filter_complex")
-    assert graph.count("[0:1]") == 1 and graph.count("[0:3]") == 1
-    assert "0:v" not in graph and "0:a" not in graph
+    audio = opt(build_audio_argv(plan, tmp_path / "src.bin", "mov", tmp_path / "hls"), "-filter_complex")
+    assert graph.count("[0:1]") == 1 and audio.count("[0:3]") == 1
+    assert "[0:v" not in graph and "[0:a" not in audio
     assert "-map" in argv and all(not argv[i + 1].startswith("0:") for i, a in enumerate(argv) if a == "-map")
 
 

@@ -51,8 +51,9 @@ def assert_ladder_sane(src: SourceInfo, plan: LadderPlan, max_height: int = 1080
     rungs = plan.renditions
     assert rungs, "a video source must get at least one video rendition"
     assert not plan.audio_only
-    assert plan.audio_kbps is None  # audio rides along in each video rendition
-    assert plan.variant_names == [r.name for r in rungs]
+    # One audio rendition, shared by every rung, exactly when the source has audio.
+    assert plan.audio_kbps == (AUDIO_KBPS if src.has_audio else None)
+    assert plan.variant_names == [r.name for r in rungs] + (["audio"] if src.has_audio else [])
     assert len({r.name for r in rungs}) == len(rungs), "rendition names must be unique"
     assert plan.segment_seconds % plan.gop_seconds == 0
 
@@ -83,13 +84,8 @@ def assert_ladder_sane(src: SourceInfo, plan: LadderPlan, max_height: int = 1080
         if src.video_bitrate > 0:
             assert r.maxrate_kbps <= max(src.video_bitrate // 1000, MIN_KBPS), r
         assert r.bufsize_kbps == 2 * r.maxrate_kbps, r
-        # Audio goes with every rendition exactly when the source has audio.
-        if src.has_audio:
-            assert r.audio_kbps is not None and 0 < r.audio_kbps <= AUDIO_KBPS, r
-        else:
-            assert r.audio_kbps is None, r
 
-    # Highest first, strictly shrinking, no two rungs the same size; bitrates and audio follow.
+    # Highest first, strictly shrinking, no two rungs the same size; bitrates follow.
     areas = [r.width * r.height for r in rungs]
     assert areas == sorted(areas, reverse=True) and len(set(areas)) == len(areas), sizes(plan)
     for hi, lo in zip(rungs, rungs[1:], strict=False):
@@ -97,8 +93,6 @@ def assert_ladder_sane(src: SourceInfo, plan: LadderPlan, max_height: int = 1080
         assert label_of(hi.name) > label_of(lo.name), (hi, lo)
         assert hi.maxrate_kbps >= lo.maxrate_kbps, (hi, lo)
         assert hi.fps >= lo.fps, (hi, lo)
-        if src.has_audio:
-            assert hi.audio_kbps >= lo.audio_kbps, (hi, lo)
 
     # The top rung is the source's own (even) size when it fits the ladder, else it fills its box.
     top = rungs[0]
@@ -306,19 +300,18 @@ def test_unknown_source_bitrate_uses_the_table():
     assert [r.maxrate_kbps for r in plan.renditions] == [CAP_KBPS[label_of(r.name)] for r in plan.renditions]
 
 
-def test_audio_bitrate_per_rung():
+def test_one_audio_rendition_for_every_rung():
     plan = plan_ladder(SOURCES["1080p"])
-    assert all(r.audio_kbps == AUDIO_KBPS for r in plan.renditions if label_of(r.name) >= 360)
-    smallest = plan.renditions[-1]
-    assert smallest.audio_kbps < AUDIO_KBPS  # the 240p rung is for starved connections
+    assert plan.audio_kbps == AUDIO_KBPS
+    assert plan.variant_names[-1] == "audio" and plan.variant_names.count("audio") == 1
 
 
-def test_no_audio_source_gets_silent_renditions():
+def test_no_audio_source_gets_no_audio_rendition():
     src = SOURCES["no audio 1080p"]
     plan = plan_ladder(src)
     assert_ladder_sane(src, plan)
-    assert all(r.audio_kbps is None for r in plan.renditions)
     assert plan.audio_kbps is None
+    assert "audio" not in plan.variant_names
     assert not plan.audio_only
     # Same pictures as with audio.
     assert sizes(plan) == sizes(plan_ladder(video(1920, 1080)))

@@ -1,62 +1,18 @@
-"""finalize_master / master_problems on master playlists shaped like the ones ffmpeg's HLS muxer writes."""
+"""core.hls.master_playlist / master_problems: the master a chunked encode publishes, checked the way players
+read it (every variant complete, the one audio group referenced and present)."""
 
 import m3u8
 import pytest
 
-from workers.master import VariantFacts, finalize_master, master_problems, uri_for
-
-# What ffmpeg writes for a CRF ladder: BANDWIDTH guessed from maxrate (or nonsense), CODECS missing on
-# some variants, never FRAME-RATE, and a variant it had no bitrate for left out entirely (240p here).
-FFMPEG_MASTER = """#EXTM3U
-#EXT-X-VERSION:7
-#EXT-X-STREAM-INF:BANDWIDTH=140800,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"
-720p/index.m3u8
-
-#EXT-X-STREAM-INF:BANDWIDTH=140800,RESOLUTION=640x360
-360p/index.m3u8
-
-"""
+from core.hls import AudioEntry, VariantEntry, master_playlist, master_problems, uri_for
 
 FACTS = [
-    VariantFacts(
-        name="720p",
-        bandwidth=3_051_234,
-        average_bandwidth=2_004_321,
-        codecs="avc1.64001f,mp4a.40.2",
-        width=1280,
-        height=720,
-        frame_rate=60000 / 1001,
-        duration=30.0,
-    ),
-    VariantFacts(
-        name="360p",
-        bandwidth=901_000,
-        average_bandwidth=650_500,
-        codecs="avc1.64001e,mp4a.40.2",
-        width=640,
-        height=360,
-        frame_rate=30.0,
-        duration=30.0,
-    ),
-    VariantFacts(
-        name="240p",
-        bandwidth=420_000,
-        average_bandwidth=300_000,
-        codecs="avc1.640015,mp4a.40.2",
-        width=426,
-        height=240,
-        frame_rate=30.0,
-        duration=30.0,
-    ),
+    VariantEntry("720p", 3_051_234, 2_004_321, "avc1.64001f", 1280, 720, 60000 / 1001),
+    VariantEntry("360p", 901_000, 650_500, "avc1.64001e", 640, 360, 30.0),
+    VariantEntry("240p", 420_000, 300_000, "avc1.640015", 426, 240, 30.0),
 ]
-
-AUDIO_MASTER = """#EXTM3U
-#EXT-X-VERSION:7
-#EXT-X-STREAM-INF:BANDWIDTH=0
-audio/index.m3u8
-
-"""
-AUDIO_FACTS = [VariantFacts(name="audio", bandwidth=140_000, average_bandwidth=131_000, codecs="mp4a.40.2")]
+AUDIO = AudioEntry(bandwidth=140_000, average_bandwidth=131_000)
+MASTER = master_playlist(FACTS, AUDIO)
 
 
 def variants(text: str) -> dict[str, m3u8.model.StreamInfo]:
@@ -65,66 +21,55 @@ def variants(text: str) -> dict[str, m3u8.model.StreamInfo]:
     return {p.uri: p.stream_info for p in playlist.playlists}
 
 
-def test_ffmpeg_master_is_reported_broken():
-    problems = master_problems(FFMPEG_MASTER)
-    assert "360p/index.m3u8: no CODECS" in problems
-    assert "720p/index.m3u8: no FRAME-RATE" in problems
-    # 360p has no CODECS, so whether it is video cannot be told; 720p has a RESOLUTION.
-    assert not any("RESOLUTION" in p for p in problems)
-    assert not any("BANDWIDTH" in p for p in problems)
-
-
-def test_finalize_rewrites_every_variant_from_measured_facts():
-    fixed = finalize_master(FFMPEG_MASTER, FACTS)
-    got = variants(fixed)
-    assert set(got) == {uri_for(f.name) for f in FACTS}
+def test_every_rung_is_a_complete_variant_that_plays_the_audio_group():
+    assert master_problems(MASTER) == []
+    got = variants(MASTER)
+    assert list(got) == [uri_for(f.name) for f in FACTS]  # highest first, as planned
     for fact in FACTS:
         info = got[uri_for(fact.name)]
-        assert info.bandwidth == fact.bandwidth
-        assert info.average_bandwidth == fact.average_bandwidth
-        assert info.codecs == fact.codecs
+        # Players budget for video and audio together: both figures include the audio rendition's.
+        assert info.bandwidth == fact.bandwidth + AUDIO.bandwidth
+        assert info.average_bandwidth == fact.average_bandwidth + AUDIO.average_bandwidth
+        assert info.codecs == f"{fact.codecs},mp4a.40.2"
         assert info.resolution == (fact.width, fact.height)
-        assert info.frame_rate == pytest.approx(fact.frame_rate, abs=0.001)
-    assert "BANDWIDTH=140800" not in fixed
-    assert "FRAME-RATE=59.94," in fixed  # 60000/1001 written with 3 decimals at most
-    assert "#EXT-X-INDEPENDENT-SEGMENTS" in fixed
+        assert info.frame_rate == round(fact.frame_rate, 3)
+        assert info.audio == "audio"
+    assert m3u8.loads(MASTER).is_independent_segments
 
 
-def test_finalized_master_has_no_problems():
-    assert master_problems(finalize_master(FFMPEG_MASTER, FACTS)) == []
+def test_one_default_audio_rendition():
+    (media,) = m3u8.loads(MASTER).media
+    assert (media.type, media.group_id, media.default, media.autoselect, media.uri, media.channels) == (
+        "AUDIO", "audio", "YES", "YES", "audio/index.m3u8", "2"
+    )  # fmt: skip
 
 
-def test_variant_ffmpeg_left_out_is_added():
-    assert "240p/index.m3u8" not in FFMPEG_MASTER
-    fixed = finalize_master(FFMPEG_MASTER, FACTS)
-    uris = [p.uri for p in m3u8.loads(fixed).playlists]
-    assert uris[:2] == ["720p/index.m3u8", "360p/index.m3u8"]  # ffmpeg's order kept
-    assert uris.count("240p/index.m3u8") == 1
-    assert variants(fixed)["240p/index.m3u8"].resolution == (426, 240)
+def test_audio_only_source_is_one_audio_variant():
+    text = master_playlist([], AUDIO)
+    assert master_problems(text) == []
+    playlist = m3u8.loads(text)
+    assert not playlist.media
+    (only,) = playlist.playlists
+    assert (only.uri, only.stream_info.codecs, only.stream_info.bandwidth) == ("audio/index.m3u8", "mp4a.40.2", 140_000)
+    assert only.stream_info.resolution is None
 
 
-def test_finalize_is_idempotent():
-    once = finalize_master(FFMPEG_MASTER, FACTS)
-    assert finalize_master(once, FACTS) == once
+def test_silent_video_has_no_audio_group():
+    text = master_playlist(FACTS[:1], None)
+    assert master_problems(text) == []
+    assert not m3u8.loads(text).media
+    assert variants(text)["720p/index.m3u8"].codecs == "avc1.64001f"
+    assert "AUDIO=" not in text
 
 
-def test_master_listing_a_variant_that_was_not_produced_is_rejected():
-    with pytest.raises(ValueError, match="360p/index.m3u8"):
-        finalize_master(FFMPEG_MASTER, [f for f in FACTS if f.name != "360p"])
+def test_nothing_to_list_is_refused():
+    with pytest.raises(ValueError):
+        master_playlist([], None)
 
 
-def test_audio_only_master_needs_no_resolution_or_frame_rate():
-    assert master_problems(AUDIO_MASTER) == ["audio/index.m3u8: no BANDWIDTH", "audio/index.m3u8: no CODECS"]
-    fixed = finalize_master(AUDIO_MASTER, AUDIO_FACTS)
-    info = variants(fixed)["audio/index.m3u8"]
-    assert (info.bandwidth, info.codecs) == (140_000, "mp4a.40.2")
-    assert info.resolution is None and info.frame_rate is None
-    assert master_problems(fixed) == []
-
-
-def test_video_variant_without_frame_rate_stays_reported():
-    facts = [f if f.name != "360p" else VariantFacts(**{**f.__dict__, "frame_rate": None}) for f in FACTS]
-    assert master_problems(finalize_master(FFMPEG_MASTER, facts)) == ["360p/index.m3u8: no FRAME-RATE"]
+def test_variant_pointing_at_a_missing_audio_group_is_reported():
+    text = MASTER.replace('GROUP-ID="audio"', 'GROUP-ID="other"')
+    assert master_problems(text) == [f"{uri_for(f.name)}: AUDIO group 'audio' has no rendition" for f in FACTS]
 
 
 @pytest.mark.parametrize(

@@ -17,16 +17,16 @@ from api.access import Signer
 from api.presenters import video_read
 from api.storyboard import rewrite_storyboard_vtt
 from core.blobs import LocalBlobStore
-from core.ffmpeg import ffmpeg_exe
-from core.media_keys import POSTER_NAME, STORYBOARD_VTT
+from core.media_keys import POSTER_NAME, STORYBOARD_VTT, TILES_DIR
 from core.probe import SourceInfo, probe
 from core.settings import Settings
 from schemas.tables import User, Video, VideoStatus
 from tests.conftest import upload, wait_status
-from tests.media import FFMPEG, ffmpeg
-from workers.command import build_sheets_argv, build_transcode_argv
+from tests.media import ffmpeg
+from workers.chunks import TimeRange
+from workers.command import build_range_argv, build_sheets_argv, range_playlist
 from workers.ladder import plan_ladder
-from workers.pipeline import TranscodeError, make_thumbnails, run_ffmpeg, transcode
+from workers.pipeline import Prepared, TranscodeError, make_storyboard, transcode
 from workers.thumbnails import (
     MAX_TILES,
     fit_tiles,
@@ -34,8 +34,9 @@ from workers.thumbnails import (
     plan_storyboard,
     plan_thumbnails,
     storyboard_vtt,
-    tiles_path,
 )
+
+WHOLE = TimeRange(0, 0.0, None, 0, 4)
 
 TIMING = re.compile(r"^(\d{2,}):(\d{2}):(\d{2})\.(\d{3}) --> (\d{2,}):(\d{2}):(\d{2})\.(\d{3})$")
 PAYLOAD = re.compile(r"^(?P<uri>[^#\s]+)#xywh=(?P<x>\d+),(?P<y>\d+),(?P<w>\d+),(?P<h>\d+)$")
@@ -149,12 +150,12 @@ def test_audio_only_source_gets_no_pictures():
     plan = plan_ladder(music)
     assert plan_thumbnails(music, plan) is None
     with pytest.raises(ValueError):
-        build_transcode_argv(
+        build_range_argv(
             plan,
+            WHOLE,
             Path("/a.mp3"),
             "mp3",
             Path("/o"),
-            has_audio=True,
             thumbnails=plan_thumbnails(video(640, 360), plan_ladder(video(640, 360))),
         )
 
@@ -251,7 +252,8 @@ def test_thumbnails_ride_on_the_one_decode(src, tmp_path):
     plan = plan_ladder(src)
     thumbs = plan_thumbnails(src, plan)
     out_dir = tmp_path / "hls"
-    argv = build_transcode_argv(plan, tmp_path / "src.bin", "mov", out_dir, has_audio=True, thumbnails=thumbs)
+    assert thumbs is not None
+    argv = build_range_argv(plan, WHOLE, tmp_path / "src.bin", "mov", out_dir, thumbnails=thumbs)
     assert argv.count("-i") == 1  # the source is read once, with the transcode's safe input options
     i = argv.index("-i")
     assert opt(argv[:i], "-f") == "mov" and opt(argv[:i], "-protocol_whitelist") == "file"
@@ -260,30 +262,30 @@ def test_thumbnails_ride_on_the_one_decode(src, tmp_path):
     assert graph.count("[0:v:0]") == 1
     assert re.findall(r"\[0:v:0\]split=(\d+)", graph) == [str(len(plan.renditions) + 2)]
     # HLS first, so -progress and its fps describe the ladder.
-    hls, poster, tiles = outputs(argv, out_dir / "%v" / "index.m3u8", out_dir / POSTER_NAME, tiles_path(out_dir))
-    assert argv[-1] == str(tiles_path(out_dir)) and opt(hls, "-f") == "hls"
+    tiles_pattern = out_dir / TILES_DIR / "tile_%05d.jpg"  # a folder the publisher leaves out
+    hls, poster, tiles = outputs(argv, out_dir / "%v" / range_playlist(WHOLE), out_dir / POSTER_NAME, tiles_pattern)
+    assert argv[-1] == str(tiles_pattern) and opt(hls, "-f") == "hls"
     assert (opt(poster, "-f"), opt(poster, "-c:v"), opt(poster, "-update")) == ("image2", "mjpeg", "1")
     assert opt(poster, "-frames:v") == "2"  # frame 0 starts the output (and -progress), the chosen one replaces it
-    assert tiles_path(out_dir).parent != out_dir  # never published
-    assert (opt(tiles, "-f"), opt(tiles, "-c:v")) == ("nut", "ffv1")
+    assert (opt(tiles, "-f"), opt(tiles, "-c:v"), opt(tiles, "-start_number")) == ("image2", "mjpeg", "0")
     assert opt(tiles, "-frames:v") == str(thumbs.storyboard.tiles)
-    assert f"select=eq(n\\,0)+gte(t\\,{thumbs.poster_at})*lt(prev_selected_t\\,{thumbs.poster_at})" in graph
+    assert f"select=eq(n\\,0)+gte(t\\,{thumbs.poster_at:g})*lt(prev_selected_t\\,{thumbs.poster_at:g})" in graph
     top = plan.renditions[0]
     assert f"scale={top.width}:{top.height}:flags=lanczos:out_color_matrix=bt601:out_range=full" in graph
     sb = thumbs.storyboard
-    assert f"fps=fps=1/{sb.interval}:start_time=0" in graph
+    assert f"select=gte(t\\,0+{sb.interval}*selected_n)" in graph  # the first frame at or after each tile time
     assert f"scale={sb.tile_width}:{sb.tile_height}:flags=lanczos" in graph
     assert "-noautorotate" not in argv  # poster and tiles sizes are upright sizes
 
 
 def test_sheets_argv_opens_the_tiles_as_warily_as_a_source(tmp_path):
     plan = plan_storyboard(3600.0, 1920, 1080)
-    tiles = tmp_path / "hls.tiles.nut"
+    tiles = tmp_path / "hls" / TILES_DIR
     argv = build_sheets_argv(plan, tiles, tmp_path / "hls", ffmpeg_exe="/opt/ffmpeg")
     assert argv[0] == "/opt/ffmpeg" and argv.count("-i") == 1
     i = argv.index("-i")
-    assert argv[i + 1] == f"file:{tiles.resolve()}"
-    assert opt(argv[:i], "-f") == "nut" and opt(argv[:i], "-protocol_whitelist") == "file"
+    assert argv[i + 1] == f"file:{tiles.resolve()}/tile_%05d.jpg"
+    assert opt(argv[:i], "-f") == "image2" and opt(argv[:i], "-protocol_whitelist") == "file"
     assert "tile=10x5" in opt(argv, "-filter_complex")
     out = argv[i + 2 :]
     assert out[-1] == str(tmp_path / "hls" / "storyboard_%d.jpg")
@@ -329,8 +331,7 @@ def test_rotated_phone_clip_gets_upright_poster_and_sprites(clips, tmp_path):
     result = transcode(clips["phone"], out, Settings(data_dir=tmp_path / "data"))
     names = {p.relative_to(out).as_posix() for p in result.files}
     assert {POSTER_NAME, STORYBOARD_VTT, "storyboard_0.jpg"} <= names
-    assert not tiles_path(out).exists()  # the intermediate is gone and was never in out_dir
-    assert not any(n.endswith(".nut") for n in names)
+    assert not (out / TILES_DIR).exists()  # the intermediate tiles are gone
     with av.open(str(out / POSTER_NAME)) as c:
         frame = next(c.decode(video=0))
         assert (frame.width, frame.height) == (720, 1280)
@@ -343,17 +344,17 @@ def test_rotated_phone_clip_gets_upright_poster_and_sprites(clips, tmp_path):
 
 
 def test_many_tiles_are_laid_out_on_several_sheets(tmp_path):
-    """The sheet step on its own, with tiles as the encode writes them (RGB ffv1 in NUT): 63 tiles of a
+    """The sheet step on its own, with tiles as the ranges write them (JPEGs numbered globally): 63 tiles of a
     126 s video at 2 s make two 10x5 sheets, the second one partly filled."""
-    plan = plan_thumbnails(video(1280, 720, duration=126.0, fps=30), plan_ladder(video(1280, 720, fps=30)))
+    src = video(1280, 720, duration=126.0, fps=30)
+    ladder = plan_ladder(src)
+    plan = plan_thumbnails(src, ladder)
     assert plan is not None and (plan.storyboard.tiles, plan.storyboard.sheets) == (63, 2)
     out = tmp_path / "hls"
-    out.mkdir()
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=1", "-frames:v", "63", "-pix_fmt", "bgr0",
-           "-c:v", "ffv1", "-f", "nut", str(tiles_path(out)))  # fmt: skip
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720", "-frames:v", "1", str(out / POSTER_NAME))
-    make_thumbnails(plan, out, FFMPEG)
-    assert not tiles_path(out).exists()
+    (out / TILES_DIR).mkdir(parents=True)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=1", "-frames:v", "63", "-start_number", "0",
+           "-c:v", "mjpeg", str(out / TILES_DIR / "tile_%05d.jpg"))  # fmt: skip
+    make_storyboard(Prepared(src, ladder, (), plan), out / TILES_DIR, out, Settings(data_dir=tmp_path / "data"))
     assert [jpeg_size((out / f"storyboard_{i}.jpg").read_bytes()) for i in range(2)] == [(1600, 450)] * 2
     assert not (out / "storyboard_2.jpg").exists()
     cues = parse_vtt((out / STORYBOARD_VTT).read_text())
@@ -374,25 +375,18 @@ def test_a_thumbnail_failure_is_a_readable_transcode_error(clips, tmp_path):
     assert reason.startswith("ffmpeg exited with status") and "Could not open file" in reason, reason
     assert reason.endswith(str(out / POSTER_NAME))
 
-    # The finishing step checks what the encode left: tiles missing, or a poster that is no JPEG.
+    # The storyboard step checks what the ranges left: no tiles, or tiles that are no pictures.
     src = probe(clips["silent"])
     ladder = plan_ladder(src)
-    plan = plan_thumbnails(src, ladder)
-    assert plan is not None
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(TranscodeError, match="thumbnails failed: storyboard tiles unreadable"):
-        make_thumbnails(plan, empty, ffmpeg_exe(settings))
-    encoded = tmp_path / "encoded"
-    encoded.mkdir()
-    argv = build_transcode_argv(
-        ladder, clips["silent"], src.demuxer, encoded, ffmpeg_exe=ffmpeg_exe(settings), has_audio=False, thumbnails=plan
-    )
-    run_ffmpeg(argv, src.duration, tmp_path / "encode.log")
-    (encoded / POSTER_NAME).write_bytes(b"<html>not a picture</html>")
-    with pytest.raises(TranscodeError, match="thumbnails failed: poster.jpg is unreadable: not a JPEG"):
-        make_thumbnails(plan, encoded, ffmpeg_exe(settings))
-    assert not (encoded / STORYBOARD_VTT).exists()  # no track pointing at pictures that failed
+    prepared = Prepared(src, ladder, (), plan_thumbnails(src, ladder))
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    with pytest.raises(TranscodeError, match="thumbnails failed: the encode wrote no storyboard tiles"):
+        make_storyboard(prepared, tiles, tmp_path, settings)
+    (tiles / "tile_00000.jpg").write_bytes(b"<html>not a picture</html>")
+    with pytest.raises(TranscodeError, match="thumbnails failed: sprite sheets: ffmpeg exited"):
+        make_storyboard(prepared, tiles, tmp_path, settings)
+    assert not (tmp_path / STORYBOARD_VTT).exists()  # no track pointing at pictures that failed
 
 
 # --- the real stack -------------------------------------------------------------------------------------

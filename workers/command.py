@@ -1,5 +1,6 @@
-"""Turn a ladder plan into one ffmpeg argv: decode once, split/scale, encode every rung, mux HLS (plus the
-poster and storyboard tiles, from the same decoded frames; build_sheets_argv lays the tiles out).
+"""Turn a ladder plan into ffmpeg argvs: per time range, decode once, split/scale, encode every video rung, mux
+HLS (plus the poster and storyboard tiles, from the same decoded frames); the audio once for the whole file;
+and the sprite sheets from the tiles.
 
 Pure: builds a list of strings with ffmpeg-python and runs nothing.
 """
@@ -9,106 +10,172 @@ from pathlib import Path
 
 import ffmpeg
 
-from core.media_keys import INIT_NAME, MASTER_NAME, MEDIA_PLAYLIST, SEGMENT_PATTERN
-from workers.ladder import LadderPlan
-from workers.thumbnails import StoryboardPlan, ThumbnailPlan, sheets_output, thumbnail_outputs
+from core.media_keys import AUDIO_NAME, INIT_NAME, SEGMENT_PATTERN, TILE_PATTERN
+from workers.chunks import TimeRange
+from workers.ladder import LadderPlan, VideoRendition
+from workers.thumbnails import StoryboardPlan, ThumbnailPlan, poster_output, sheets_output, tiles_output
 
 
-def _input(src: Path, demuxer: str) -> ffmpeg.nodes.FilterableStream:
+def _input(src: Path, demuxer: str, **seek: object) -> ffmpeg.nodes.FilterableStream:
     # Force the sniffed demuxer and the file protocol: ffmpeg must not probe or follow references.
-    opts: dict[str, str] = {"f": demuxer, "protocol_whitelist": "file"}
+    opts: dict[str, object] = {"f": demuxer, "protocol_whitelist": "file", **seek}
     if demuxer == "mov":
         opts["enable_drefs"] = "0"
     return ffmpeg.input(f"file:{src.resolve()}", **opts)
 
 
-def build_transcode_argv(
+def _rung(v, r: VideoRendition, length: float | None):
+    """One rung cut from the shared picture: constant frame rate (a VFR source gets evenly spaced frames, and a
+    range that starts before the source's first frame gets one at its start), exactly the range's frames (fps
+    stretches a last frame to its duration, which may reach past the range's end), scaled, square pixels, 4:2:0."""
+    v = v.filter("fps", fps=str(r.fps), start_time=0)
+    if length is not None:
+        v = v.filter("trim", end=f"{length:g}")
+    return v.filter("scale", r.width, r.height, flags="lanczos").filter("setsar", "1").filter("format", "yuv420p")
+
+
+def _video_opts(plan: LadderPlan) -> dict[str, object]:
+    opts: dict[str, object] = {}
+    for i, r in enumerate(plan.renditions):
+        opts.update({f"maxrate:v:{i}": f"{r.maxrate_kbps}k", f"bufsize:v:{i}": f"{r.bufsize_kbps}k"})
+    top_fps = max(r.fps for r in plan.renditions)
+    opts.update(
+        {
+            "c:v": "libx264",
+            "preset": plan.preset,
+            "profile:v": "high",
+            "crf": plan.crf,
+            # Keyframes on a time grid, identical in every rung (switching lands on aligned segments) and in
+            # every range: each range starts on the grid, so its relative grid is the absolute one.
+            "force_key_frames": f"expr:gte(t,n_forced*{plan.gop_seconds})",
+            "g": math.ceil(top_fps * plan.gop_seconds),
+            "sc_threshold": 0,
+        }
+    )
+    if plan.tonemap is not None:  # say what the tone mapper made; players guess otherwise (BT.601 for SD)
+        opts.update(_BT709_TAGS)
+    return opts
+
+
+_HLS_FMP4 = {"f": "hls", "hls_playlist_type": "vod", "hls_segment_type": "fmp4", "hls_fmp4_init_filename": INIT_NAME}
+_NO_METADATA = {"map_metadata": -1, "map_chapters": -1}  # strip creator metadata (GPS, device) from the output
+
+
+def range_playlist(rng: TimeRange) -> str:
+    """ffmpeg's own playlist of one range (read for the segment list, then removed): never the published one."""
+    return f"range_{rng.index:05d}.m3u8"
+
+
+def build_range_argv(
     plan: LadderPlan,
+    rng: TimeRange,
     src: Path,
     demuxer: str,
     out_dir: Path,
     *,
     ffmpeg_exe: str = "ffmpeg",
-    has_audio: bool,
     thumbnails: ThumbnailPlan | None = None,
+    duration: float | None = None,
 ) -> list[str]:
-    if thumbnails is not None and plan.audio_only:
-        raise ValueError("thumbnails need a video stream")
-    inp = _input(src, demuxer)
-    streams: list = []
-    stream_opts: dict[str, object] = {}
-    variants: list[str] = []
-    n = len(plan.renditions)
+    """One time range of every video rung (no audio: encode_audio does it once for the whole file), plus the
+    range's share of the poster and storyboard tiles from the same decode.
 
+    Input seeking (-ss before -i) decodes from the keyframe before START and drops what precedes it, so an open
+    or long GOP costs decode time, never a wrong frame. -output_ts_offset puts the range back at its absolute
+    time; frag_discont writes that time into each fragment's tfdt (not an edit list), and -avoid_negative_ts
+    disabled keeps range 0 from being shifted by the B-frame delay, so ranges encoded apart join frame-exactly
+    and their init segments are byte-identical. -start_number gives the segments their global numbers.
+    The last range ends at `duration` (the source's, when given), like the others at their end: a variable-rate
+    source's last frame would otherwise be stretched to its own duration and give a frame past the end.
+    """
     if plan.audio_only:
-        streams.append(_stereo(inp, plan.audio_stream))
-        stream_opts.update({"c:a": "aac", "b:a": f"{plan.audio_kbps}k"})
-        variants.append("a:0,name:audio")
-    else:
-        branches = n + (2 if thumbnails is not None else 0)
-        picture = _picture(inp, plan)
-        video = picture.split() if branches > 1 else None
-        audio = _stereo(inp, plan.audio_stream).asplit() if has_audio and n > 1 else None
-        for i, r in enumerate(plan.renditions):
-            v = video.stream(i) if video is not None else picture
-            v = (
-                v.filter("fps", fps=str(r.fps))
-                .filter("scale", r.width, r.height, flags="lanczos")
-                .filter("setsar", "1")
-                .filter("format", "yuv420p")
-            )
-            streams.append(v)
-            stream_opts.update({f"maxrate:v:{i}": f"{r.maxrate_kbps}k", f"bufsize:v:{i}": f"{r.bufsize_kbps}k"})
-            if has_audio:
-                streams.append(audio.stream(i) if audio is not None else _stereo(inp, plan.audio_stream))
-                stream_opts[f"b:a:{i}"] = f"{r.audio_kbps}k"
-                variants.append(f"v:{i},a:{i},name:{r.name}")
-            else:
-                variants.append(f"v:{i},name:{r.name}")
-        top_fps = max(r.fps for r in plan.renditions)
-        stream_opts.update(
-            {
-                "c:v": "libx264",
-                "preset": plan.preset,
-                "profile:v": "high",
-                "crf": plan.crf,
-                # Keyframes on a time grid, identical in every rung: switching lands on aligned segments.
-                "force_key_frames": f"expr:gte(t,n_forced*{plan.gop_seconds})",
-                "g": math.ceil(top_fps * plan.gop_seconds),
-                "sc_threshold": 0,
-            }
-        )
-        if plan.tonemap is not None:  # say what the tone mapper made; players guess otherwise (BT.601 for SD)
-            stream_opts.update(_BT709_TAGS)
-        if has_audio:
-            stream_opts["c:a"] = "aac"
-
+        raise ValueError("an audio-only source has no video ranges")
+    seek: dict[str, object] = {}
+    if rng.start > 0:
+        seek["ss"] = f"{rng.start:g}"
+    end = rng.end if rng.end is not None else duration
+    if end is not None:
+        seek["t"] = f"{end - rng.start:g}"
+    inp = _input(src, demuxer, **seek)
+    n = len(plan.renditions)
+    tiles = _range_tiles(thumbnails, rng) if thumbnails is not None else None
+    poster = (
+        thumbnails is not None
+        and rng.start <= thumbnails.poster_at
+        and (rng.end is None or thumbnails.poster_at < rng.end)
+    )
+    branches = n + (tiles is not None) + poster
+    picture = _picture(inp, plan)
+    video = picture.split() if branches > 1 else None
+    length = end - rng.start if end is not None else None
+    streams = [
+        _rung(video.stream(i) if video is not None else picture, r, length) for i, r in enumerate(plan.renditions)
+    ]
     out = ffmpeg.output(
         *streams,
-        str(out_dir / "%v" / MEDIA_PLAYLIST),
-        f="hls",
-        hls_time=plan.segment_seconds,
-        hls_playlist_type="vod",
-        hls_segment_type="fmp4",
+        str(out_dir / "%v" / range_playlist(rng)),
+        hls_time=rng.segment_seconds,
         hls_flags="independent_segments",
-        hls_fmp4_init_filename=INIT_NAME,
+        hls_segment_options="movflags=+frag_discont",
         hls_segment_filename=str(out_dir / "%v" / SEGMENT_PATTERN),
-        master_pl_name=MASTER_NAME,
-        var_stream_map=" ".join(variants),
-        map_metadata=-1,  # strip creator metadata (GPS, device) from what viewers download
-        map_chapters=-1,
-        **stream_opts,
+        start_number=rng.first_segment,
+        output_ts_offset=f"{rng.start:g}",
+        avoid_negative_ts="disabled",
+        var_stream_map=" ".join(f"v:{i},name:{r.name}" for i, r in enumerate(plan.renditions)),
+        **_HLS_FMP4,
+        **_NO_METADATA,
+        **_video_opts(plan),
     )
-    outputs = [out]
-    if thumbnails is not None:  # after HLS, so -progress and its fps describe the ladder
-        assert video is not None  # with thumbnails there are always at least three branches
-        outputs += thumbnail_outputs(thumbnails, video.stream(n), video.stream(n + 1), out_dir)
+    outputs = [out]  # HLS first, so -progress and its fps describe the ladder
+    branch = n
+    if poster:
+        assert thumbnails is not None and video is not None
+        outputs.append(poster_output(thumbnails, video.stream(branch), out_dir, thumbnails.poster_at - rng.start))
+        branch += 1
+    if tiles is not None:
+        assert thumbnails is not None and video is not None
+        first, count = tiles
+        outputs.append(tiles_output(thumbnails.storyboard, video.stream(branch), out_dir, first, count, rng.start))
     return _argv(ffmpeg_exe, ffmpeg.merge_outputs(*outputs))
 
 
-def build_sheets_argv(plan: StoryboardPlan, tiles: Path, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg") -> list[str]:
-    """Storyboard tiles (written by the transcode) -> sprite sheets; the input is opened as warily as a source."""
-    return _argv(ffmpeg_exe, sheets_output(plan, _input(tiles, "nut")["v:0"], out_dir))
+def _range_tiles(thumbnails: ThumbnailPlan, rng: TimeRange) -> tuple[int, int] | None:
+    """(first tile, count) of the storyboard tiles whose time k * interval falls in the range; None if none."""
+    sb = thumbnails.storyboard
+    first = math.ceil(rng.start / sb.interval - 1e-9)
+    stop = sb.tiles if rng.end is None else min(sb.tiles, math.ceil(rng.end / sb.interval - 1e-9))
+    return (first, stop - first) if stop > first else None
+
+
+def build_audio_argv(
+    plan: LadderPlan, src: Path, demuxer: str, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg"
+) -> list[str]:
+    """The one audio rendition, for the whole file: AAC has no keyframes to cut at, so audio encoded in ranges
+    would click at every seam. EVENT type and temp_file make ffmpeg rewrite its playlist after each segment
+    is complete (a VOD playlist is written only at the end), so the caller can publish segments as they land."""
+    if plan.audio_kbps is None:
+        raise ValueError("the source has no audio")
+    stream = _stereo(_input(src, demuxer), plan.audio_stream)
+    out = ffmpeg.output(
+        stream,
+        str(out_dir / AUDIO_NAME / AUDIO_FFMPEG_PLAYLIST),
+        hls_time=plan.segment_seconds,
+        hls_flags="+temp_file+independent_segments",
+        hls_segment_filename=str(out_dir / AUDIO_NAME / SEGMENT_PATTERN),
+        **{**_HLS_FMP4, "hls_playlist_type": "event"},
+        **_NO_METADATA,
+        **{"c:a": "aac", "b:a": f"{plan.audio_kbps}k"},
+    )
+    return _argv(ffmpeg_exe, out)
+
+
+AUDIO_FFMPEG_PLAYLIST = "ffmpeg.m3u8"  # ffmpeg's growing playlist; the published audio/index.m3u8 is core.hls's
+
+
+def build_sheets_argv(plan: StoryboardPlan, tiles_dir: Path, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg") -> list[str]:
+    """Storyboard tiles (JPEGs written by the ranges) -> sprite sheets; opened as warily as a source."""
+    inp = _input(tiles_dir / TILE_PATTERN, "image2", start_number=0)
+    return _argv(ffmpeg_exe, sheets_output(plan, inp["v:0"], out_dir))
 
 
 def _argv(ffmpeg_exe: str, out) -> list[str]:
@@ -152,9 +219,10 @@ def _picture(inp: ffmpeg.nodes.FilterableStream, plan: LadderPlan):
 
 
 def _stereo(inp: ffmpeg.nodes.FilterableStream, index: int | None = None):
-    """AAC stereo 48 kHz whatever the layout in: aformat makes swresample down/up-mix."""
+    """AAC stereo 48 kHz whatever the layout in: aformat makes swresample down/up-mix. async/first_pts: the
+    rendition starts at 0 with silence when the source's audio starts later, so it lines up with the video."""
     return (
         _source_stream(inp, index, "a")
-        .filter("aresample", 48000)
+        .filter("aresample", 48000, first_pts=0, **{"async": 1})
         .filter("aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo")
     )

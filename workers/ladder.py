@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from core.encoding import X264Preset, check_gop, check_segment
+from core.media_keys import AUDIO_NAME
 from core.probe import HdrTransfer, SourceInfo
 
 
@@ -34,8 +35,7 @@ LADDER_TABLE: tuple[Rung, ...] = (
 MAX_FPS = 60
 HIGH_FPS_MIN_LABEL = 720  # rungs below this are halved to <= 30 fps, as players on small screens expect
 MIN_KBPS = 150
-AUDIO_KBPS = 128
-LOW_AUDIO_KBPS = 96
+AUDIO_KBPS = 128  # one audio rendition for every rung: players on small screens share it with big ones
 NEAR_DUPLICATE = 1.2
 
 
@@ -47,13 +47,12 @@ class VideoRendition:
     fps: Fraction
     maxrate_kbps: int
     bufsize_kbps: int
-    audio_kbps: int | None  # None when the source has no audio
 
 
 @dataclass(frozen=True)
 class LadderPlan:
     renditions: tuple[VideoRendition, ...]
-    audio_kbps: int | None  # the audio-only variant, when the source has no video
+    audio_kbps: int | None  # the one audio rendition (shared by every rung); None when the source has no audio
     segment_seconds: int
     gop_seconds: int
     crf: int
@@ -69,7 +68,8 @@ class LadderPlan:
 
     @property
     def variant_names(self) -> list[str]:
-        return [r.name for r in self.renditions] or ["audio"]
+        """Every rendition folder the encode fills: the video rungs, then the audio."""
+        return [r.name for r in self.renditions] + ([AUDIO_NAME] if self.audio_kbps is not None else [])
 
 
 def _even_floor(x: float) -> int:
@@ -158,9 +158,8 @@ def plan_ladder(
         kbps = _video_kbps(rung, width, height, fps, portrait, source_kbps)
         if rungs:  # a native top rung in a much larger box must not get fewer bits than the rung below
             kbps = max(kbps, rungs[-1].maxrate_kbps)
-        audio = (AUDIO_KBPS if rung.label >= 360 else LOW_AUDIO_KBPS) if src.has_audio else None
-        rungs.append(VideoRendition(f"{rung.label}p", width, height, fps, kbps, 2 * kbps, audio))
+        rungs.append(VideoRendition(f"{rung.label}p", width, height, fps, kbps, 2 * kbps))
         if native:
             break
     rungs.reverse()  # highest first, the order players list them in
-    return plan(tuple(rungs), None)
+    return plan(tuple(rungs), AUDIO_KBPS if src.has_audio else None)

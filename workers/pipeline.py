@@ -1,9 +1,12 @@
-"""Run one transcode into a directory: probe, plan, ffmpeg, measure, fix the master, lay out the storyboard.
+"""Run the parts of a chunked encode into a directory: prepare (probe, plan the ladder, the time ranges and the
+thumbnails), encode a time range of every video rung, encode the audio, lay out the storyboard; transcode()
+runs them all here and writes the playlists (core.hls).
 
-Shared by the Celery task and `streamify transcode`; knows nothing of databases or blob stores.
+Shared by the Celery tasks and `streamify transcode`; knows nothing of databases or blob stores.
 """
 
 import errno
+import math
 import queue
 import re
 import shutil
@@ -13,31 +16,42 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
 import av.error
+import m3u8
 
 from core.ffmpeg import ffmpeg_exe
-from core.media_keys import MASTER_NAME, STORYBOARD_VTT
+from core.hls import AudioEntry, VariantEntry, bandwidths, master_playlist, master_problems, media_playlist
+from core.media_keys import (
+    AUDIO_NAME,
+    INIT_NAME,
+    MASTER_NAME,
+    MEDIA_PLAYLIST,
+    POSTER_NAME,
+    STORYBOARD_VTT,
+    TILE_PATTERN,
+    TILES_DIR,
+    segment_name,
+)
 from core.media_limits import MediaLimits
-from core.probe import SAFE_INPUT_OPTIONS, SourceInfo, probe
+from core.probe import SourceInfo, probe
 from core.processes import die_with_parent
 from core.settings import Settings
 from schemas.tables import FailureKind
-from workers.command import build_sheets_argv, build_transcode_argv
-from workers.ladder import LadderPlan, plan_ladder
-from workers.master import VariantFacts, finalize_master, master_problems
-from workers.measure import measure_variant
-from workers.thumbnails import (
-    ThumbnailPlan,
-    fit_tiles,
-    jpeg_size,
-    plan_thumbnails,
-    storyboard_vtt,
-    tiles_path,
+from workers.chunks import TimeRange, plan_ranges, range_label
+from workers.command import (
+    AUDIO_FFMPEG_PLAYLIST,
+    build_audio_argv,
+    build_range_argv,
+    build_sheets_argv,
+    range_playlist,
 )
+from workers.ladder import LadderPlan, plan_ladder
+from workers.measure import VariantFacts, codec_string
+from workers.thumbnails import ThumbnailPlan, fit_tiles, jpeg_size, plan_thumbnails, storyboard_vtt
 
 LOG_TAIL_LINES = 40
 GENERIC_FAILURE = "Conversion failed!"
@@ -277,45 +291,274 @@ def log_excerpt(text: str, limit: int = LOG_TAIL_LINES) -> str:
     return "\n".join([*complaints, "...", *last] if complaints else last)
 
 
-def count_frames(path: Path) -> int:
-    """Video frames in a file this pipeline wrote (the storyboard tiles)."""
-    with av.open(str(path), format="nut", options=SAFE_INPUT_OPTIONS) as container:
-        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+@dataclass(frozen=True)
+class Segment:
+    sequence: int  # global: seg_<sequence>.m4s
+    duration: float
+    size: int
 
 
-def make_thumbnails(
-    plan: ThumbnailPlan,
+@dataclass(frozen=True)
+class RangeOutput:
+    segments: dict[str, list[Segment]]  # per video rung, in order
+    codecs: dict[str, str]  # per video rung, from its init segment: "avc1.64001f"
+    poster: bool  # this range wrote poster.jpg
+    tiles: int  # storyboard tiles this range wrote
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every part of one encode agrees on, computed once from the source (the same on every worker)."""
+
+    info: SourceInfo
+    plan: LadderPlan
+    ranges: tuple[TimeRange, ...]  # empty for an audio-only source
+    thumbnails: ThumbnailPlan | None
+
+
+def prepare(src: Path, settings: Settings) -> Prepared:
+    limits = MediaLimits.from_settings(settings)
+    info = probe(src, limits=limits)  # the API checked too, but a source may reach storage another way
+    plan = plan_for(info, settings)
+    ranges = (
+        ()
+        if plan.audio_only
+        else plan_ranges(
+            info.duration,
+            segment_seconds=plan.segment_seconds,
+            gop_seconds=plan.gop_seconds,
+            first_range_seconds=settings.first_range_seconds,
+            range_seconds=settings.range_seconds,
+        )
+    )
+    return Prepared(info, plan, ranges, plan_thumbnails(info, plan))
+
+
+def _log_path(out_dir: Path, what: str) -> Path:
+    """Beside the encode folder: logs are never published."""
+    return out_dir.parent / f"{out_dir.name}.{what}.log"
+
+
+def _with_log(log_path: Path, exc: TranscodeError) -> TranscodeError:
+    """ffmpeg said it was fine but its output is wrong: what it logged on the way tells the operator why."""
+    if not exc.log_tail and log_path.exists():
+        exc.log_tail = log_excerpt(log_path.read_text(errors="replace"))
+    return exc
+
+
+def encode_range(
+    src: Path,
+    prepared: Prepared,
+    rng: TimeRange,
     out_dir: Path,
-    exe: str,
+    settings: Settings,
+    on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    watchdog: Watchdog | None = None,
-) -> None:
-    """Tiles -> sprite sheets, check every JPEG (a cue box outside its sprite shows garbage), write the track."""
-    tiles = tiles_path(out_dir)
+) -> RangeOutput:
+    """One time range of every video rung into out_dir (<rung>/init.mp4 and its seg_<n>.m4s, plus its tiles and
+    the poster if they fall in it), checked: a range short of its length fails naming its time span."""
+    info, plan = prepared.info, prepared.plan
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if prepared.thumbnails is not None:
+        (out_dir / TILES_DIR).mkdir(exist_ok=True)  # the image2 muxer makes no folders
+    exe = ffmpeg_exe(settings)
+    argv = build_range_argv(
+        plan, rng, src, info.demuxer, out_dir, ffmpeg_exe=exe, thumbnails=prepared.thumbnails, duration=info.duration
+    )
+    length = rng.length(info.duration)
+    log_path = _log_path(out_dir, f"range{rng.index}")
+    limits = MediaLimits.from_settings(settings)
+    run_ffmpeg(
+        _decoders_capped(argv, limits), length, log_path, on_progress, should_stop, watchdog_for(length, settings)
+    )
+    try:
+        return _check_range(prepared, rng, out_dir)
+    except TranscodeError as exc:
+        raise _with_log(log_path, exc) from None
+
+
+def _read_segments(playlist_path: Path) -> list[Segment]:
+    """The complete segments ffmpeg lists in its own playlist, with their sizes on disk."""
+    playlist = m3u8.load(str(playlist_path))
+    segments = []
+    for i, seg in enumerate(playlist.segments):
+        sequence = playlist.media_sequence + i
+        if seg.uri != segment_name(sequence):
+            raise ValueError(f"{playlist_path.parent.name}: segment {seg.uri} where {segment_name(sequence)} was due")
+        segments.append(Segment(sequence, float(seg.duration), (playlist_path.parent / seg.uri).stat().st_size))
+    return segments
+
+
+def _short(covered: float, expected: float) -> bool:
+    return expected - covered > DURATION_TOLERANCE
+
+
+def _check_range(prepared: Prepared, rng: TimeRange, out_dir: Path) -> RangeOutput:
+    duration = prepared.info.duration
+    label = range_label(rng, duration)
+    segments: dict[str, list[Segment]] = {}
+    codecs: dict[str, str] = {}
+    for i, r in enumerate(prepared.plan.renditions):
+        rung_dir = out_dir / r.name
+        own = rung_dir / range_playlist(rng)
+        try:
+            got = _read_segments(own)
+            numbered = rung_dir / f"init_{i}.mp4"  # what the HLS muxer names it with several variants
+            if numbered.exists():
+                numbered.replace(rung_dir / INIT_NAME)
+            codecs[r.name] = codec_string(rung_dir / INIT_NAME)[0]
+        except (OSError, ValueError, av.error.FFmpegError) as exc:
+            raise TranscodeError(
+                f"encoded output is incomplete between {label}: {exc}", kind=FailureKind.incomplete_output
+            ) from exc
+        own.unlink()
+        covered = sum(s.duration for s in got)
+        if _short(covered, rng.length(duration)):
+            raise TranscodeError(
+                f"source is truncated or corrupt between {label}: only {covered:.1f} s of "
+                f"{rng.length(duration):.1f} s could be decoded",
+                kind=FailureKind.corrupt_source,
+            )
+        sequences = [s.sequence for s in got]
+        due = list(range(rng.first_segment, rng.first_segment + rng.segment_count(duration)))
+        if sequences != due and (rng.end is not None or sequences[:1] != due[:1]):
+            raise TranscodeError(
+                f"encoded output is incomplete between {label}: {r.name} has segments {sequences}, not {due}",
+                kind=FailureKind.incomplete_output,
+            )
+        segments[r.name] = got
+    poster = tiles = 0
+    if prepared.thumbnails is not None:
+        poster = _check_poster(prepared.thumbnails, rng, out_dir)
+        tiles = _check_tiles(prepared.thumbnails, rng, out_dir)
+    return RangeOutput(segments, codecs, bool(poster), tiles)
+
+
+def _check_poster(plan: ThumbnailPlan, rng: TimeRange, out_dir: Path) -> bool:
+    if not (rng.start <= plan.poster_at and (rng.end is None or plan.poster_at < rng.end)):
+        return False
+    _check_jpeg(out_dir / POSTER_NAME, (plan.poster_width, plan.poster_height))
+    return True
+
+
+def _check_tiles(plan: ThumbnailPlan, rng: TimeRange, out_dir: Path) -> int:
+    """Tiles the range wrote; a stream that ends early writes fewer (fit_tiles copes), a wrong size is an error."""
+    sb = plan.storyboard
+    written = 0
+    for k in range(math.ceil(rng.start / sb.interval - 1e-9), sb.tiles):
+        path = out_dir / TILES_DIR / (TILE_PATTERN % k)
+        if not path.exists():
+            break
+        _check_jpeg(path, (sb.tile_width, sb.tile_height))
+        written += 1
+    return written
+
+
+def _check_jpeg(path: Path, size: tuple[int, int]) -> None:
+    """A picture of the planned size, or a thumbnails failure (a cue box outside its sprite shows garbage)."""
     failed = FailureKind.thumbnails
     try:
-        plan = fit_tiles(plan, count_frames(tiles))
-    except (OSError, ValueError, IndexError, av.error.FFmpegError) as exc:
-        raise TranscodeError(f"thumbnails failed: storyboard tiles unreadable: {exc}", kind=failed) from exc
-    storyboard = plan.storyboard
-    argv = build_sheets_argv(storyboard, tiles, out_dir, ffmpeg_exe=exe)
+        got = jpeg_size(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise TranscodeError(f"thumbnails failed: ffmpeg wrote no {path.name}", kind=failed) from exc
+    except ValueError as exc:
+        raise TranscodeError(f"thumbnails failed: {path.name} is unreadable: {exc}", kind=failed) from exc
+    if got != size:
+        raise TranscodeError(
+            f"thumbnails failed: {path.name} is {got[0]}x{got[1]}, expected {size[0]}x{size[1]}", kind=failed
+        )
+
+
+def encode_audio(
+    src: Path,
+    prepared: Prepared,
+    out_dir: Path,
+    settings: Settings,
+    on_segment: Callable[[Segment], None],
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Segment]:
+    """The one audio rendition, whole file, into out_dir/audio. Each segment goes to on_segment as soon as
+    ffmpeg lists it in its growing playlist (then the file is complete: temp_file renames it first), so the
+    first seconds of audio can be published while the rest encodes."""
+    info, plan = prepared.info, prepared.plan
+    audio_dir = out_dir / AUDIO_NAME
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    own = audio_dir / AUDIO_FFMPEG_PLAYLIST
+    exe = ffmpeg_exe(settings)
+    argv = build_audio_argv(plan, src, info.demuxer, out_dir, ffmpeg_exe=exe)
+    log_path = _log_path(out_dir, "audio")
+    done: list[Segment] = []
+
+    def report_new() -> None:
+        if not own.exists():
+            return
+        for seg in _read_segments(own)[len(done) :]:
+            done.append(seg)
+            on_segment(seg)
+
+    def progress(p: Progress) -> None:
+        report_new()
+        if on_progress:
+            on_progress(p)
+
+    limits = MediaLimits.from_settings(settings)
+    watchdog = watchdog_for(info.duration, settings)
+    run_ffmpeg(_decoders_capped(argv, limits), info.duration, log_path, progress, should_stop, watchdog)
     try:
-        log_path = out_dir.parent / f"{out_dir.name}.sheets.log"
-        run_ffmpeg(argv, storyboard.duration_ms / 1000, log_path, should_stop=should_stop, watchdog=watchdog)
+        report_new()
+        codec_string(audio_dir / INIT_NAME)
+    except (OSError, ValueError, av.error.FFmpegError) as exc:
+        raise _with_log(
+            log_path, TranscodeError(f"encoded audio is incomplete: {exc}", kind=FailureKind.incomplete_output)
+        ) from exc
+    covered = sum(s.duration for s in done)
+    if _short(covered, info.duration):
+        raise _with_log(
+            log_path,
+            TranscodeError(
+                f"source is truncated or corrupt: only {covered:.1f} s of its {info.duration:.1f} s of audio "
+                "could be decoded",
+                kind=FailureKind.corrupt_source,
+            ),
+        )
+    own.unlink()
+    return done
+
+
+def _tile_count(tiles_dir: Path) -> int:
+    """Tiles present from tile 0 on, without a gap (a gap would shift every later cue)."""
+    k = 0
+    while (tiles_dir / (TILE_PATTERN % k)).exists():
+        k += 1
+    return k
+
+
+def make_storyboard(
+    prepared: Prepared,
+    tiles_dir: Path,
+    out_dir: Path,
+    settings: Settings,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Every range's tiles -> sprite sheets in out_dir, each JPEG checked, and the storyboard.vtt track."""
+    if prepared.thumbnails is None:
+        return
+    failed = FailureKind.thumbnails
+    try:
+        plan = fit_tiles(prepared.thumbnails, _tile_count(tiles_dir))
+    except ValueError as exc:
+        raise TranscodeError(f"thumbnails failed: {exc}", kind=failed) from exc
+    storyboard = plan.storyboard
+    argv = build_sheets_argv(storyboard, tiles_dir, out_dir, ffmpeg_exe=ffmpeg_exe(settings))
+    try:
+        watchdog = watchdog_for(0, settings)
+        log_path = _log_path(out_dir, "sheets")
+        run_ffmpeg(argv, storyboard.tiles, log_path, should_stop=should_stop, watchdog=watchdog)
     except TranscodeError as exc:
         raise TranscodeError(f"thumbnails failed: sprite sheets: {exc.reason}", exc.log_tail, kind=failed) from exc
-    tiles.unlink()
-    for name, (width, height) in plan.image_sizes.items():
-        try:
-            got = jpeg_size((out_dir / name).read_bytes())
-        except FileNotFoundError as exc:
-            raise TranscodeError(f"thumbnails failed: ffmpeg wrote no {name}", kind=failed) from exc
-        except ValueError as exc:
-            raise TranscodeError(f"thumbnails failed: {name} is unreadable: {exc}", kind=failed) from exc
-        if got != (width, height):
-            raise TranscodeError(
-                f"thumbnails failed: {name} is {got[0]}x{got[1]}, expected {width}x{height}", kind=failed
-            )
+    for name in storyboard.sheet_names:
+        _check_jpeg(out_dir / name, storyboard.sheet_size)
     (out_dir / STORYBOARD_VTT).write_text(storyboard_vtt(storyboard))
 
 
@@ -326,63 +569,76 @@ def transcode(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TranscodeResult:
+    """Every part of a chunked encode, here, one after the other, into a finished VOD folder (master, media
+    playlists, poster, storyboard): `streamify transcode`, with no database or queue."""
     started = time.monotonic()
-    limits = MediaLimits.from_settings(settings)
-    info = probe(src, limits=limits)  # the API checked too, but a source may reach storage another way
-    plan = plan_for(info, settings)
-    thumbnails = plan_thumbnails(info, plan)
+    prepared = prepare(src, settings)
+    info, plan = prepared.info, prepared.plan
     out_dir.mkdir(parents=True, exist_ok=True)
-    exe = ffmpeg_exe(settings)
-    argv = build_transcode_argv(
-        plan,
-        src,
-        info.demuxer,
-        out_dir,
-        ffmpeg_exe=exe,
-        has_audio=info.has_audio,
-        thumbnails=thumbnails,
-    )
-    log_path = out_dir.parent / f"{out_dir.name}.ffmpeg.log"
-    watchdog = watchdog_for(info.duration, settings)
-    run_ffmpeg(_decoders_capped(argv, limits), info.duration, log_path, on_progress, should_stop, watchdog)
-    try:
-        return _check_and_finish(out_dir, info, plan, thumbnails, exe, started, should_stop, watchdog)
-    except TranscodeError as exc:  # ffmpeg said it was fine: what it logged on the way tells the operator why not
-        if not exc.log_tail:
-            exc.log_tail = log_excerpt(log_path.read_text(errors="replace"))
-        raise
+    # Progress over the whole job: the video ranges, then the audio (fast: counted as a tenth of the work).
+    video_share = 0.9 if plan.renditions and plan.audio_kbps is not None else (1.0 if plan.renditions else 0.0)
 
+    def part(offset: float, share: float, length: float) -> Callable[[Progress], None] | None:
+        if on_progress is None:
+            return None
+        report = on_progress
+        total = max(info.duration, 1e-9)
+        return lambda p: report(replace(p, fraction=min(0.999, offset + share * p.fraction * length / total)))
 
-def _check_and_finish(
-    out_dir: Path,
-    info: SourceInfo,
-    plan: LadderPlan,
-    thumbnails: ThumbnailPlan | None,
-    exe: str,
-    started: float,
-    should_stop: Callable[[], bool] | None = None,
-    watchdog: Watchdog | None = None,
-) -> TranscodeResult:
-    """Measure what ffmpeg wrote, refuse a short or broken ladder, write the fixed master (and thumbnails)."""
-    rates = {r.name: float(r.fps) for r in plan.renditions}
-    try:
-        variants = [measure_variant(out_dir / name, rates.get(name)) for name in plan.variant_names]
-        master_path = out_dir / MASTER_NAME
-        fixed = finalize_master(master_path.read_text(), variants)
-    except (OSError, ValueError, KeyError) as exc:
-        raise TranscodeError(f"encoded output is incomplete: {exc}", kind=FailureKind.incomplete_output) from exc
-    short = [v for v in variants if info.duration - v.duration > DURATION_TOLERANCE]
-    if short:
-        got = min(v.duration for v in short)
-        raise TranscodeError(
-            f"source is truncated or corrupt: only {got:.1f} s of its {info.duration:.1f} s could be decoded",
-            kind=FailureKind.corrupt_source,
-        )
-    problems = master_problems(fixed)
-    if problems:
-        raise TranscodeError("master playlist invalid: " + "; ".join(problems), kind=FailureKind.invalid_master)
-    if thumbnails is not None:
-        make_thumbnails(thumbnails, out_dir, exe, should_stop, watchdog)
-    master_path.write_text(fixed)
+    outputs: list[RangeOutput] = []
+    for rng in prepared.ranges:
+        length = rng.length(info.duration)
+        progress = part(video_share * rng.start / max(info.duration, 1e-9), video_share, length)
+        outputs.append(encode_range(src, prepared, rng, out_dir, settings, progress, should_stop))
+    audio: list[Segment] = []
+    if plan.audio_kbps is not None:
+        progress = part(video_share, 1 - video_share, info.duration)
+        audio = encode_audio(src, prepared, out_dir, settings, lambda _: None, progress, should_stop)
+    if prepared.thumbnails is not None:
+        make_storyboard(prepared, out_dir / TILES_DIR, out_dir, settings, should_stop)
+        shutil.rmtree(out_dir / TILES_DIR)
+    variants = write_playlists(out_dir, plan, outputs, audio)
+    if on_progress:
+        on_progress(Progress(fraction=1.0, speed=None, out_time=info.duration))
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     return TranscodeResult(source=info, plan=plan, variants=variants, elapsed=time.monotonic() - started, files=files)
+
+
+def write_playlists(
+    out_dir: Path, plan: LadderPlan, ranges: list[RangeOutput], audio: list[Segment]
+) -> list[VariantFacts]:
+    """The finished VOD playlists of every rendition and the master (core.hls), from the parts' segments."""
+    facts: list[VariantFacts] = []
+    entries: list[VariantEntry] = []
+    for r in plan.renditions:
+        segments = [s for out in ranges for s in out.segments[r.name]]
+        fact = _write_media(out_dir / r.name, segments, plan.segment_seconds)
+        codecs = ranges[0].codecs[r.name]
+        entry = VariantEntry(r.name, fact[0], fact[1], codecs, r.width, r.height, round(float(r.fps), 3))
+        entries.append(entry)
+        facts.append(VariantFacts(r.name, entry.bandwidth, entry.average_bandwidth, codecs, r.width, r.height,
+                                  entry.frame_rate, fact[2]))  # fmt: skip
+    audio_entry = None
+    if plan.audio_kbps is not None:
+        peak, average, covered = _write_media(out_dir / AUDIO_NAME, audio, plan.segment_seconds)
+        codecs = codec_string(out_dir / AUDIO_NAME / INIT_NAME)[0]
+        audio_entry = AudioEntry(peak, average, codecs)
+        facts.append(VariantFacts(AUDIO_NAME, peak, average, codecs, duration=covered))
+    master = master_playlist(entries, audio_entry)
+    problems = master_problems(master)
+    if problems:
+        raise TranscodeError("master playlist invalid: " + "; ".join(problems), kind=FailureKind.invalid_master)
+    (out_dir / MASTER_NAME).write_text(master)
+    return facts
+
+
+def _write_media(folder: Path, segments: list[Segment], target: int) -> tuple[int, int, float]:
+    """Write <folder>/index.m3u8 (VOD) from its segments, numbered from 0 without a gap; (peak, average, seconds)."""
+    if [s.sequence for s in segments] != list(range(len(segments))) or not segments:
+        raise TranscodeError(
+            f"encoded output is incomplete: {folder.name} lacks segments", kind=FailureKind.incomplete_output
+        )
+    durations = [s.duration for s in segments]
+    (folder / MEDIA_PLAYLIST).write_text(media_playlist(durations, target_duration=target, complete=True))
+    peak, average = bandwidths([s.size for s in segments], durations)
+    return peak, average, sum(durations)

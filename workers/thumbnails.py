@@ -1,8 +1,8 @@
 """Poster and storyboard (scrub-preview sprite sheets + WebVTT thumbnail track), planned as pure data.
 
-The frames come from the transcode's own decode: build_transcode_argv adds a poster output and a tiles
-output to the one ffmpeg, so thumbnails never read or decode the source a second time; a second, tiny
-ffmpeg (build_sheets_argv) lays the tiles out on sprite sheets.
+The frames come from the encode's own decode: build_range_argv adds a poster output (in the range that holds
+poster_at) and the range's tiles to its ffmpeg, so thumbnails never read or decode the source a second time;
+once every range is done, a tiny ffmpeg (build_sheets_argv) lays the tiles out on sprite sheets.
 """
 
 import math
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from core.media_keys import POSTER_NAME, SPRITE_PATTERN, sprite_name
+from core.media_keys import POSTER_NAME, SPRITE_PATTERN, TILE_PATTERN, TILES_DIR, sprite_name
 from core.probe import SourceInfo
 from workers.ladder import LadderPlan
 
@@ -25,6 +25,7 @@ POSTER_FRACTION = 0.1  # past fades from black and title cards
 POSTER_MAX_SECONDS = 5.0
 POSTER_QUALITY = 3  # mjpeg qscale: 2 best .. 31 worst
 SPRITE_QUALITY = 5
+TILE_QUALITY = 2  # the tiles are compressed again on the sheets: lose little the first time
 
 
 def _even(x: float) -> int:
@@ -124,48 +125,50 @@ def plan_thumbnails(info: SourceInfo, ladder: LadderPlan) -> ThumbnailPlan | Non
     )
 
 
-def tiles_path(out_dir: Path) -> Path:
-    """Where the encode leaves the storyboard tiles: beside out_dir, so they are never published."""
-    return out_dir.parent / f"{out_dir.name}.tiles.nut"
+def poster_output(plan: ThumbnailPlan, src, out_dir: Path, at: float):
+    """poster.jpg from the frame at `at` seconds into the range's decode.
 
-
-def thumbnail_outputs(plan: ThumbnailPlan, poster_src, tiles_src, out_dir: Path) -> list:
-    """Poster and storyboard tiles, fed from two branches of the transcode's decoded video.
-
-    ffmpeg prints no -progress until every output has its first frame, so both start at t=0: the
-    poster output also gets frame 0 (then the one at poster_at overwrites it), and the tiles go one
-    per frame to a lossless file that build_sheets_argv lays out afterwards (a `tile` output here would
-    emit nothing until a whole sheet is full).
+    ffmpeg prints no -progress until every output has its first frame (and the watchdog would see a stall), so
+    the poster output also gets the range's frame 0, which the frame at `at` then overwrites (update=1).
     """
-    at = plan.poster_at
     poster = (
-        poster_src.filter("select", f"eq(n,0)+gte(t,{at})*lt(prev_selected_t,{at})")
+        src.filter("select", f"eq(n,0)+gte(t,{at:g})*lt(prev_selected_t,{at:g})")
         # JPEG viewers assume BT.601 full range: convert, or a BT.709 source's colours shift.
         .filter(
             "scale", plan.poster_width, plan.poster_height, flags="lanczos", out_color_matrix="bt601", out_range="full"
         )
         .filter("setsar", "1")
     )
-    sb = plan.storyboard
-    tiles = (
-        tiles_src.filter("fps", fps=f"1/{sb.interval}", start_time=0)
-        .filter("scale", sb.tile_width, sb.tile_height, flags="lanczos")
-        .filter("setsar", "1")
-        .filter("format", "bgr0")  # RGB: no colour matrix or range to lose in the intermediate file
+    return ffmpeg.output(
+        poster,
+        str(out_dir / POSTER_NAME),
+        f="image2",
+        update=1,
+        **{"c:v": "mjpeg", "frames:v": 2, "q:v": POSTER_QUALITY, "fps_mode": "passthrough"},
+        map_metadata=-1,
     )
-    return [
-        ffmpeg.output(
-            poster,
-            str(out_dir / POSTER_NAME),
-            f="image2",
-            update=1,
-            map_metadata=-1,
-            **{"c:v": "mjpeg", "frames:v": 2, "q:v": POSTER_QUALITY},
-        ),
-        ffmpeg.output(
-            tiles, str(tiles_path(out_dir)), f="nut", map_metadata=-1, **{"c:v": "ffv1", "frames:v": sb.tiles}
-        ),
-    ]
+
+
+def tiles_output(plan: StoryboardPlan, src, out_dir: Path, first: int, count: int, range_start: float):
+    """Tiles first..first+count-1 of the storyboard as JPEG files numbered globally (tiles/tile_%05d.jpg), so the
+    ranges of one video, encoded anywhere, together hold every tile once. Tile k is the first frame at or after
+    k * interval: `selected_n` counts the tiles this range has written."""
+    at = first * plan.interval - range_start  # the range's first tile, in the range's own time
+    tiles = (
+        src.filter("select", f"gte(t,{at:g}+{plan.interval}*selected_n)")
+        .filter("scale", plan.tile_width, plan.tile_height, flags="lanczos", out_color_matrix="bt601", out_range="full")
+        .filter("setsar", "1")
+        .filter("format", "yuvj444p")  # an intermediate: full chroma, the sheets subsample once
+    )
+    return ffmpeg.output(
+        tiles,
+        str(out_dir / TILES_DIR / TILE_PATTERN),
+        f="image2",
+        start_number=first,
+        map_metadata=-1,
+        # passthrough: the image2 muxer would otherwise repeat frames to a constant rate (one file per frame)
+        **{"c:v": "mjpeg", "frames:v": count, "q:v": TILE_QUALITY, "fps_mode": "passthrough"},
+    )
 
 
 def sheets_output(plan: StoryboardPlan, tiles_src, out_dir: Path):
