@@ -51,10 +51,14 @@ def media_playlist(
     target_duration: int,
     complete: bool,
     init: str = INIT_NAME,
+    uris: Sequence[str] | None = None,
 ) -> str:
-    """A rendition's playlist: segments seg_<n>.m4s numbered from first_sequence. While the encode grows it is
-    an EVENT playlist without ENDLIST (players poll it and may seek only up to its end); complete, the VOD one.
-    A segment longer than the target duration (once rounded) is refused: players stall on it."""
+    """A rendition's playlist: segments seg_<n>.m4s numbered from first_sequence, or named by `uris` (a chunked
+    encode's files carry their attempt's tag: core.progressive). While the encode grows it is an EVENT playlist
+    without ENDLIST (players poll it and may seek only up to its end); complete, the VOD one. A segment longer
+    than the target duration (once rounded) is refused: players stall on it."""
+    if uris is not None and len(uris) != len(durations):
+        raise ValueError("one URI per segment")
     longest = max((round(d) for d in durations), default=0)
     if longest > target_duration:
         raise ValueError(f"a segment of {max(durations):.3f} s exceeds the target duration of {target_duration} s")
@@ -68,7 +72,7 @@ def media_playlist(
         f'#EXT-X-MAP:URI="{init}"',
     ]
     for i, duration in enumerate(durations):
-        lines += [f"#EXTINF:{duration:.6f},", segment_name(first_sequence + i)]
+        lines += [f"#EXTINF:{duration:.6f},", uris[i] if uris is not None else segment_name(first_sequence + i)]
     if complete:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

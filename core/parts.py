@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 
 from core.db import affected
 from core.jobqueue import MAX_ATTEMPTS, STALE_AFTER, Beat
+from core.timeutil import time_span
 from schemas.tables import JobPart, JobState, PartKind, PartState, TranscodeJob, utcnow
 
 LIVE_JOB = (JobState.running, JobState.succeeded)  # a storyboard part runs after its video is ready
@@ -186,19 +187,8 @@ def lost_too_often(lost: LostPart) -> bool:
 
 def describe(part: JobPart) -> str:
     if part.kind == PartKind.video:
-        return f"the range {range_label(part.start_seconds, part.end_seconds)}"
+        return f"the range {time_span(part.start_seconds, part.end_seconds)}"
     return f"the {part.kind}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def range_label(start: float, end: float | None) -> str:
-    """'0:40–1:10', or '9:30–end' for the last range."""
-    return f"{_clock(start)}–{_clock(end) if end is not None else 'end'}"
 
 
 def parts_of(session: Session, job_id: uuid.UUID, generation: uuid.UUID) -> list[JobPart]:

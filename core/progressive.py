@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core import hls
+from core.media_keys import AUDIO_NAME
 from schemas.tables import JobPart, PartKind, PartState, Rendition
 
-AUDIO_RENDITION = "audio"
+AUDIO_RENDITION = AUDIO_NAME
 INIT_SUFFIX = "init.mp4"
 MIN_SEGMENTS = 2  # a player needs two segments of every rendition to start without stalling at once
 
@@ -119,83 +121,48 @@ def published(parts: Sequence[PartView], duration: float) -> Published:
 
 
 def media_playlist(segments: Sequence[Segment], init_uri: str, *, target_duration: int, complete: bool) -> str:
-    """One rendition's playlist: EVENT while parts are still landing (players poll it and never see a segment
-    removed), VOD with ENDLIST once every part is in. URIs are the files' names in the rendition's folder."""
-    target = max([target_duration, *(round(s.duration + 0.4999) for s in segments)])
-    lines = [
-        "#EXTM3U",
-        "#EXT-X-VERSION:7",
-        f"#EXT-X-TARGETDURATION:{target}",
-        "#EXT-X-MEDIA-SEQUENCE:0",
-        f"#EXT-X-PLAYLIST-TYPE:{'VOD' if complete else 'EVENT'}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="{init_uri.rpartition("/")[2]}"',
-    ]
-    for s in segments:
-        lines += [f"#EXTINF:{s.duration:.6f},", s.uri.rpartition("/")[2]]
-    if complete:
-        lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+    """One rendition's playlist of published segments (core.hls.media_playlist), URIs relative to its folder."""
+    return hls.media_playlist(
+        [s.duration for s in segments],
+        target_duration=target_duration,
+        complete=complete,
+        init=init_uri.rpartition("/")[2],
+        uris=[s.uri.rpartition("/")[2] for s in segments],
+    )
 
 
-def bandwidths(segments: Sequence[Segment]) -> tuple[int, int]:
-    """(peak, average) bits per second over the segments, as BANDWIDTH and AVERAGE-BANDWIDTH mean them."""
+def _rates(segments: Sequence[Segment]) -> tuple[int, int]:
     if not segments:
         return 0, 0
-    peak = max(s.size * 8 / s.duration for s in segments if s.duration > 0) if segments else 0
-    total = sum(s.duration for s in segments)
-    return round(peak), round(sum(s.size for s in segments) * 8 / total) if total else 0
+    return hls.bandwidths([s.size for s in segments], [s.duration for s in segments])
 
 
 def master_for(plan: dict, codecs: dict[str, str], pub: Published) -> tuple[str, list[Rendition]]:
-    """The master playlist and rendition rows, from the plan and what is published: measured bandwidths once
-    segments exist (peak and average of what was encoded), the planned caps before. A row holds its own
-    rendition's rates (the audio has a row of its own); the master's BANDWIDTH adds the audio, as HLS wants."""
-    audio_codec = codecs.get(AUDIO_RENDITION, "mp4a.40.2")
-    audio_kbps = plan.get("audio_kbps")
-    audio_peak, audio_avg = bandwidths(pub.renditions.get(AUDIO_RENDITION, []))
-    if audio_kbps and not audio_peak:
-        audio_peak = audio_avg = audio_kbps * 1000
-    audio = (
-        Rendition(video_id=uuid.UUID(int=0), name=AUDIO_RENDITION, bandwidth=audio_peak, average_bandwidth=audio_avg,
-                  codecs=audio_codec, playlist_key="")
-        if audio_kbps else None
-    )  # fmt: skip
-    rows: list[Rendition] = []
-    for r in plan["renditions"]:
-        peak, avg = bandwidths(pub.renditions.get(r["name"], []))
+    """The master playlist (core.hls) and rendition rows, from the plan and what is published: measured rates
+    once segments exist, the planned caps before. A row holds its own rendition's rates (the audio has a row of
+    its own: its playlist is served like a rung's); the master's BANDWIDTH adds the audio, as HLS wants."""
+    audio: hls.AudioEntry | None = None
+    if plan.get("audio_kbps"):
+        peak, average = _rates(pub.renditions.get(AUDIO_RENDITION, []))
         if not peak:
-            peak = avg = r["maxrate_kbps"] * 1000
-        video_codec = codecs.get(r["name"]) or "avc1.640028"
+            peak = average = plan["audio_kbps"] * 1000
+        audio = hls.AudioEntry(peak, average, codecs.get(AUDIO_RENDITION, hls.AAC_LC))
+    variants = []
+    for r in plan["renditions"]:
+        peak, average = _rates(pub.renditions.get(r["name"], []))
+        if not peak:
+            peak = average = r["maxrate_kbps"] * 1000
+        codec = codecs.get(r["name"]) or "avc1.640028"  # before the first range: any High profile string plays
+        variants.append(hls.VariantEntry(r["name"], peak, average, codec, r["width"], r["height"], r["frame_rate"]))
+    rows = [
+        Rendition(video_id=uuid.UUID(int=0), name=v.name, width=v.width, height=v.height, frame_rate=v.frame_rate,
+                  bandwidth=v.bandwidth, average_bandwidth=v.average_bandwidth,
+                  codecs=f"{v.codecs},{audio.codecs}" if audio else v.codecs, playlist_key="")
+        for v in variants
+    ]  # fmt: skip
+    if audio is not None:
         rows.append(
-            Rendition(
-                video_id=uuid.UUID(int=0), name=r["name"], width=r["width"], height=r["height"],
-                frame_rate=r["frame_rate"], bandwidth=peak, average_bandwidth=avg,
-                codecs=f"{video_codec},{audio_codec}" if audio else video_codec, playlist_key="",
-            )
+            Rendition(video_id=uuid.UUID(int=0), name=AUDIO_RENDITION, bandwidth=audio.bandwidth,
+                      average_bandwidth=audio.average_bandwidth, codecs=audio.codecs, playlist_key="")
         )  # fmt: skip
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if audio and rows:
-        lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_RENDITION}",NAME="Audio",DEFAULT=YES,AUTOSELECT=YES,'
-            f'CHANNELS="2",URI="{AUDIO_RENDITION}/index.m3u8"'
-        )
-    extra_peak, extra_avg = (audio.bandwidth, audio.average_bandwidth) if audio else (0, 0)
-    for row in rows:
-        attrs = [
-            f"BANDWIDTH={row.bandwidth + extra_peak}",
-            f"AVERAGE-BANDWIDTH={row.average_bandwidth + extra_avg}",
-            f'CODECS="{row.codecs}"',
-            f"RESOLUTION={row.width}x{row.height}",
-            f"FRAME-RATE={row.frame_rate:.3f}",
-        ]
-        if audio:
-            attrs.append(f'AUDIO="{AUDIO_RENDITION}"')
-        lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), f"{row.name}/index.m3u8"]
-    if audio and not rows:  # an audio-only source: one variant, the audio rendition itself
-        lines += [
-            f"#EXT-X-STREAM-INF:BANDWIDTH={audio.bandwidth},AVERAGE-BANDWIDTH={audio.average_bandwidth},"
-            f'CODECS="{audio.codecs}"',
-            f"{AUDIO_RENDITION}/index.m3u8",
-        ]
-    return "\n".join(lines) + "\n", rows + ([audio] if audio else [])
+    return hls.master_playlist(variants, audio), rows

@@ -4,11 +4,14 @@ Pure planning. The first range is short and cut into keyframe-interval segments,
 playable after a few seconds of encoding; the ranges after it double (8, 16, 32 s...) up to `range_seconds`,
 so a worker that picks one up has little to lose if it dies, and long videos have few ffmpeg start-ups.
 Every range but the last starts and ends on the segment grid, so its segments' global sequence numbers follow
+from core.timeutil import time_span
 from the plan alone, and a range encoded anywhere slots in beside the others.
 """
 
 import math
 from dataclasses import dataclass
+
+from core.timeutil import time_span
 
 # A tail shorter than this is a rounding artefact of the container's duration, not video: it may hold no frame at
 # all, which ffmpeg would turn into a range with no segment. A real sub-second tail (a few frames) stays a range.
@@ -59,15 +62,6 @@ def plan_ranges(
         start, sequence = start + length, sequence + length // segment_seconds
 
 
-def clock(seconds: float) -> str:
-    """0:40, 1:10, 1:02:03: how a player's time display writes it."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def range_label(r: TimeRange, duration: float | None = None) -> str:
     """The range in words for a failure reason a creator reads: "0:40–1:10" ("1:10–end" if its end is open)."""
-    end = r.end if r.end is not None else duration
-    return f"{clock(r.start)}–{clock(end) if end is not None else 'end'}"
+    return time_span(r.start, r.end if r.end is not None else duration)

@@ -25,7 +25,7 @@ from core.blobs import BlobStore, Stores
 from core.db import affected, get_engine
 from core.errors import Refused
 from core.logs import job_context
-from core.media_keys import MASTER_NAME, MEDIA_PLAYLIST, POSTER_NAME, STORYBOARD_VTT, encode_prefix
+from core.media_keys import MASTER_NAME, MEDIA_PLAYLIST, POSTER_NAME, STORYBOARD_VTT, TILES_DIR, encode_prefix
 from core.parts import ClaimedPart, Generation, describe, generation_live, part_heartbeat, part_held, parts_of
 from core.progressive import (
     AUDIO_RENDITION,
@@ -58,7 +58,6 @@ from workers.sources import local_source
 log = logging.getLogger(__name__)
 PART_FAILURES = 2  # a range that fails on its own twice fails the video (a worker lost is counted apart)
 PROGRESS_INTERVAL = 1.0
-TILES_DIR = "tiles"
 
 
 def run_part(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, ring: Callable[[str], None]) -> str:
@@ -185,8 +184,8 @@ def _video(part: ClaimedPart, prepared, src: Path, out: Path, settings, store, r
         files.append((root + POSTER_NAME, out / POSTER_NAME))
     files += [(f"{root}{TILES_DIR}/{p.name}", p) for p in sorted((out / TILES_DIR).glob("*.jpg"))]
     _upload(store, files)
-    segments = {n: [[s.duration, s.size] for s in segs] for n, segs in result.segments.items()}
-    _record_part(engine, part, segments, result.codecs, digests, time.monotonic() - started)
+    published = {n: [[s.duration, s.size] for s in segs] for n, segs in result.segments.items()}
+    _record_part(engine, part, published, result.codecs, digests, time.monotonic() - started)
 
 
 def _audio(part: ClaimedPart, prepared, src: Path, out: Path, settings, store, root, stop, started) -> None:
