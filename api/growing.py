@@ -5,14 +5,16 @@ change or vanish; when the last part lands, the finished playlists (stored on th
 same segments and ENDLIST.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException
 from sqlmodel import Session, col, select
 
+from core import hls
 from core.media_keys import encode_prefix
 from core.parts import parts_of
-from core.progressive import PartView, Published, master_for, media_playlist, published
+from core.progressive import PartView, Published, master_for, published
 from schemas.tables import JobPart, JobState, PartKind, TranscodeJob, Video
 
 
@@ -27,14 +29,18 @@ class Growing:
         codecs = next((p.codecs or {} for p in self.parts if p.kind == PartKind.video and p.index == 0), {})
         return master_for(self.plan, codecs, self.pub)[0]
 
-    def media(self, rendition: str) -> tuple[str, list[str]]:
-        """The rendition's EVENT playlist and the store keys it names (init first)."""
+    def media(self, rendition: str, url: Callable[[str], str]) -> str:
+        """The rendition's EVENT playlist, naming its files by `url(store key)` (signed for a private video)."""
         segments = self.pub.renditions.get(rendition)
         if not segments:  # names come from the database only: a path parameter never reaches storage
             raise HTTPException(404, f"rendition {rendition!r} not found")
-        init = self.pub.inits[rendition]
-        text = media_playlist(segments, init, target_duration=int(self.plan.get("target_duration", 4)), complete=False)
-        return text, [self.root + init, *(self.root + s.uri for s in segments)]
+        return hls.media_playlist(
+            [s.duration for s in segments],
+            target_duration=int(self.plan.get("target_duration", 4)),
+            complete=False,
+            init=url(self.root + self.pub.inits[rendition]),
+            uris=[url(self.root + s.uri) for s in segments],
+        )
 
 
 def growing(session: Session, video: Video) -> Growing:

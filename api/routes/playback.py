@@ -65,12 +65,8 @@ def media_playlist(
     video = playback.video
     require_playable(video)
     if video.status != VideoStatus.ready:
-        text, keys = growing(session, video).media(rendition)
-        playlist = m3u8.loads(text)
-        inits = {id(seg.init_section): seg.init_section for seg in playlist.segments if seg.init_section}
-        for item, key in zip([*inits.values(), *playlist.segments], keys, strict=True):
-            item.uri = playback.media_url(key)
-        return playlist_response(playlist.dumps(), settings, playback, growing=True)
+        return playlist_response(growing(session, video).media(rendition, playback.media_url), settings, playback,
+                                 growing=True)  # fmt: skip
     row = session.exec(select(Rendition).where(Rendition.video_id == video.id, Rendition.name == rendition)).first()
     if row is None:  # names come from the database only: a path parameter never reaches storage
         raise HTTPException(404, f"rendition {rendition!r} not found")
