@@ -100,7 +100,8 @@ def _job(**kw) -> JobRead:
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     base = dict(id=uuid.uuid4(), video_id=uuid.uuid4(), video_title="t", owner_name="ann", state="queued",
                 cancel_requested=False, priority=0, position=None, attempts=1, progress=0.0, speed=None, fps=None,
-                eta_seconds=None, duration=60.0, worker=None, error=None, failure_kind=None, log_tail=None,
+                eta_seconds=None, duration=60.0, worker=None, parts={}, first_playable_seconds=None,
+                error=None, failure_kind=None, log_tail=None,
                 queued_at=now - timedelta(minutes=3), started_at=None, heartbeat_at=None, finished_at=None)  # fmt: skip
     return JobRead(**{**base, **kw})
 
