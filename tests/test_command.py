@@ -151,6 +151,16 @@ def test_range_is_cut_from_the_source_and_put_back_at_its_absolute_time(tmp_path
     assert argv[-1] == str(tmp_path / "hls" / "%v" / range_playlist(rng))
 
 
+def test_ranges_after_the_first_start_the_rate_buffer_half_full(tmp_path):
+    """x264 starts its VBV buffer nearly full, right at the video's start; mid-stream it gave every range a burst."""
+    plan, first = build(SOURCES["ladder"], tmp_path, rng=TimeRange(0, 0.0, 4.0, 0, 2))
+    assert not opts(first, "-rc_init_occupancy")
+    _, later = build(SOURCES["ladder"], tmp_path, rng=TimeRange(1, 4.0, 12.0, 2, 4))
+    assert opts(later, "-rc_init_occupancy:v:") == {
+        f"-rc_init_occupancy:v:{i}": str(r.bufsize_kbps * 500) for i, r in enumerate(plan.renditions)
+    }
+
+
 def test_first_range_has_no_seek_and_short_segments_and_the_last_no_length(tmp_path):
     _, first = build(SOURCES["ladder"], tmp_path, rng=TimeRange(0, 0.0, 4.0, 0, 2))
     assert "-ss" not in first and opt(first, "-t") == "4" and opt(first, "-hls_time") == "2"
