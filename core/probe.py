@@ -3,7 +3,7 @@ limits (core.media_limits) before anything is decoded."""
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
@@ -73,6 +73,19 @@ class SourceInfo:
     def display_width(self) -> int:
         w = round(self.width * self.sample_aspect)
         return self.height if self.rotation % 180 else w
+
+    def to_json(self) -> dict:
+        """For the job row: the parts of a chunked encode plan from the planner's probe instead of each demuxing
+        the whole source again (seconds per part on a long file)."""
+        data = asdict(self)
+        data["sample_aspect"] = [self.sample_aspect.numerator, self.sample_aspect.denominator]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SourceInfo":
+        num, den = data["sample_aspect"]
+        hdr = HdrTransfer(data["hdr"]) if data.get("hdr") else None
+        return cls(**{**data, "sample_aspect": Fraction(num, den), "hdr": hdr})
 
     @property
     def display_height(self) -> int:

@@ -91,3 +91,20 @@ def test_master_lists_every_rung_with_the_audio_group_and_measured_bandwidth():
 def test_master_before_anything_is_measured_uses_the_planned_caps():
     text, _ = master_for(PLAN, {}, published([], duration=10.0))
     assert m3u8.loads(text).playlists[0].stream_info.bandwidth == (2800 + 128) * 1000
+
+
+def test_parts_plan_from_the_planners_probe_exactly():
+    """Parts rebuild the encode from the probe stored on the job: the same plan, digest included."""
+    from fractions import Fraction
+
+    from core.probe import HdrTransfer, SourceInfo
+    from core.settings import Settings
+    from workers.parts import plan_digest
+    from workers.pipeline import plan_encode
+
+    info = SourceInfo("mov", 61.5, True, True, 1440, 1080, 90, Fraction(4, 3), 29.97, 8_000_000, 2, 0, 1, "eng",
+                      48000, True, HdrTransfer.hlg)  # fmt: skip
+    again = SourceInfo.from_json(info.to_json())
+    assert again == info
+    settings = Settings()
+    assert plan_digest(plan_encode(again, settings)) == plan_digest(plan_encode(info, settings))

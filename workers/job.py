@@ -233,6 +233,7 @@ def plan_summary(prepared) -> dict:
         "target_duration": max([plan.segment_seconds, *(r.segment_seconds for r in prepared.ranges)]),
         "ranges": [[r.start, r.end] for r in prepared.ranges] if not plan.audio_only else [],
         "storyboard": prepared.thumbnails is not None,
+        "source": prepared.info.to_json(),  # the parts plan from it (workers.pipeline.plan_encode)
     }  # fmt: skip
 
 

@@ -71,7 +71,6 @@ def part_scratch(settings: Settings, part: ClaimedPart) -> Path:
 
 
 def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, ring: Callable[[str], None]) -> str:
-    from workers.pipeline import prepare  # noqa: PLC0415
 
     engine = get_engine(settings)
     work = part_scratch(settings, part)
@@ -83,8 +82,7 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
     try:
         with beating_with(lambda: part_heartbeat(engine, part), stop, f"part-{part.part_id}"):
             src = local_source(settings, stores.sources, part.source_key, part.video_id, part.generation)
-            prepared = prepare(src, settings)
-            _check_plan(engine, part, prepared)
+            prepared = _prepared(engine, part, settings)
             out = work / "out"
             if part.kind == PartKind.video:
                 _video(part, prepared, src, out, settings, stores.media, root, stop, started)
@@ -102,17 +100,25 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _check_plan(engine, part: ClaimedPart, prepared) -> None:
+def _prepared(engine, part: ClaimedPart, settings: Settings):
+    """The encode as the planner saw it: its probe, this worker's settings; refused if they plan another ladder."""
+    from core.probe import SourceInfo  # noqa: PLC0415
+    from workers.pipeline import plan_encode  # noqa: PLC0415
+
     with Session(engine) as s:
-        digest = s.execute(select(col(TranscodeJob.plan_digest)).where(*generation_live(part))).scalar_one_or_none()
-    if digest is None:
+        row = s.execute(
+            select(col(TranscodeJob.plan), col(TranscodeJob.plan_digest)).where(*generation_live(part))
+        ).first()
+    if row is None or row[0] is None:
         raise Stopped  # the job is gone or re-planned: this attempt has nothing to do
-    if digest != plan_digest(prepared):
+    prepared = plan_encode(SourceInfo.from_json(row[0]["source"]), settings)
+    if row[1] != plan_digest(prepared):
         raise TranscodeError(
             "this worker's ladder settings differ from the worker that planned the job: its ranges would not "
             "stitch (give every worker the same STREAMIFY_* encoding settings)",
             kind=FailureKind.internal,
         )
+    return prepared
 
 
 def plan_digest(prepared) -> str:

@@ -317,8 +317,13 @@ class Prepared:
 
 
 def prepare(src: Path, settings: Settings) -> Prepared:
+    """Probe the source (within the media limits) and plan its encode."""
     limits = MediaLimits.from_settings(settings)
-    info = probe(src, limits=limits)  # the API checked too, but a source may reach storage another way
+    return plan_encode(probe(src, limits=limits), settings)  # the API checked too; a source may come another way
+
+
+def plan_encode(info: SourceInfo, settings: Settings) -> Prepared:
+    """The encode of a probed source: pure, so every part of a job rebuilds it from the planner's probe."""
     plan = plan_for(info, settings)
     ranges = (
         ()
