@@ -22,8 +22,10 @@ One table, each row with its figure, goal and PASS/FAIL; the exit status is 1 wh
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -234,6 +236,7 @@ class Follow:
     decode: str = "not checked"  # '' = every rendition's first segments decoded
     renditions: int = 0
     ranges: list[dict] = field(default_factory=list)  # per-range costs, when the job records them
+    cpu: float | None = None  # CPU seconds of the workers' process trees from the 202 to ready
 
 
 class Stack:
@@ -314,6 +317,17 @@ class Stack:
                 return
             time.sleep(0.5)
         console.print(f"[yellow]  the workers were still busy after {limit:.0f} s: stopping them anyway[/]")
+
+    def workers_cpu(self) -> float:
+        """CPU seconds the workers' trees used so far (a pool process's own and its waited-for ffmpeg's): beside
+        wall time, a figure that other work on a shared machine does not inflate."""
+        total = 0.0
+        for child in self.workers:
+            for proc in tree(child):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    t = proc.cpu_times()
+                    total += t.user + t.system + t.children_user + t.children_system
+        return total
 
     def stop_workers(self) -> None:
         """SIGKILL each worker's whole tree (pool processes, ffmpeg): nothing of a phase runs into the next."""
@@ -457,21 +471,29 @@ def follow(stack: Stack, src: Path, seconds: int, *, until_ready: bool, poll: fl
     """Upload `src`, then poll the master (and its playlists and first segments) and the video's status until
     it is playable and, if asked, ready."""
     with stack.client() as client:
+        cpu0 = stack.workers_cpu()
         video_id, t0 = upload(client, src)
         result = Follow(video_id, seconds)
         master_url = f"/api/v1/videos/{video_id}/master.m3u8"
         first: dict[str, list[bytes]] | None = None
-        while time.monotonic() - t0 < timeout:
-            if first is None and (first := playable_now(client, master_url)) is not None:
-                result.playable = time.monotonic() - t0
-                console.print(f"  playable after {result.playable:.1f} s ({len(first)} renditions)")
-            if result.ready is None:
-                status = client.get(f"/api/v1/videos/{video_id}").json()
-                if status["status"] == "ready":
+        while True:
+            if time.monotonic() - t0 > timeout:  # a figure never reached fails its goal (inf), never n/a
+                console.print(f"[red]  gave up after {timeout:.0f} s[/]")
+                result.playable = math.inf if first is None else result.playable
+                result.ready = math.inf if until_ready and result.ready is None else result.ready
+                break
+            with contextlib.suppress(httpx.TransportError):  # a dropped poll is only a poll lost
+                if first is None and (first := playable_now(client, master_url)) is not None:
+                    result.playable = time.monotonic() - t0
+                    console.print(f"  playable after {result.playable:.1f} s ({len(first)} renditions)")
+                r = client.get(f"/api/v1/videos/{video_id}") if result.ready is None else None
+                status = r.json().get("status") if r is not None and r.status_code == 200 else None
+                if status == "ready":
                     result.ready = time.monotonic() - t0
+                    result.cpu = stack.workers_cpu() - cpu0
                     console.print(f"  ready after {result.ready:.1f} s")
-                elif status["status"] in ("failed", "cancelled"):
-                    raise RuntimeError(f"video {video_id} {status['status']}: {status.get('error')}")
+                elif status in ("failed", "cancelled"):
+                    raise RuntimeError(f"video {video_id} {status}: {r.json().get('error') if r else ''}")
             if first is not None and (result.ready is not None or not until_ready):
                 break
             time.sleep(poll)
@@ -495,14 +517,17 @@ def has_range_setting() -> bool:
     return "range_seconds" in Settings.model_fields
 
 
-def run_transcode(src: Path, out: Path, log: Path, extra_env: dict[str, str] | None = None) -> float:
-    """`streamify transcode SRC OUT` as a user runs it; wall seconds."""
+def run_transcode(src: Path, out: Path, log: Path, extra_env: dict[str, str] | None = None) -> tuple[float, float]:
+    """`streamify transcode SRC OUT` as a user runs it; wall seconds and CPU seconds (it and its ffmpeg)."""
     env = {**os.environ, **(extra_env or {})}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     with log.open("wb") as f:
         subprocess.run([str(ROOT / ".venv" / "bin" / "streamify"), "transcode", str(src), str(out)],
                        env=env, stdout=f, stderr=subprocess.STDOUT, check=True)  # fmt: skip
-    return time.monotonic() - t0
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def download_ladder(client: httpx.Client, master_url: str, out: Path) -> list[str]:
@@ -583,6 +608,10 @@ def cost_model(scale: dict[int, Follow], short: Follow, args: argparse.Namespace
             f"one pinned worker, {one.source_seconds} s source"
             + (f", {len(one.ranges)} range records" if one.ranges else ", no range records")
         )
+    if short.cpu is not None:
+        return CostModel(0.0, short.cpu / short.source_seconds, 0.0), (
+            f"{short.source_seconds} s source, no one-core run: the worker's CPU seconds / duration"
+        )
     cores = min(args.concurrency, os.cpu_count() or 1)
     ready = short.ready or float("nan")
     return CostModel(0.0, cores * ready / short.source_seconds, 0.0), (
@@ -591,9 +620,9 @@ def cost_model(scale: dict[int, Follow], short: Follow, args: argparse.Namespace
 
 
 def model_table(model: CostModel, basis: str) -> Table:
-    table = Table(title=f"Model: seconds to ready on N machines x {MODEL_CORES} cores (range cost "
-                        f"{model.fixed:.1f} + {model.per_second:.2f} x length core-s, per job "
-                        f"{model.job:.1f} s; from {basis})")  # fmt: skip
+    table = Table(title=f"Model: seconds to ready on N machines x {MODEL_CORES} cores", caption=(
+        f"range cost {model.fixed:.1f} + {model.per_second:.2f} x length core-s, per job {model.job:.1f} s; "
+        f"from {basis}"))  # fmt: skip
     table.add_column("source")
     for n in MODEL_MACHINES:
         table.add_column(f"N={n}", justify="right")
@@ -677,8 +706,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # 2. `streamify transcode` of the same short file, no worker running; and the one-range reference.
         done = timed_phase("streamify transcode (short source)")
-        trans = run_transcode(short, work / "transcode", work / "transcode.log")
-        console.print(f"  transcode: {trans:.1f} s")
+        trans, trans_cpu = run_transcode(short, work / "transcode", work / "transcode.log")
+        console.print(f"  transcode: {trans:.1f} s, {trans_cpu:.0f} CPU s")
         done()
         single_dir, note = work / "transcode", " [no range_seconds setting yet: one-process = today's pipeline]"
         if has_range_setting():
@@ -725,6 +754,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(Row(f"ready, {args.short_seconds} s source: 1 worker / streamify transcode",
                         f"{s.ready or float('nan'):.1f} s / {trans:.1f} s", "", None))  # fmt: skip
         rows.append(at_most("  ratio", ratio(s.ready, trans), 1.10, "x", ".2f"))
+        rows.append(Row("  CPU seconds: workers / streamify transcode (not a goal: what a busy machine does not "
+                        "inflate)", f"{s.cpu or float('nan'):.0f} / {trans_cpu:.0f} = "
+                        f"{ratio(s.cpu, trans_cpu) or float('nan'):.2f}x", "", None))  # fmt: skip
         if scale:
             one, many = scale[1], scale[args.scale_workers]
             rows.append(
@@ -753,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         figures.update({
             "model": asdict(model) | {"basis": basis},
             "short": asdict(s), "long_first_playable": asdict(lf) if lf else None, "transcode_seconds": trans,
+            "transcode_cpu": trans_cpu,
             "scale": {n: asdict(f) for n, f in scale.items()},
             "quality": {"chunked": {n: asdict(q) for n, q in chunked.items()},
                         "one_process": {n: asdict(q) for n, q in single.items()}, "vmaf_seconds": vmaf_seconds},
