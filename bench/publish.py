@@ -730,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         # 4. Scale-out: the long source to ready on one pinned worker, then on N pinned workers.
         scale: dict[int, Follow] = {}
         if long is not None and not args.no_scale:
-            for n in (1, args.scale_workers):
+            for n in dict.fromkeys((1, args.scale_workers)):
                 stack.start_workers([(str(i), 1) for i in range(n)])
                 done = timed_phase(f"scale-out: long source on {n} worker(s) pinned to one core each")
                 scale[n] = follow(stack, long, args.long_seconds, until_ready=True, poll=args.poll,
