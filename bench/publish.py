@@ -201,8 +201,9 @@ class CostModel:
     def fit(cls, ranges: list[dict], duration: float, one_core_ready: float) -> "CostModel":
         """Least squares over the per-range records of the one-core run when they give lengths; without
         records, the whole one-core time is charged per source second (no per-range or per-job part)."""
-        points = [(r["end"] - r["start"], r["seconds"]) for r in ranges if r.get("start") is not None
-                  and r.get("end") is not None]  # fmt: skip
+        # The last range's end may be open (None): it runs to the end of the source.
+        points = [((duration if r.get("end") is None else r["end"]) - r["start"], r["seconds"])
+                  for r in ranges if r.get("start") is not None]  # fmt: skip
         if len({round(x, 1) for x, _ in points}) < 2:
             return cls(0.0, one_core_ready / duration, 0.0)
         n, sx, sy = len(points), sum(x for x, _ in points), sum(y for _, y in points)
