@@ -243,8 +243,9 @@ class Follow:
 class Stack:
     """Services, one API node behind nginx, and the workers of the current phase."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, store: str = "disk") -> None:
         self.work = work
+        self.store = store
         self.redis = Redis(free_port(), work / "redis.log")
         self.azurite = Azurite(free_port(), work / "azurite")
         self.db = Database(name=f"streamify_publish_{secrets.token_hex(4)}")
@@ -255,12 +256,15 @@ class Stack:
     def start(self) -> None:
         self.db.create()
         self.redis.start()
-        self.azurite.start()
+        if self.store == "azure":
+            self.azurite.start()
+            os.environ["STREAMIFY_AZURE_CONNECTION_STRING"] = self.azurite.connection_string
+        else:  # blobs on the machine's disk, nginx serving them: a one-machine install, as `make up` keeps them
+            os.environ.pop("STREAMIFY_AZURE_CONNECTION_STRING", None)
         os.environ.update({
             "STREAMIFY_DATA_DIR": str(self.work / "data"),
             "STREAMIFY_DATABASE_URL": self.db.url,
             "STREAMIFY_BROKER_URL": self.redis.url,
-            "STREAMIFY_AZURE_CONNECTION_STRING": self.azurite.connection_string,
             "STREAMIFY_QUEUE": f"publish-{secrets.token_hex(4)}",
             "STREAMIFY_PLAYBACK_SECRET": secrets.token_urlsafe(48),
             "STREAMIFY_LOG_FORMAT": "json",
@@ -358,32 +362,14 @@ class Stack:
                 client.post(f"/api/v1/ops/jobs/{job}/cancel")
 
     def range_costs(self, video_id: str) -> list[dict]:
-        """Per-range wall seconds, if the schema records ranges (a table named like '%range%' with started_at
-        and finished_at and a job or video reference); [] otherwise."""
-        tables = self.db.query(
-            "SELECT table_name, array_agg(column_name::text) FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND table_name LIKE '%%range%%' GROUP BY table_name"
+        """Wall seconds of each time range of the video's encode, as its parts recorded them (core.parts)."""
+        rows = self.db.query(
+            "SELECT p.start_seconds, p.end_seconds, p.encode_seconds FROM job_parts p "
+            "JOIN transcode_jobs j ON j.id = p.job_id AND j.lease = p.generation "
+            "WHERE p.video_id::text = %s AND p.kind = 'video' AND p.encode_seconds IS NOT NULL ORDER BY p.index",
+            (video_id,),
         )
-        for table, columns in tables:
-            cols = set(columns)
-            if not {"started_at", "finished_at"} <= cols:
-                continue
-            if "video_id" in cols:
-                where = "video_id::text = %s"
-            elif "job_id" in cols:
-                where = "job_id IN (SELECT id FROM transcode_jobs WHERE video_id::text = %s)"
-            else:
-                continue
-            start = next((c for c in ("start", "start_seconds", "start_time") if c in cols), None)
-            end = next((c for c in ("end", "end_seconds", "end_time") if c in cols), None)
-            span = f'"{start}"::float8, "{end}"::float8' if start and end else "NULL::float8, NULL::float8"
-            rows = self.db.query(
-                f"SELECT {span}, extract(epoch FROM finished_at - started_at)::float8 FROM {table} "  # noqa: S608
-                f"WHERE {where} AND finished_at IS NOT NULL ORDER BY started_at",
-                (video_id,),
-            )
-            return [{"start": a, "end": b, "seconds": s} for a, b, s in rows]
-        return []
+        return [{"start": a, "end": b, "seconds": s} for a, b, s in rows]
 
 
 def tree(child: Child) -> list[psutil.Process]:
@@ -654,6 +640,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="the one worker's concurrency (latency rows)")
     parser.add_argument("--scale-workers", type=int, default=2, help="workers pinned to cores 0..N-1 (scale-out)")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale-out rows")
+    parser.add_argument("--store", choices=("disk", "azure"), default="disk",
+                        help="media and sources on the machine's disk (nginx serves them, as `make up` keeps them) "
+                        "or in an Azurite of the bench's own (every part's machine downloads the source first)")  # fmt: skip
     parser.add_argument("--vmaf-seconds", type=float, default=14.0,
                         help="VMAF over the first N s of each rung (0: the whole source)")  # fmt: skip
     parser.add_argument("--poll", type=float, default=0.15, help="seconds between two polls")
@@ -681,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     short = cached_source(args.cache, args.short_seconds, ffmpeg)
     long = None if args.quick else cached_source(args.cache, args.long_seconds, ffmpeg)
     work = Path(tempfile.mkdtemp(prefix="streamify-publish-"))
-    stack = Stack(work)
+    stack = Stack(work, args.store)
     figures: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     rows: list[Row] = []
     ok = False
