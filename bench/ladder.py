@@ -1,15 +1,18 @@
 """Ladder benchmark: the pipeline's one ffmpeg process against one ffmpeg process per rendition.
 
-A) pipeline: the argv the workers run (workers.command.build_transcode_argv) -- decode the source once,
-   `split` it, scale/encode every rung and mux them all with the HLS muxer's var_stream_map.
+A) pipeline: what a worker runs for a time range (workers.pipeline.encode_range -> build_range_argv), here
+   with ONE range covering the whole clip (plan_ranges(..., range_seconds=0)): one ffmpeg decodes the source
+   once, `split`s it, scales/encodes every video rung and muxes them all with the HLS muxer's var_stream_map.
 B) naive:    one ffmpeg per rung, run one after the other, each decoding the whole source again. Each is the
-   same argv builder fed a one-rung plan, so x264 preset/CRF/maxrate/bufsize/keyframes and the HLS
+   same encode_range fed a one-rung plan, so x264 preset/CRF/maxrate/bufsize/keyframes and the HLS
    segmenting are the pipeline's own; only the decode-once-and-split differs.
 
-Both use the same source, probe and plan (workers.pipeline.plan_for with default Settings). Wall time is
-time.perf_counter around the ffmpeg runs; CPU time is the RUSAGE_CHILDREN delta. Quality: VMAF of every
-rung of both outputs against the source (rung read from its HLS playlist, scaled back to the source size
-with bicubic, over the first --vmaf-seconds).
+Video only: audio is its own rendition encoded once by build_audio_argv whichever way the video goes, so it
+is neither timed nor counted in the rungs' rates; no poster or storyboard tiles either. Both use the same
+source, probe, plan (workers.pipeline.plan_for with default Settings) and range. Wall time is
+time.perf_counter around the encodes; CPU time is the RUSAGE_CHILDREN delta. Quality: VMAF of every rung of
+both outputs against the source (rung read from its HLS playlist, written by workers.pipeline.write_playlists,
+scaled back to the source size with bicubic, over the first --vmaf-seconds).
 
     .venv/bin/python -m bench.ladder [--seconds 20] [--height 1080] [--source FILE] [--vmaf-seconds 10]
                                      [--repeat 1] [--json FILE]
@@ -27,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 from core.ffmpeg import ffmpeg_exe
@@ -34,10 +38,9 @@ from core.media_keys import MEDIA_PLAYLIST
 from core.probe import SourceInfo, probe
 from core.settings import Settings
 from tests.media import make_clip
-from workers.command import build_transcode_argv
-from workers.ladder import LadderPlan
-from workers.measure import measure_variant
-from workers.pipeline import plan_for, run_ffmpeg
+from workers.chunks import plan_ranges
+from workers.measure import VariantFacts
+from workers.pipeline import Prepared, RangeOutput, encode_range, plan_for, write_playlists
 
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 WAYS = ("pipeline", "naive")
@@ -53,7 +56,7 @@ class Timing:
 @dataclass
 class RungOutput:
     bytes: int  # init + segments on disk
-    kbps: float  # segment bytes * 8 / playlist duration (video + audio), as the master's AVERAGE-BANDWIDTH
+    kbps: float  # segment bytes * 8 / playlist duration (video only), as the master's AVERAGE-BANDWIDTH
     vmaf: float
     vmaf_frames: int
 
@@ -63,7 +66,7 @@ class RungRow:
     name: str
     width: int
     height: int
-    cap_kbps: int  # the plan's video maxrate plus its audio bitrate
+    cap_kbps: int  # the plan's video maxrate (audio is its own rendition)
     pipeline: RungOutput
     naive: RungOutput
 
@@ -113,40 +116,52 @@ def wait_for_idle(max_wait: float, window: float = 5.0, threshold: float = 0.2) 
     return False
 
 
-def _run_timed(argvs: list[list[str]], duration: float, log_stem: Path) -> Timing:
-    """Run the argvs one after the other through the worker's own ffmpeg runner."""
+def _run_timed(encodes: list[Callable[[], RangeOutput]]) -> tuple[Timing, list[RangeOutput]]:
+    """Run the encodes one after the other; each is the worker's own encode_range (its ffmpeg runner and checks)."""
     busy0, cpu0, t0 = _machine_busy(), _children_cpu(), time.perf_counter()
-    for i, argv in enumerate(argvs):
-        run_ffmpeg(argv, duration, log_stem.with_name(f"{log_stem.name}-{i}.log"))
+    outputs = [encode() for encode in encodes]
     wall, cpu, busy1 = time.perf_counter() - t0, _children_cpu() - cpu0, _machine_busy()
     others = max(0.0, busy1 - busy0 - cpu) if busy0 is not None and busy1 is not None else None
-    return Timing(wall=wall, cpu=cpu, others_cpu=others)
+    return Timing(wall=wall, cpu=cpu, others_cpu=others), outputs
 
 
-def pipeline_argvs(plan: LadderPlan, src: Path, info: SourceInfo, out: Path, ffmpeg: str) -> list[list[str]]:
-    """A: exactly what workers.pipeline.transcode runs -- one process for the whole ladder."""
-    return [build_transcode_argv(plan, src, info.demuxer, out, ffmpeg_exe=ffmpeg, has_audio=info.has_audio)]
+def one_range(src: Path, settings: Settings) -> Prepared:
+    """The source probed and planned as a worker would, in ONE time range (chunking off), without thumbnails."""
+    info = probe(src)
+    plan = plan_for(info, settings)
+    if plan.audio_only:
+        raise SystemExit(f"{src}: no video, nothing to compare")
+    ranges = plan_ranges(
+        info.duration,
+        segment_seconds=plan.segment_seconds,
+        gop_seconds=plan.gop_seconds,
+        first_range_seconds=settings.first_range_seconds,
+        range_seconds=0,
+    )
+    return Prepared(info, plan, ranges, thumbnails=None)
 
 
-def naive_argvs(plan: LadderPlan, src: Path, info: SourceInfo, out: Path, ffmpeg: str) -> list[list[str]]:
-    """B: one process per rung. Each writes out/<rung>/ like A's %v directories (and rewrites out/master.m3u8)."""
-    return [
-        build_transcode_argv(
-            replace(plan, renditions=(rung,)), src, info.demuxer, out, ffmpeg_exe=ffmpeg, has_audio=info.has_audio
-        )
-        for rung in plan.renditions
-    ]
+def ways(prepared: Prepared) -> dict[str, list[Prepared]]:
+    """A: the whole ladder in one process. B: one process per rung, each writing out/<rung>/ like A."""
+    rungs = prepared.plan.renditions
+    return {
+        "pipeline": [prepared],
+        "naive": [replace(prepared, plan=replace(prepared.plan, renditions=(r,))) for r in rungs],
+    }
 
 
-BUILDERS: dict[str, Callable[[LadderPlan, Path, SourceInfo, Path, str], list[list[str]]]] = {
-    "pipeline": pipeline_argvs,
-    "naive": naive_argvs,
-}
-
-
-def encode(way: str, plan: LadderPlan, src: Path, info: SourceInfo, out: Path, logs: Path, ffmpeg: str) -> Timing:
-    out.mkdir(parents=True)
-    return _run_timed(BUILDERS[way](plan, src, info, out, ffmpeg), info.duration, logs / out.name)
+def encode(parts: list[Prepared], src: Path, out: Path, settings: Settings) -> tuple[Timing, list[VariantFacts]]:
+    """Time the encodes, then write the rungs' playlists (untimed) as the worker does at the end."""
+    (rng,) = parts[0].ranges
+    timing, outputs = _run_timed([partial(encode_range, src, p, rng, out, settings) for p in parts])
+    merged = RangeOutput(
+        segments={k: v for o in outputs for k, v in o.segments.items()},
+        codecs={k: v for o in outputs for k, v in o.codecs.items()},
+        poster=False,
+        tiles=0,
+    )
+    video_only = replace(parts[0].plan, renditions=tuple(r for p in parts for r in p.plan.renditions), audio_kbps=None)
+    return timing, write_playlists(out, video_only, [merged], [])
 
 
 # --- quality --------------------------------------------------------------------------------------------
@@ -173,8 +188,9 @@ def vmaf(playlist: Path, src: Path, info: SourceInfo, seconds: float, ffmpeg: st
     return float(result["pooled_metrics"]["vmaf"]["mean"]), len(result["frames"])
 
 
-def rung_output(variant_dir: Path, src: Path, info: SourceInfo, seconds: float, ffmpeg: str, log: Path) -> RungOutput:
-    facts = measure_variant(variant_dir, None)
+def rung_output(
+    facts: VariantFacts, variant_dir: Path, src: Path, info: SourceInfo, seconds: float, ffmpeg: str, log: Path
+) -> RungOutput:
     on_disk = sum(p.stat().st_size for p in variant_dir.iterdir() if p.name != MEDIA_PLAYLIST)
     score, frames = vmaf(variant_dir / MEDIA_PLAYLIST, src, info, seconds, ffmpeg, log)
     return RungOutput(bytes=on_disk, kbps=facts.average_bandwidth / 1000, vmaf=score, vmaf_frames=frames)
@@ -243,22 +259,24 @@ def main() -> None:
     settings = Settings()
     ffmpeg = ffmpeg_exe(settings)
     src = (args.source or cached_source(args.seconds, args.height)).resolve()
-    info = probe(src)
-    plan = plan_for(info, settings)
-    if plan.audio_only:
-        raise SystemExit(f"{src}: no video, nothing to compare")
+    prepared = one_range(src, settings)
+    info, plan = prepared.info, prepared.plan
+    parts = ways(prepared)
 
     work = Path(tempfile.mkdtemp(prefix="streamify-bench-"))
     try:
         logs = work / "logs"
         logs.mkdir()
         runs: dict[str, list[Timing]] = {w: [] for w in WAYS}
+        facts: dict[str, dict[str, VariantFacts]] = {}
         for i in range(args.repeat):
             for way in WAYS if i % 2 == 0 else reversed(WAYS):  # A,B then B,A: neither always goes first
                 if args.wait_idle > 0 and not wait_for_idle(args.wait_idle):
                     print(f"machine still busy after {args.wait_idle:g} s; measuring anyway")
-                timing = encode(way, plan, src, info, work / f"{way}-{i}", logs, ffmpeg)
+                timing, variants = encode(parts[way], src, work / f"{way}-{i}", settings)
                 runs[way].append(timing)
+                if i == 0:
+                    facts[way] = {v.name: v for v in variants}
                 others = "?" if timing.others_cpu is None else f"{timing.others_cpu:.1f}"
                 print(
                     f"run {i + 1}/{args.repeat} {way:<8} wall {timing.wall:6.1f} s  cpu {timing.cpu:6.1f} s  "
@@ -269,12 +287,17 @@ def main() -> None:
         for r in plan.renditions:
             out = {
                 w: rung_output(
-                    work / f"{w}-0" / r.name, src, info, args.vmaf_seconds, ffmpeg, logs / f"{w}-{r.name}.json"
+                    facts[w][r.name],
+                    work / f"{w}-0" / r.name,
+                    src,
+                    info,
+                    args.vmaf_seconds,
+                    ffmpeg,
+                    logs / f"{w}-{r.name}.json",
                 )
                 for w in WAYS
             }
-            cap = r.maxrate_kbps + (r.audio_kbps or 0)
-            rows.append(RungRow(r.name, r.width, r.height, cap, out["pipeline"], out["naive"]))
+            rows.append(RungRow(r.name, r.width, r.height, r.maxrate_kbps, out["pipeline"], out["naive"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
