@@ -640,9 +640,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="the one worker's concurrency (latency rows)")
     parser.add_argument("--scale-workers", type=int, default=2, help="workers pinned to cores 0..N-1 (scale-out)")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale-out rows")
-    parser.add_argument("--store", choices=("disk", "azure"), default="disk",
-                        help="media and sources on the machine's disk (nginx serves them, as `make up` keeps them) "
-                        "or in an Azurite of the bench's own (every part's machine downloads the source first)")  # fmt: skip
+    parser.add_argument(
+        "--store",
+        choices=("disk", "azure"),
+        default="disk",
+        help="media and sources on the machine's disk (nginx serves them, as `make up` keeps them) or in an "
+        "Azurite of the bench's own (every part's machine downloads the source first)",
+    )
     parser.add_argument("--vmaf-seconds", type=float, default=14.0,
                         help="VMAF over the first N s of each rung (0: the whole source)")  # fmt: skip
     parser.add_argument("--poll", type=float, default=0.15, help="seconds between two polls")

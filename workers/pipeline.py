@@ -161,6 +161,11 @@ def _decoders_capped(argv: list[str], limits: MediaLimits) -> list[str]:
     return [*argv[:at], "-max_pixels", str(limits.max_pixels), *argv[at:]]
 
 
+# The first range makes a video playable: on a machine that also runs later ranges, the audio or the storyboard,
+# those run at a lower CPU priority, so they fill the cores the first range leaves idle instead of slowing it.
+BACKGROUND_NICE = 10
+
+
 def run_ffmpeg(
     argv: list[str],
     duration: float,
@@ -168,9 +173,11 @@ def run_ffmpeg(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     watchdog: Watchdog | None = None,
+    nice: int = 0,
 ) -> None:
     """Run ffmpeg with `-progress pipe:1`. Its pipes are read on threads, so this loop never blocks on
-    ffmpeg: a cancel and the watchdog act within POLL_SECONDS even when ffmpeg is stopped or stuck."""
+    ffmpeg: a cancel and the watchdog act within POLL_SECONDS even when ffmpeg is stopped or stuck.
+    `nice` lowers its CPU priority (work that must not slow down a video's first range)."""
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     first_error: list[str] = []  # ffmpeg 7+ ends every failure with "Conversion failed!": keep the cause
     log_failed: list[OSError] = []
@@ -183,7 +190,7 @@ def run_ffmpeg(
             text=True,
             errors="replace",
             start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGKILL),  # a worker killed outright leaves no ffmpeg behind
+            preexec_fn=die_with_parent(signal.SIGKILL, nice),  # a worker killed outright leaves no ffmpeg behind
         )
 
         def drain_stderr() -> None:  # read stderr concurrently so neither pipe can fill and block ffmpeg
@@ -374,8 +381,9 @@ def encode_range(
     log_path = _log_path(out_dir, f"range{rng.index}")
     limits = MediaLimits.from_settings(settings)
     run_ffmpeg(
-        _decoders_capped(argv, limits), length, log_path, on_progress, should_stop, watchdog_for(length, settings)
-    )
+        _decoders_capped(argv, limits), length, log_path, on_progress, should_stop, watchdog_for(length, settings),
+        nice=0 if rng.index == 0 else BACKGROUND_NICE,
+    )  # fmt: skip
     try:
         return _check_range(prepared, rng, out_dir)
     except TranscodeError as exc:
@@ -509,7 +517,9 @@ def encode_audio(
 
     limits = MediaLimits.from_settings(settings)
     watchdog = watchdog_for(info.duration, settings)
-    run_ffmpeg(_decoders_capped(argv, limits), info.duration, log_path, progress, should_stop, watchdog)
+    run_ffmpeg(
+        _decoders_capped(argv, limits), info.duration, log_path, progress, should_stop, watchdog, nice=BACKGROUND_NICE
+    )
     try:
         report_new()
         codec_string(audio_dir / INIT_NAME)
