@@ -9,6 +9,7 @@ workers.parts does when its last part lands. An in-process install serves it ove
 
 import hashlib
 import re
+import secrets
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
+from core.accounts import create_user, mint_token
 from core.blobs import BlobStore
 from core.media_keys import MEDIA_PLAYLIST, POSTER_NAME, encode_prefix
 from core.parts import parts_of
@@ -30,12 +32,14 @@ from schemas.tables import (
     JobState,
     PartKind,
     PartState,
+    TokenKind,
     TranscodeJob,
     Video,
     VideoStatus,
     utcnow,
 )
 from tests.conftest import free_port, wait_for
+from tests.inprocess import LocalApp
 from tests.media import ffmpeg
 
 SEGMENT = 2  # seconds per segment, as gop_seconds
@@ -279,6 +283,11 @@ class GrowingVideo:
         )  # fmt: skip
         s.execute(
             update(TranscodeJob)
+            .where(col(TranscodeJob.id) == self.job_id)
+            .values(progress=round(done / len(self.media.ranges), 4), heartbeat_at=utcnow())
+        )
+        s.execute(
+            update(TranscodeJob)
             .where(col(TranscodeJob.id) == self.job_id, col(TranscodeJob.first_playable_at).is_(None))
             .values(first_playable_at=utcnow())
         )
@@ -319,6 +328,34 @@ class GrowingVideo:
             video.master_playlist, video.playable_seconds, video.updated_at = master, video.duration, now
             job.state, job.progress, job.finished_at, job.encoded_seconds = JobState.succeeded, 1.0, now, video.duration
             s.commit()
+
+
+PASSWORD = "correct horse battery"  # as tests.conftest.make_user gives every account
+
+
+def creator(install: LocalApp, *, operator: bool = False) -> tuple[str, str]:
+    """An account with a password (to sign a browser in) and an API token."""
+    email = f"grow-{secrets.token_hex(4)}@example.test"
+    with Session(install.app.state.engine) as session:
+        user = create_user(session, email, PASSWORD, is_operator=operator)
+        token, _ = mint_token(session, user, TokenKind.api, name="tests")
+    return email, token
+
+
+def uploaded(install: LocalApp, media: Media, token: str, title: str, source: Path) -> GrowingVideo:
+    """A real upload (its source stored, its job queued), then planned into parts as a worker would."""
+    with source.open("rb") as f:
+        r = install.client.post(
+            "/api/v1/videos", files={"file": (source.name, f)}, data={"title": title}, headers=install.as_user(token)
+        )
+    assert r.status_code == 202, r.text
+    video_id = uuid.UUID(r.json()["id"])
+    engine = install.app.state.engine
+    with Session(engine) as s:
+        job = s.exec(select(TranscodeJob).where(TranscodeJob.video_id == video_id)).one()
+    growing = GrowingVideo(engine, install.app.state.stores.media, media, video_id, job.id)
+    growing.plan()
+    return growing
 
 
 @contextmanager

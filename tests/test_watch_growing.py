@@ -5,22 +5,17 @@ chunked encode writes) on an in-process install served over HTTP, so each step i
 chooses: not playable yet, the first range in, the next range in, ready.
 """
 
-import secrets
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
-from sqlmodel import Session, select
 
-from core.accounts import create_user, mint_token
-from schemas.tables import TokenKind, TranscodeJob
 from tests.browser import shoot
-from tests.growing import GrowingVideo, Media, make_media, serving
+from tests.growing import Media, creator, make_media, serving, uploaded
 from tests.inprocess import LocalApp, local_app
 from tests.media import make_clip
-from tests.test_watch_page import PASSWORD, Problems, faded_in, new_page, overlay, player, sign_in, wait_time
+from tests.test_watch_page import Problems, faded_in, new_page, overlay, player, sign_in, wait_time
 
 SECONDS = 10.0  # three ranges: 0–4, 4–8, 8–end
 EDGE_JS = """() => { const v = document.getElementById('video');
@@ -38,31 +33,6 @@ def media(tmp_path_factory) -> Media:
 def site(tmp_path_factory) -> Iterator[tuple[LocalApp, str]]:
     with local_app(tmp_path_factory.mktemp("growing-site")) as install, serving(install.app) as url:
         yield install, url
-
-
-def creator(install: LocalApp) -> tuple[str, str]:
-    """An account with a password (to sign a browser in) and an API token."""
-    email = f"grow-{secrets.token_hex(4)}@example.test"
-    with Session(install.app.state.engine) as session:
-        user = create_user(session, email, PASSWORD)
-        token, _ = mint_token(session, user, TokenKind.api, name="tests")
-    return email, token
-
-
-def uploaded(install: LocalApp, media: Media, token: str, title: str, source: Path) -> GrowingVideo:
-    """A real upload (its source stored, its job queued), then planned into parts as a worker would."""
-    with source.open("rb") as f:
-        r = install.client.post(
-            "/api/v1/videos", files={"file": (source.name, f)}, data={"title": title}, headers=install.as_user(token)
-        )
-    assert r.status_code == 202, r.text
-    video_id = uuid.UUID(r.json()["id"])
-    engine = install.app.state.engine
-    with Session(engine) as s:
-        job = s.exec(select(TranscodeJob).where(TranscodeJob.video_id == video_id)).one()
-    growing = GrowingVideo(engine, install.app.state.stores.media, media, video_id, job.id)
-    growing.plan()
-    return growing
 
 
 def api_video(install: LocalApp, video_id: uuid.UUID) -> dict:
@@ -151,6 +121,17 @@ def test_plays_while_encoding_and_carries_on_when_ready(site, media, browser, co
     state = player(page)
     assert state["fatal"] is None and state["message"] is None, state
     assert not problems.seen, problems.seen
+
+    # Opened now, it is an ordinary ready video: from the start, no notice, no hatching, the media's duration.
+    again = new_page(browser, contexts)
+    again_problems = Problems(again)
+    again.goto(f"{url}/watch/{video.video_id}")
+    again.wait_for_function("document.getElementById('video').currentTime > 0", polling=50, timeout=30_000)
+    assert player(again)["t"] < 1.5, player(again)
+    assert notice(again) is None and again.locator(".encoding-edge").count() == 0
+    assert again.evaluate("window.streamifyPlayer.plyr.duration") == pytest.approx(SECONDS, abs=0.1)
+    assert not again.evaluate("(() => { const h = window.streamifyPlayer.hls; return h.levels[h.currentLevel].details.live })()")
+    assert not again_problems.seen, again_problems.seen
 
 
 def test_start_position_of_a_shared_link_stops_at_the_edge(site, media, browser, contexts, tmp_path):
