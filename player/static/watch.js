@@ -319,13 +319,25 @@
         onChange: chooseQuality,
       },
       i18n: { qualityLabel, qualityBadge },
-      previewThumbnails: { enabled: Boolean(v.storyboard_url), src: v.storyboard_url || "" },
+      previewThumbnails: { enabled: false, src: "" }, // addPreviews, once the track answers
       // While it encodes, the media's duration is the encoded part: the bar spans the whole video instead.
       duration: state.growing ? v.duration : null,
     });
     state.plyr = plyr;
+    if (v.storyboard_url) addPreviews(plyr, v.storyboard_url);
     $("shortcuts").hidden = false;
     for (const event of ["languagechange", "captionsenabled", "captionsdisabled"]) plyr.on(event, syncCaptions);
+  }
+
+  // A chunked encode makes its storyboard after the video is ready, and the API names the track before it
+  // exists: Plyr would throw on the 404. Its previews come on only once the track answers.
+  async function addPreviews(plyr, url) {
+    try {
+      const response = await fetch(url, { headers: { Accept: "text/vtt" } });
+      if (response.ok) plyr.setPreviewThumbnails({ enabled: true, src: url });
+    } catch {
+      // no previews: the bar works without them
+    }
   }
 
   function levelOfValue(value) {
