@@ -15,7 +15,7 @@ from tests.browser import shoot
 from tests.growing import Media, creator, make_media, serving, uploaded
 from tests.inprocess import LocalApp, local_app
 from tests.media import make_clip
-from tests.test_watch_page import Problems, faded_in, new_page, overlay, player, sign_in, wait_time
+from tests.test_watch_page import Problems, faded_in, menu, new_page, overlay, player, sign_in, wait_time
 
 SECONDS = 10.0  # three ranges: 0–4, 4–8, 8–end
 EDGE_JS = """() => { const v = document.getElementById('video');
@@ -76,6 +76,9 @@ def test_plays_while_encoding_and_carries_on_when_ready(site, media, browser, co
     assert overlay(page)["hidden"]
     assert notice(page) == "Still encoding: 0:04 of 0:10 ready"
     assert edge(page) == pytest.approx(4.0, abs=0.1)
+    # The API lists renditions once ready; meanwhile the quality menu comes from the master playlist.
+    assert [o["label"] for o in menu(page, "quality")][1:] == ["240p", "144p"]
+    assert sorted(player(page)["labels"]) == ["144p", "240p"]
     # The bar spans the whole video; the part not encoded yet is hatched from the edge on.
     assert page.evaluate("window.streamifyPlayer.plyr.duration") == pytest.approx(SECONDS)
     assert page.inner_text(".plyr__time--duration").endswith("0:10")
@@ -132,7 +135,8 @@ def test_plays_while_encoding_and_carries_on_when_ready(site, media, browser, co
     assert player(again)["t"] < 1.5, player(again)
     assert notice(again) is None and again.locator(".encoding-edge").count() == 0
     assert again.evaluate("window.streamifyPlayer.plyr.duration") == pytest.approx(SECONDS, abs=0.1)
-    assert not again.evaluate("(() => { const h = window.streamifyPlayer.hls; return h.levels[h.currentLevel].details.live })()")
+    live = "(() => { const h = window.streamifyPlayer.hls; return h.levels[h.currentLevel].details.live })()"
+    assert not again.evaluate(live)
     assert not again_problems.seen, again_problems.seen
 
 

@@ -24,6 +24,7 @@
     hls: null,
     plyr: null,
     levels: 0,
+    renditions: [], // what the quality menu lists, best first: the API's, or the master's while it encodes
     labels: [], // labels[i]: what the quality menu calls hls.js level i ("720p")
     playingLevel: -1, // the level hls.js says is on screen (LEVEL_SWITCHED)
     loadedLevels: [], // the level of every main fragment hls.js loaded, in order
@@ -211,6 +212,10 @@
     // Plyr wraps the <video> in its own elements: that must happen before hls.js attaches a MediaSource,
     // or moving the element makes Chromium reload it.
     if (window.Hls && Hls.isSupported()) {
+      state.renditions = v.renditions;
+      // Still encoding, the API lists no renditions yet: the quality menu comes from the master playlist, so
+      // Plyr is set up once hls.js has read it, and the media attached after that.
+      if (!state.renditions.length && state.growing) return playWithHls(v, true);
       setupPlyr(v);
       return playWithHls(v);
     }
@@ -223,7 +228,7 @@
     show("error", "This browser cannot play HLS video.");
   }
 
-  function playWithHls(v) {
+  function playWithHls(v, plyrLater = false) {
     // A growing video's playlists are EVENT playlists: hls.js plays them as live. Start at the beginning (the
     // live default is 3 target durations before the edge), and never seek or speed up towards the edge: these
     // are hls.js 1.7's defaults for the latter two, pinned here because playing from 0 depends on them.
@@ -237,8 +242,13 @@
     hls.subtitleDisplay = false; // the chosen track stays "hidden": Plyr draws its cues, not the browser
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
+      if (plyrLater && !state.plyr) {
+        state.renditions = levelRenditions(data.levels);
+        setupPlyr(v);
+        hls.attachMedia(video);
+      }
       state.levels = data.levels.length;
-      state.labels = data.levels.map((level) => levelLabel(level, v));
+      state.labels = data.levels.map(levelLabel);
       start();
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
@@ -250,7 +260,7 @@
     });
     hls.on(Hls.Events.ERROR, onError);
     hls.loadSource(v.playback_url);
-    hls.attachMedia(video);
+    if (!plyrLater) hls.attachMedia(video);
   }
 
   function onError(_event, data) {
@@ -277,10 +287,23 @@
     video.play().catch(() => {});
   }
 
-  // What the menu calls a level: the rendition's name from its playlist URL (".../720p/index.m3u8").
-  function levelLabel(level, v) {
+  // The rendition a level plays, from its playlist URL (".../720p/index.m3u8").
+  function playlistName(level) {
     const match = /\/([A-Za-z0-9_.-]+)\/index\.m3u8(?:[?#]|$)/.exec(level.url || "");
-    if (match && v.renditions.some((r) => r.name === match[1])) return match[1];
+    return match ? match[1] : null;
+  }
+
+  function levelRenditions(levels) {
+    return levels
+      .map((level) => ({ name: playlistName(level), width: level.width, height: level.height, bandwidth: level.bitrate }))
+      .filter((r) => r.name)
+      .sort((a, b) => b.bandwidth - a.bandwidth);
+  }
+
+  // What the menu calls a level: the rendition's name, or its size.
+  function levelLabel(level) {
+    const name = playlistName(level);
+    if (name && state.renditions.some((r) => r.name === name)) return name;
     const side = level.width && level.height ? Math.min(level.width, level.height) : level.height;
     return side ? `${side}p` : `${Math.round(level.bitrate / 1000)} kb/s`;
   }
@@ -289,7 +312,7 @@
   // master playlist): value i + 1 is renditions[i], value 0 is Auto. A choice becomes the hls.js level whose
   // playlist is that rendition's.
   function setupPlyr(v, withQuality = true) {
-    const renditions = withQuality ? v.renditions : [];
+    const renditions = withQuality ? state.renditions : [];
     const qualityLabel = { [AUTO]: "Auto" };
     const qualityBadge = {};
     renditions.forEach((r, i) => {
@@ -341,7 +364,7 @@
   }
 
   function levelOfValue(value) {
-    const r = state.video.renditions[value - 1];
+    const r = state.renditions[value - 1];
     return r ? state.labels.indexOf(r.name) : -1;
   }
 
@@ -372,7 +395,7 @@
     const item = menu.querySelector(`[value="${AUTO}"] span`);
     if (item) item.textContent = autoText;
     const chosen = state.labels[hls.manualLevel];
-    const selected = auto ? AUTO : state.video.renditions.findIndex((r) => r.name === chosen) + 1;
+    const selected = auto ? AUTO : state.renditions.findIndex((r) => r.name === chosen) + 1;
     plyr.media.dispatchEvent(new CustomEvent("qualitychange", { detail: { quality: selected } }));
   }
 
