@@ -7,12 +7,13 @@ chooses: not playable yet, the first range in, the next range in, ready.
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
 from tests.browser import shoot
-from tests.growing import Media, creator, make_media, serving, uploaded
+from tests.growing import GrowingVideo, Media, creator, make_media, serving, uploaded
 from tests.inprocess import LocalApp, local_app
 from tests.media import make_clip
 from tests.test_watch_page import Problems, faded_in, menu, new_page, overlay, player, sign_in, wait_time
@@ -35,6 +36,13 @@ def site(tmp_path_factory) -> Iterator[tuple[LocalApp, str]]:
         yield install, url
 
 
+def new_video(install: LocalApp, media: Media, tmp_path: Path, title: str) -> tuple[str, GrowingVideo]:
+    """A new creator's upload, planned and encoding; returns the creator's email and the video."""
+    email, token = creator(install)
+    source = make_clip(tmp_path / "upload.mp4", size="320x180", seconds=SECONDS, channels=2)
+    return email, uploaded(install, media, token, title, source)
+
+
 def api_video(install: LocalApp, video_id: uuid.UUID) -> dict:
     return install.client.get(f"/api/v1/videos/{video_id}").json()
 
@@ -50,9 +58,7 @@ def notice(page: Page) -> str | None:
 
 def test_plays_while_encoding_and_carries_on_when_ready(site, media, browser, contexts, tmp_path):
     install, url = site
-    _, token = creator(install)
-    source = make_clip(tmp_path / "talk.mp4", size="320x180", seconds=SECONDS, channels=2)
-    video = uploaded(install, media, token, "Growing talk", source)
+    _, video = new_video(install, media, tmp_path, "Growing talk")
 
     page = new_page(browser, contexts)
     problems = Problems(page)
@@ -143,9 +149,7 @@ def test_plays_while_encoding_and_carries_on_when_ready(site, media, browser, co
 def test_start_position_of_a_shared_link_stops_at_the_edge(site, media, browser, contexts, tmp_path):
     """?t= beyond what is encoded starts just before the edge instead of waiting on nothing."""
     install, url = site
-    _, token = creator(install)
-    source = make_clip(tmp_path / "link.mp4", size="320x180", seconds=SECONDS, channels=2)
-    video = uploaded(install, media, token, "Shared early", source)
+    _, video = new_video(install, media, tmp_path, "Shared early")
     video.publish(0)
     page = new_page(browser, contexts)
     problems = Problems(page)
@@ -158,9 +162,7 @@ def test_start_position_of_a_shared_link_stops_at_the_edge(site, media, browser,
 
 def test_library_says_playable_and_links_to_watch(site, media, browser, contexts, tmp_path):
     install, url = site
-    email, token = creator(install)
-    source = make_clip(tmp_path / "lib.mp4", size="320x180", seconds=SECONDS, channels=2)
-    video = uploaded(install, media, token, "Half done", source)
+    email, video = new_video(install, media, tmp_path, "Half done")
     page = new_page(browser, contexts)
     problems = Problems(page)
     sign_in(page, url, email)
