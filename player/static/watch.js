@@ -16,6 +16,7 @@
   const AUTO = 0; // Plyr quality value for automatic selection; level i is value i + 1
   const MAX_RETRIES = 3;
   const GROWING_POLL_MS = 3000; // how often a page playing a video still encoding asks how far the encode got
+  const STORYBOARD_POLLS = 20; // after a growing video is ready: how long to wait for its storyboard (x 3 s)
   const EDGE_MARGIN = 1; // seconds: a seek past the encoded edge lands this far before it, so something plays
 
   // Everything a test (or a curious developer) may want to look at, in one place.
@@ -34,6 +35,8 @@
     retries: 0,
     growing: false, // playing a video whose encode goes on: EVENT playlists, a moving edge
     clamped: 0, // seeks past the encoded edge brought back to it
+    storyboardPolls: 0,
+    previews: false, // Plyr's storyboard previews are on
     startAt: parseStart(new URLSearchParams(location.search).get("t")),
     // A private video's link from its owner (/watch/{id}?token=...): the API then answers with URLs that carry it.
     token: new URLSearchParams(location.search).get("token"),
@@ -184,7 +187,12 @@
     describe(v);
     if (v.status === "ready") {
       if (!state.plyr) return play(v);
-      return encodingDone(); // it was playing while encoding: hls.js reads ENDLIST on its next playlist refresh
+      encodingDone(); // it was playing while encoding: hls.js reads ENDLIST on its next playlist refresh
+      // Its storyboard is made after it is ready: the previews come on once the API names the track.
+      if (v.storyboard_url) return addPreviews(state.plyr, v.storyboard_url);
+      state.storyboardPolls += 1;
+      if (v.has_video && state.storyboardPolls <= STORYBOARD_POLLS) setTimeout(poll, GROWING_POLL_MS);
+      return;
     }
     if (v.status === "failed" || v.status === "cancelled") {
       if (state.hls) state.hls.destroy();
@@ -352,9 +360,10 @@
     for (const event of ["languagechange", "captionsenabled", "captionsdisabled"]) plyr.on(event, syncCaptions);
   }
 
-  // A chunked encode makes its storyboard after the video is ready, and the API names the track before it
-  // exists: Plyr would throw on the 404. Its previews come on only once the track answers.
+  // Plyr throws on a track that does not load (a store outage): its previews come on once the track answers.
   async function addPreviews(plyr, url) {
+    if (state.previews) return;
+    state.previews = true;
     try {
       const response = await fetch(url, { headers: { Accept: "text/vtt" } });
       if (response.ok) plyr.setPreviewThumbnails({ enabled: true, src: url });
