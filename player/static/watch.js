@@ -186,10 +186,10 @@
     state.video = v;
     describe(v);
     if (v.status === "ready") {
-      if (!state.plyr) return play(v);
+      if (!state.plyr && !state.hls) return play(v);
       encodingDone(); // it was playing while encoding: hls.js reads ENDLIST on its next playlist refresh
       // Its storyboard is made after it is ready: the previews come on once the API names the track.
-      if (v.storyboard_url) return addPreviews(state.plyr, v.storyboard_url);
+      if (v.storyboard_url && state.plyr) return addPreviews(state.plyr, v.storyboard_url);
       state.storyboardPolls += 1;
       if (v.has_video && state.storyboardPolls <= STORYBOARD_POLLS) setTimeout(poll, GROWING_POLL_MS);
       return;
@@ -201,7 +201,7 @@
     }
     if (v.status === "processing" && v.playable && v.playback_url) {
       state.growing = true;
-      if (!state.plyr) play(v);
+      if (!state.plyr && !state.hls) play(v); // (Plyr comes after the master while it encodes: playWithHls)
       encodingNotice(v);
       return setTimeout(poll, GROWING_POLL_MS);
     }
