@@ -73,19 +73,20 @@ def test_dashboard_follows_the_queue_live_and_steers_it(stack, clips, media, bro
         assert response.status == 200
         page.evaluate("window.sameDocument = true")  # gone if the page ever reloads
 
-        # A running job: its bar, speed, fps, ETA and worker, then the same bar further on, with no reload.
+        # A running job: its bar, its parts (a chunked encode: time ranges and the audio), how soon it played,
+        # and its worker; then the same bar further on, with no reload.
         bar = f"{row('running', running)} progress"
         page.wait_for_function(
             "sel => { const b = document.querySelector(sel); return b && b.value > 0.02"
-            " && /×/.test(b.parentElement.querySelector('.speed').textContent) }",
+            " && /^parts \\d+\\/\\d+ done/.test(b.closest('li').querySelector('.parts').textContent) }",
             arg=bar,
             timeout=180_000,
         )
         before = page.eval_on_selector(bar, "b => b.value")
         job = page.locator(row("running", running))
-        assert re.fullmatch(r"\d+\.\d\d× real time", job.locator(".speed").inner_text()), job.inner_text()
-        assert re.fullmatch(r"\d+ fps", job.locator(".fps").inner_text()), job.inner_text()
-        assert re.fullmatch(r"ETA \d.*", job.locator(".eta").inner_text()), job.inner_text()
+        assert re.fullmatch(r"parts \d+/\d+ done(, \d+ running)?", job.locator(".parts").inner_text()), job.inner_text()
+        playable = job.locator(".first-playable").inner_text()
+        assert re.fullmatch(r"first playable in \d+\.\d s|not playable yet", playable), job.inner_text()
         assert re.search(r"pid \d+", job.locator(".worker").inner_text()), job.inner_text()
         page.wait_for_function(
             "([sel, v]) => document.querySelector(sel).value >= v + 0.05", arg=[bar, before], timeout=180_000

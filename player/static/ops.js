@@ -82,9 +82,11 @@
     bar.value = job.progress;
     bar.setAttribute("aria-label", `${job.video_title}: ${Math.round(job.progress * 100)}% encoded`);
     put(el, ".pct", `${(job.progress * 100).toFixed(1)}%`);
-    put(el, ".speed", speed(job.speed));
-    put(el, ".fps", job.fps == null ? "fps –" : `${Math.round(job.fps)} fps`);
-    put(el, ".eta", `ETA ${duration(job.eta_seconds)}`);
+    // A chunked job's parts report no speed, fps or ETA while they run: its parts and first playable say more.
+    const chunked = Object.keys(job.parts || {}).length > 0 && job.speed == null;
+    put(el, ".speed", chunked ? "" : speed(job.speed));
+    put(el, ".fps", chunked ? "" : job.fps == null ? "fps –" : `${Math.round(job.fps)} fps`);
+    put(el, ".eta", chunked ? "" : `ETA ${duration(job.eta_seconds)}`);
     put(el, ".worker", workerLabel(job.worker));
     put(el, ".attempt", job.attempts > 1 ? `attempt ${job.attempts}` : "");
     put(el, ".parts", partsText(job.parts || {}));
