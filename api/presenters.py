@@ -24,6 +24,9 @@ def video_read(
     ready = video.status == VideoStatus.ready
     pictures = ready and video.has_video
     playable = is_playable(video)
+    # A chunked encode is ready before its storyboard part made the track (workers.parts): no URL until then.
+    # Encodes from before migration 0009 keep theirs in the store only (no master_playlist in the row either).
+    has_storyboard = pictures and (video.storyboard_track is not None or video.master_playlist is None)
     # The audio rendition has a row of its own (its playlist is served like a rung's); people list the rungs.
     rungs = [r for r in renditions if r.name != AUDIO_RENDITION or not video.has_video]
     ordered = sorted(rungs, key=lambda r: r.bandwidth, reverse=True)
@@ -48,6 +51,6 @@ def video_read(
         renditions=[RenditionRead.model_validate(r, from_attributes=True) for r in ordered],
         playback_url=playback_url(playback) if playable else None,
         poster_url=playback.media_url(published_root(video.id, video.media_root) + POSTER_NAME) if pictures else None,
-        storyboard_url=storyboard_url(playback) if pictures else None,
+        storyboard_url=storyboard_url(playback) if has_storyboard else None,
         watch_url=f"/watch/{video.id}",
     )

@@ -73,19 +73,20 @@ def test_dashboard_follows_the_queue_live_and_steers_it(stack, clips, media, bro
         assert response.status == 200
         page.evaluate("window.sameDocument = true")  # gone if the page ever reloads
 
-        # A running job: its bar, speed, fps, ETA and worker, then the same bar further on, with no reload.
+        # A running job: its bar, its parts (a chunked encode: time ranges and the audio), how soon it played,
+        # and its worker; then the same bar further on, with no reload.
         bar = f"{row('running', running)} progress"
         page.wait_for_function(
             "sel => { const b = document.querySelector(sel); return b && b.value > 0.02"
-            " && /×/.test(b.parentElement.querySelector('.speed').textContent) }",
+            " && /^parts \\d+\\/\\d+ done/.test(b.closest('li').querySelector('.parts').textContent) }",
             arg=bar,
             timeout=180_000,
         )
         before = page.eval_on_selector(bar, "b => b.value")
         job = page.locator(row("running", running))
-        assert re.fullmatch(r"\d+\.\d\d× real time", job.locator(".speed").inner_text()), job.inner_text()
-        assert re.fullmatch(r"\d+ fps", job.locator(".fps").inner_text()), job.inner_text()
-        assert re.fullmatch(r"ETA \d.*", job.locator(".eta").inner_text()), job.inner_text()
+        assert re.fullmatch(r"parts \d+/\d+ done(, \d+ running)?", job.locator(".parts").inner_text()), job.inner_text()
+        playable = job.locator(".first-playable").inner_text()
+        assert re.fullmatch(r"first playable in \d+\.\d s|not playable yet", playable), job.inner_text()
         assert re.search(r"pid \d+", job.locator(".worker").inner_text()), job.inner_text()
         page.wait_for_function(
             "([sel, v]) => document.querySelector(sel).value >= v + 0.05", arg=[bar, before], timeout=180_000
@@ -207,3 +208,61 @@ def test_dashboard_refuses_everyone_but_operators(stack, media, browser):
     page.wait_for_timeout(3000)
     assert page.evaluate("window.streamifyOps.snapshots") == seen  # no data after the refusal
     context.close()
+
+
+# ---- progressive publish: a chunked job's parts and its time to first playable --------------------------
+
+
+def test_running_job_shows_its_parts_and_time_to_first_playable(browser, tmp_path_factory):
+    """A chunked encode stepped by hand (tests/growing.py) on an in-process install: the running row counts
+    its parts as they land and says how long the video took to become playable; the figure stays on the job."""
+    from tests.growing import creator, make_media, serving, uploaded
+    from tests.inprocess import local_app
+
+    d = tmp_path_factory.mktemp("ops-growing")
+    source = make_clip(d / "source.mp4", size="640x360", seconds=10, channels=2)
+    media = make_media(source, 10.0, d / "encoded")
+    with local_app(d / "site") as install, serving(install.app) as url:
+        op_email, op_token = creator(install, operator=True)
+        _, token = creator(install)
+        video = uploaded(install, media, token, f"chunked {secrets.token_hex(3)}", source)
+        context = browser.new_context(viewport=DESKTOP)
+        r = context.request.post(f"{url}/api/v1/auth/login", data={"email": op_email, "password": PASSWORD})
+        assert r.status == 200, r.text()
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/ops")
+        job = page.locator(row("running", str(video.video_id)))
+
+        def shows(selector: str, text: str) -> None:
+            page.wait_for_function(
+                "([sel, text]) => document.querySelector(sel)?.textContent === text",
+                arg=[f"{row('running', str(video.video_id))} {selector}", text],
+                timeout=15_000,
+            )
+
+        # Planned: three ranges queued and the audio running; nothing plays yet.
+        shows(".parts", "parts 0/4 done, 1 running")
+        assert job.locator(".first-playable").inner_text() == "not playable yet"
+        video.publish(0)
+        shows(".parts", "parts 1/4 done, 1 running")
+        page.wait_for_function(
+            "sel => /^first playable in \\d+\\.\\d s$/.test(document.querySelector(sel)?.textContent || '')",
+            arg=f"{row('running', str(video.video_id))} .first-playable",
+            timeout=15_000,
+        )
+        first = float(job.locator(".first-playable").inner_text().split()[-2])
+        video.publish(1)
+        shows(".parts", "parts 2/4 done, 1 running")
+        assert job.locator(".first-playable").inner_text() == f"first playable in {first:.1f} s"  # it never moves
+        shoot(page, "ops-dashboard-parts.png")
+
+        video.finish()
+        job.wait_for(state="detached", timeout=15_000)
+        finished = install.client.get(f"/api/v1/ops/jobs/{video.job_id}", headers=install.as_user(op_token))
+        assert finished.status_code == 200, finished.text
+        assert finished.json()["state"] == "succeeded"
+        assert finished.json()["first_playable_seconds"] == pytest.approx(first, abs=0.05)
+        assert not errors, errors
+        context.close()

@@ -132,6 +132,14 @@
     q(".processing .pct").textContent = v.status === "processing" ? `${pct}%`
       : v.status === "queued" ? "Waiting for a worker…" : "Preparing…";
 
+    // Progressive publish: the start of a video still encoding already plays.
+    const playable = v.status === "processing" && v.playable;
+    q(".playable").hidden = !playable;
+    q(".playable-text").textContent = playable
+      ? `Playable · ${UI.clockDuration(Math.floor(v.encoded_seconds || 0))} of ${UI.clockDuration(v.duration)} encoded`
+      : "";
+    q(".watch-now").href = watch;
+
     const error = q(".video-error");
     error.hidden = v.status !== "failed" && v.status !== "cancelled";
     error.textContent = v.status === "failed" ? `Processing failed: ${v.error || "no reason was recorded."}`

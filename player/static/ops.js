@@ -29,6 +29,21 @@
     return cut < 0 ? worker : `${worker.slice(0, cut)} · pid ${worker.slice(cut + 1)}`;
   }
 
+  // A chunked job's parts by state ({succeeded: 6, running: 2, queued: 6}): "parts 6/14 done, 2 running".
+  function partsText(parts) {
+    const n = (state) => parts[state] || 0;
+    const total = Object.values(parts).reduce((a, b) => a + b, 0);
+    if (!total) return "";
+    const more = [["running", "running"], ["failed", "failed"], ["cancelled", "cancelled"]]
+      .filter(([key]) => n(key)).map(([key, word]) => `${n(key)} ${word}`);
+    return [`parts ${n("succeeded")}/${total} done`, ...more].join(", ");
+  }
+
+  // Seconds from queued to playable (progressive publish): "4.2 s", "1 min 05 s".
+  function playableAfter(seconds) {
+    return seconds < 60 ? `${seconds.toFixed(1)} s` : duration(seconds);
+  }
+
   function put(el, selector, text) {
     const node = el.querySelector(selector);
     if (node.textContent !== text) node.textContent = text;
@@ -67,11 +82,17 @@
     bar.value = job.progress;
     bar.setAttribute("aria-label", `${job.video_title}: ${Math.round(job.progress * 100)}% encoded`);
     put(el, ".pct", `${(job.progress * 100).toFixed(1)}%`);
-    put(el, ".speed", speed(job.speed));
-    put(el, ".fps", job.fps == null ? "fps –" : `${Math.round(job.fps)} fps`);
-    put(el, ".eta", `ETA ${duration(job.eta_seconds)}`);
+    // A chunked job's parts report no speed, fps or ETA while they run: its parts and first playable say more.
+    const chunked = Object.keys(job.parts || {}).length > 0 && job.speed == null;
+    put(el, ".speed", chunked ? "" : speed(job.speed));
+    put(el, ".fps", chunked ? "" : job.fps == null ? "fps –" : `${Math.round(job.fps)} fps`);
+    put(el, ".eta", chunked ? "" : `ETA ${duration(job.eta_seconds)}`);
     put(el, ".worker", workerLabel(job.worker));
     put(el, ".attempt", job.attempts > 1 ? `attempt ${job.attempts}` : "");
+    put(el, ".parts", partsText(job.parts || {}));
+    const planned = Object.keys(job.parts || {}).length > 0;
+    put(el, ".first-playable", job.first_playable_seconds != null
+      ? `first playable in ${playableAfter(job.first_playable_seconds)}` : planned ? "not playable yet" : "");
     const cancel = el.querySelector(".cancel");
     cancel.disabled = job.cancel_requested;
     put(el, ".cancel", job.cancel_requested ? "Cancelling…" : "Cancel");
@@ -94,6 +115,8 @@
     put(el, ".when", `failed ${ago(job.finished_at, now)}`);
     put(el, ".attempts", `${job.attempts} attempt${job.attempts === 1 ? "" : "s"}`);
     put(el, ".worker", workerLabel(job.worker));
+    put(el, ".first-playable", job.first_playable_seconds != null
+      ? `first playable in ${playableAfter(job.first_playable_seconds)}` : "");
     const log = el.querySelector(".log");
     log.hidden = !job.log_tail;
     put(el, ".log-tail", job.log_tail || "");

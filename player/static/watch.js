@@ -1,4 +1,7 @@
 // Watch page: follows a video through processing, then plays it with hls.js behind Plyr's controls.
+// A video still encoding plays as soon as its start is published (the API says `playable`): its playlists are
+// EVENT playlists that grow, which hls.js treats as live, so the player is told to start at 0 and never to
+// chase the edge; a notice under the player says how much is ready, and seeks stop at the encoded edge.
 // hls.js does the streaming; Plyr draws the controls: its quality menu is wired to hls.js levels, its
 // caption menu lists the text tracks hls.js makes from the master playlist's subtitle renditions (a choice
 // is handed back to hls.subtitleTrack), and its preview thumbnails read the storyboard WebVTT track.
@@ -12,6 +15,9 @@
   const overlay = $("overlay");
   const AUTO = 0; // Plyr quality value for automatic selection; level i is value i + 1
   const MAX_RETRIES = 3;
+  const GROWING_POLL_MS = 3000; // how often a page playing a video still encoding asks how far the encode got
+  const STORYBOARD_POLLS = 20; // after a growing video is ready: how long to wait for its storyboard (x 3 s)
+  const EDGE_MARGIN = 1; // seconds: a seek past the encoded edge lands this far before it, so something plays
 
   // Everything a test (or a curious developer) may want to look at, in one place.
   const state = {
@@ -19,6 +25,7 @@
     hls: null,
     plyr: null,
     levels: 0,
+    renditions: [], // what the quality menu lists, best first: the API's, or the master's while it encodes
     labels: [], // labels[i]: what the quality menu calls hls.js level i ("720p")
     playingLevel: -1, // the level hls.js says is on screen (LEVEL_SWITCHED)
     loadedLevels: [], // the level of every main fragment hls.js loaded, in order
@@ -26,6 +33,10 @@
     errors: [],
     fatal: null,
     retries: 0,
+    growing: false, // playing a video whose encode goes on: EVENT playlists, a moving edge
+    clamped: 0, // seeks past the encoded edge brought back to it
+    storyboardPolls: 0,
+    previews: false, // Plyr's storyboard previews are on
     startAt: parseStart(new URLSearchParams(location.search).get("t")),
     // A private video's link from its owner (/watch/{id}?token=...): the API then answers with URLs that carry it.
     token: new URLSearchParams(location.search).get("token"),
@@ -91,6 +102,73 @@
     $("description").textContent = v.description || "";
   }
 
+  // ---- still encoding, already playing ------------------------------------------------------------
+  // How far playback can go now: the end of what hls.js has in its playlists (the media's seekable range,
+  // which hls.js extends on every playlist refresh). The API's encoded_seconds may be a refresh ahead of it.
+  function playableEdge() {
+    const ranges = video.seekable;
+    return ranges.length ? ranges.end(ranges.length - 1) : 0;
+  }
+
+  function encodingNotice(v) {
+    const box = $("encoding");
+    box.hidden = false;
+    const ready = UI.clockDuration(Math.floor(v.encoded_seconds || 0));
+    $("encoding-text").textContent = `Still encoding: ${ready} of ${UI.clockDuration(v.duration)} ready`;
+    const bar = $("encoding-progress");
+    bar.value = v.progress || 0;
+    bar.setAttribute("aria-label", `${Math.round((v.progress || 0) * 100)}% encoded`);
+    showEdge(v);
+  }
+
+  function encodingDone() {
+    state.growing = false;
+    $("encoding").hidden = true;
+    const plyr = state.plyr;
+    if (plyr) plyr.config.duration = null; // the media's own duration is the whole video now
+    const mark = document.querySelector(".encoding-edge");
+    if (mark) mark.remove();
+  }
+
+  // The seek bar spans the whole video (Plyr's `duration` option, from the API); the part not encoded yet is
+  // hatched, and its start moves as the encode goes on.
+  function showEdge(v) {
+    const plyr = state.plyr;
+    const track = plyr && plyr.elements.progress;
+    if (!track || !v.duration) return;
+    let mark = track.querySelector(".encoding-edge");
+    if (!mark) {
+      mark = document.createElement("span");
+      mark.className = "encoding-edge";
+      mark.title = "Still encoding";
+      track.appendChild(mark);
+    }
+    const edge = Math.max(playableEdge(), 0);
+    mark.style.left = `${Math.min(100, (edge / v.duration) * 100)}%`;
+  }
+
+  // A seek past what is encoded (the bar, the arrow and number keys) lands just before the edge instead.
+  function clampSeek() {
+    if (!state.growing) return;
+    const edge = playableEdge();
+    if (edge > 0 && video.currentTime > edge - EDGE_MARGIN / 2) {
+      state.clamped += 1;
+      video.currentTime = Math.max(0, edge - EDGE_MARGIN);
+      $("encoding-detail").textContent = `Only the first ${UI.clockDuration(Math.floor(edge))} is ready so far.`;
+    }
+  }
+
+  function atEdge() {
+    if (state.growing && video.currentTime >= playableEdge() - EDGE_MARGIN) {
+      $("encoding-detail").textContent = "Waiting for the next part to be encoded…";
+    }
+  }
+
+  video.addEventListener("seeking", clampSeek);
+  video.addEventListener("waiting", atEdge);
+  video.addEventListener("playing", () => { $("encoding-detail").textContent = ""; });
+  video.addEventListener("durationchange", () => { if (state.growing && state.video) showEdge(state.video); });
+
   async function poll() {
     let response;
     try {
@@ -107,8 +185,26 @@
     const v = await response.json();
     state.video = v;
     describe(v);
-    if (v.status === "ready") return play(v);
-    if (v.status === "failed" || v.status === "cancelled") return failed(v);
+    if (v.status === "ready") {
+      if (!state.plyr && !state.hls) return play(v);
+      encodingDone(); // it was playing while encoding: hls.js reads ENDLIST on its next playlist refresh
+      // Its storyboard is made after it is ready: the previews come on once the API names the track.
+      if (v.storyboard_url && state.plyr) return addPreviews(state.plyr, v.storyboard_url);
+      state.storyboardPolls += 1;
+      if (v.has_video && state.storyboardPolls <= STORYBOARD_POLLS) setTimeout(poll, GROWING_POLL_MS);
+      return;
+    }
+    if (v.status === "failed" || v.status === "cancelled") {
+      if (state.hls) state.hls.destroy();
+      $("encoding").hidden = true;
+      return failed(v);
+    }
+    if (v.status === "processing" && v.playable && v.playback_url) {
+      state.growing = true;
+      if (!state.plyr && !state.hls) play(v); // (Plyr comes after the master while it encodes: playWithHls)
+      encodingNotice(v);
+      return setTimeout(poll, GROWING_POLL_MS);
+    }
     processing(v);
     setTimeout(poll, 1000);
   }
@@ -118,9 +214,16 @@
     hideMessage();
     if (v.poster_url) video.poster = v.poster_url;
     if (state.startAt !== null && v.duration) state.startAt = Math.min(state.startAt, Math.max(0, v.duration - 1));
+    if (state.startAt !== null && state.growing) {
+      state.startAt = Math.min(state.startAt, Math.max(0, (v.encoded_seconds || 0) - EDGE_MARGIN));
+    }
     // Plyr wraps the <video> in its own elements: that must happen before hls.js attaches a MediaSource,
     // or moving the element makes Chromium reload it.
     if (window.Hls && Hls.isSupported()) {
+      state.renditions = v.renditions;
+      // Still encoding, the API lists no renditions yet: the quality menu comes from the master playlist, so
+      // Plyr is set up once hls.js has read it, and the media attached after that.
+      if (!state.renditions.length && state.growing) return playWithHls(v, true);
       setupPlyr(v);
       return playWithHls(v);
     }
@@ -133,13 +236,27 @@
     show("error", "This browser cannot play HLS video.");
   }
 
-  function playWithHls(v) {
-    const hls = new Hls({ startPosition: state.startAt ?? -1 });
+  function playWithHls(v, plyrLater = false) {
+    // A growing video's playlists are EVENT playlists: hls.js plays them as live. Start at the beginning (the
+    // live default is 3 target durations before the edge), and never seek or speed up towards the edge: these
+    // are hls.js 1.7's defaults for the latter two, pinned here because playing from 0 depends on them.
+    const hls = new Hls({
+      startPosition: state.startAt ?? 0,
+      liveSyncDurationCount: 3, // (hls.js refuses a max latency count without this one beside it)
+      liveMaxLatencyDurationCount: Infinity, // no jump forward to the live sync point, however far behind
+      maxLiveSyncPlaybackRate: 1, // no faster playback to catch up with the edge
+      liveDurationInfinity: false, // a finite duration: the media's seekable end is the encoded edge
+    });
     hls.subtitleDisplay = false; // the chosen track stays "hidden": Plyr draws its cues, not the browser
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
+      if (plyrLater && !state.plyr) {
+        state.renditions = levelRenditions(data.levels);
+        setupPlyr(v);
+        hls.attachMedia(video);
+      }
       state.levels = data.levels.length;
-      state.labels = data.levels.map((level) => levelLabel(level, v));
+      state.labels = data.levels.map(levelLabel);
       start();
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
@@ -151,14 +268,18 @@
     });
     hls.on(Hls.Events.ERROR, onError);
     hls.loadSource(v.playback_url);
-    hls.attachMedia(video);
+    if (!plyrLater) hls.attachMedia(video);
   }
 
   function onError(_event, data) {
     state.errors.push(data.details);
     if (!data.fatal) return;
     state.fatal = data.details;
-    if (state.retries < MAX_RETRIES && data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+    if (state.retries < MAX_RETRIES && data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) {
+      // The encode finished between the API's answer and this request: the master is the finished one now.
+      state.retries += 1;
+      setTimeout(() => state.hls.loadSource(state.video.playback_url), 1000 * state.retries);
+    } else if (state.retries < MAX_RETRIES && data.type === Hls.ErrorTypes.NETWORK_ERROR) {
       state.retries += 1;
       setTimeout(() => state.hls.startLoad(), 1000 * state.retries);
     } else if (state.retries < MAX_RETRIES && data.type === Hls.ErrorTypes.MEDIA_ERROR) {
@@ -174,10 +295,23 @@
     video.play().catch(() => {});
   }
 
-  // What the menu calls a level: the rendition's name from its playlist URL (".../720p/index.m3u8").
-  function levelLabel(level, v) {
+  // The rendition a level plays, from its playlist URL (".../720p/index.m3u8").
+  function playlistName(level) {
     const match = /\/([A-Za-z0-9_.-]+)\/index\.m3u8(?:[?#]|$)/.exec(level.url || "");
-    if (match && v.renditions.some((r) => r.name === match[1])) return match[1];
+    return match ? match[1] : null;
+  }
+
+  function levelRenditions(levels) {
+    return levels
+      .map((level) => ({ name: playlistName(level), width: level.width, height: level.height, bandwidth: level.bitrate }))
+      .filter((r) => r.name)
+      .sort((a, b) => b.bandwidth - a.bandwidth);
+  }
+
+  // What the menu calls a level: the rendition's name, or its size.
+  function levelLabel(level) {
+    const name = playlistName(level);
+    if (name && state.renditions.some((r) => r.name === name)) return name;
     const side = level.width && level.height ? Math.min(level.width, level.height) : level.height;
     return side ? `${side}p` : `${Math.round(level.bitrate / 1000)} kb/s`;
   }
@@ -186,7 +320,7 @@
   // master playlist): value i + 1 is renditions[i], value 0 is Auto. A choice becomes the hls.js level whose
   // playlist is that rendition's.
   function setupPlyr(v, withQuality = true) {
-    const renditions = withQuality ? v.renditions : [];
+    const renditions = withQuality ? state.renditions : [];
     const qualityLabel = { [AUTO]: "Auto" };
     const qualityBadge = {};
     renditions.forEach((r, i) => {
@@ -216,15 +350,30 @@
         onChange: chooseQuality,
       },
       i18n: { qualityLabel, qualityBadge },
-      previewThumbnails: { enabled: Boolean(v.storyboard_url), src: v.storyboard_url || "" },
+      previewThumbnails: { enabled: false, src: "" }, // addPreviews, once the track answers
+      // While it encodes, the media's duration is the encoded part: the bar spans the whole video instead.
+      duration: state.growing ? v.duration : null,
     });
     state.plyr = plyr;
+    if (v.storyboard_url) addPreviews(plyr, v.storyboard_url);
     $("shortcuts").hidden = false;
     for (const event of ["languagechange", "captionsenabled", "captionsdisabled"]) plyr.on(event, syncCaptions);
   }
 
+  // Plyr throws on a track that does not load (a store outage): its previews come on once the track answers.
+  async function addPreviews(plyr, url) {
+    if (state.previews) return;
+    state.previews = true;
+    try {
+      const response = await fetch(url, { headers: { Accept: "text/vtt" } });
+      if (response.ok) plyr.setPreviewThumbnails({ enabled: true, src: url });
+    } catch {
+      // no previews: the bar works without them
+    }
+  }
+
   function levelOfValue(value) {
-    const r = state.video.renditions[value - 1];
+    const r = state.renditions[value - 1];
     return r ? state.labels.indexOf(r.name) : -1;
   }
 
@@ -255,7 +404,7 @@
     const item = menu.querySelector(`[value="${AUTO}"] span`);
     if (item) item.textContent = autoText;
     const chosen = state.labels[hls.manualLevel];
-    const selected = auto ? AUTO : state.video.renditions.findIndex((r) => r.name === chosen) + 1;
+    const selected = auto ? AUTO : state.renditions.findIndex((r) => r.name === chosen) + 1;
     plyr.media.dispatchEvent(new CustomEvent("qualitychange", { detail: { quality: selected } }));
   }
 
