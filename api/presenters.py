@@ -40,7 +40,7 @@ def video_read(
         status=video.status,
         progress=video.progress,
         playable=playable,
-        encoded_seconds=video.playable_seconds if playable else None,
+        encoded_seconds=(video.duration if ready else video.playable_seconds) if playable else None,
         error=video.error if viewer is not None and viewer.id == video.owner_id else None,  # may quote ffmpeg
         duration=video.duration,
         width=video.width,

@@ -279,6 +279,18 @@ def wait_status(client: httpx.Client, video_id: str, statuses=("ready", "failed"
     return wait_for(check, f"video {video_id} to reach {statuses}", timeout=timeout)
 
 
+def wait_finished(client: httpx.Client, video_id: str, timeout: float = 300) -> dict:
+    """Ready, and with its storyboard when it has a picture: the storyboard is a part of its own that runs once the
+    video is ready (workers.parts), and the API names it only once it exists."""
+    video = wait_status(client, video_id, timeout=timeout)
+    assert video["status"] == "ready", video["error"]
+    if not video["has_video"]:
+        return video
+    return wait_for(
+        lambda: (v := client.get(f"/api/v1/videos/{video_id}").json())["storyboard_url"] and v, "the storyboard", 120
+    )
+
+
 def upload(client: httpx.Client, path: Path, title: str | None = None) -> httpx.Response:
     with path.open("rb") as f:
         return client.post("/api/v1/videos", files={"file": (path.name, f)}, data={"title": title} if title else {})

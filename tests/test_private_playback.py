@@ -28,7 +28,7 @@ import pytest
 from core.playback_tokens import nginx_key, segment_query, sign_token
 from core.settings import Settings
 from infra.nginx import DELIVERY_HEADER, TEMPLATE_DIR, NginxPlan, nginx_exe, nginx_user, write_nginx_config
-from tests.conftest import free_port, make_user, stop, wait_for, wait_status
+from tests.conftest import free_port, make_user, stop, wait_finished, wait_for
 from tests.test_delivery import (  # noqa: F401 - fixtures, reused: each module starts its own stack
     IMMUTABLE,
     UpStack,
@@ -58,9 +58,7 @@ def upload_ready(client: httpx.Client, clip: Path, title: str, visibility: str) 
             "/api/v1/videos", files={"file": (clip.name, f)}, data={"title": title, "visibility": visibility}
         )
     assert r.status_code == 202, r.text
-    video = wait_status(client, r.json()["id"])
-    assert video["status"] == "ready", video
-    return video
+    return wait_finished(client, r.json()["id"])
 
 
 def playlist_urls(client: httpx.Client, master_url: str) -> tuple[m3u8.M3U8, list[str], list[str]]:

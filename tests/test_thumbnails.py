@@ -21,7 +21,7 @@ from core.media_keys import POSTER_NAME, STORYBOARD_VTT, TILES_DIR
 from core.probe import SourceInfo, probe
 from core.settings import Settings
 from schemas.tables import User, Video, VideoStatus
-from tests.conftest import upload, wait_status
+from tests.conftest import upload, wait_finished, wait_status
 from tests.media import ffmpeg
 from workers.chunks import TimeRange
 from workers.command import build_range_argv, build_sheets_argv, range_playlist
@@ -406,8 +406,7 @@ def test_poster_and_storyboard_reach_the_browser_from_azurite(stack, clips, azur
     source = probe(clips["720p_short"])
     with stack.client() as client:
         video_id = upload(client, clips["720p_short"], title="thumbnails").json()["id"]
-        video = wait_status(client, video_id)
-        assert video["status"] == "ready", video["error"]
+        video = wait_finished(client, video_id)
         top = video["renditions"][0]
 
         # The poster: a read-only SAS URL on the media container, fetched with no credentials.

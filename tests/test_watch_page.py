@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser import DESKTOP, PHONE, shoot
-from tests.conftest import upload, wait_for, wait_status
+from tests.conftest import upload, wait_finished, wait_status
 from tests.media import make_clip
 from tests.uploads import items, wait_items
 
@@ -84,14 +84,7 @@ def ready_video(stack, long_clip) -> dict:
             data={"title": "Colour bars", "description": "Twenty seconds of test pattern.\nSecond line."},
         )
         assert r.status_code == 202, r.text
-        video = wait_status(client, r.json()["id"])
-        assert video["status"] == "ready", video["error"]
-        # The storyboard is made after the video is ready (a part of its own): the API names it once it exists.
-        return wait_for(
-            lambda: (v := client.get(f"/api/v1/videos/{video['id']}").json())["storyboard_url"] and v,
-            "the storyboard",
-            timeout=120,
-        )
+        return wait_finished(client, r.json()["id"])
 
 
 def new_page(browser: Browser, contexts: list, viewport: dict = DESKTOP, **kwargs) -> Page:
