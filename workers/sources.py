@@ -2,17 +2,14 @@
 
 Parts of one video run on many machines at once, and several on one machine: each machine downloads the
 source once (a file lock serialises the first download), not once per part. A local blob store's file is
-read in place. The supervisor removes copies whose job generation is over (sweep_sources).
+read in place. The supervisor removes copies whose job generation is over (workers.supervision.sweep_scratch).
 """
 
 import fcntl
-import shutil
-import time
 import uuid
 from pathlib import Path
 
 from core.blobs import BlobStore
-from core.jobqueue import STALE_AFTER
 from core.settings import Settings
 
 
@@ -36,24 +33,3 @@ def local_source(settings: Settings, store: BlobStore, key: str, video_id: uuid.
             partial.replace(path)
         path.touch()
     return path
-
-
-def sweep_sources(folder: Path, live: set[tuple[uuid.UUID, uuid.UUID]], now: float | None = None) -> list[Path]:
-    """Remove copies (`<video>.<generation>`) of generations no longer running, idle for STALE_AFTER."""
-    now = now or time.time()
-    removed = []
-    for path in folder.glob("*.*") if folder.is_dir() else []:
-        video, _, rest = path.name.partition(".")
-        generation = rest.split(".")[0]
-        try:
-            key = (uuid.UUID(video), uuid.UUID(generation))
-            idle = now - path.stat().st_mtime
-        except (ValueError, OSError):
-            continue
-        if key not in live and idle > STALE_AFTER.total_seconds():
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed

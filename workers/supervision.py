@@ -31,7 +31,7 @@ from core.logs import outside_jobs
 from core.parts import complete_unfinished, lost_too_often, requeue_part, stale_parts
 from core.settings import Settings
 from schemas.tables import FailureKind, JobState, TranscodeJob, WorkerNode, utcnow
-from workers.sources import sources_dir, sweep_sources
+from workers.sources import sources_dir
 
 log = logging.getLogger(__name__)
 REGISTRY_INTERVAL = 5.0
@@ -113,7 +113,7 @@ class Supervisor:
                     self.finish_complete()
                     self.ring_waiting()
                     sweep_scratch(self.scratch, live_attempts(self.engine))
-                    sweep_sources(sources_dir(self.settings), live_generations(self.engine))
+                    sweep_scratch(sources_dir(self.settings), live_generations(self.engine))
             except Exception:
                 log.warning("supervisor round failed", exc_info=True)
             self._stop.wait(REGISTRY_INTERVAL)
@@ -155,18 +155,22 @@ class Supervisor:
 
 
 def sweep_scratch(folder: Path, live: set[tuple[uuid.UUID, uuid.UUID]], now: float | None = None) -> list[Path]:
-    """Remove attempt folders (`<job>.<lease>`, workers.job.scratch_dir) that no running attempt holds and
-    that nobody touched for STALE_AFTER: what a killed worker left behind."""
+    """Remove what a killed worker left behind: entries named `<id>.<id>[.anything]` whose pair is not `live` and
+    that nobody touched for STALE_AFTER. Attempt folders (`<job or part>.<lease>`, workers.job.scratch_dir) and
+    source copies with their lock (`<video>.<generation>[.lock]`, workers.sources) alike."""
     now = now or time.time()
     removed = []
     for path in folder.glob("*.*") if folder.is_dir() else []:
-        job, _, lease = path.name.partition(".")
+        first, _, rest = path.name.partition(".")
         try:
-            key = (uuid.UUID(job), uuid.UUID(lease))
+            key = (uuid.UUID(first), uuid.UUID(rest.partition(".")[0]))
             idle = now - path.stat().st_mtime
         except (ValueError, OSError):
             continue
         if key not in live and idle > STALE_AFTER.total_seconds():
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     return removed
