@@ -67,7 +67,7 @@ def _with_videos(session: Session, jobs: list[TranscodeJob]) -> list[tuple[Trans
     return [(j, videos[j.video_id], users[videos[j.video_id].owner_id]) for j in jobs if j.video_id in videos]
 
 
-def _parts(session: Session, jobs: list[TranscodeJob]) -> dict[uuid.UUID, list[JobPart]]:
+def job_parts(session: Session, jobs: list[TranscodeJob]) -> dict[uuid.UUID, list[JobPart]]:
     """The parts of the jobs' current generations."""
     by_job: dict[uuid.UUID, list[JobPart]] = defaultdict(list)
     ids = [j.id for j in jobs if j.planned_at is not None]
@@ -132,7 +132,7 @@ def snapshot(session: Session) -> QueueSnapshot:
     nodes = session.exec(
         select(WorkerNode).where(WorkerNode.last_seen >= now - WORKER_ONLINE).order_by(WorkerNode.name)
     ).all()
-    parts = _parts(session, list(running))
+    parts = job_parts(session, list(running))
     by_process = {job.worker: job.id for job in running if job.worker}
     by_process.update(
         (p.worker, job_id) for job_id, ps in parts.items() for p in ps if p.state == PartState.running and p.worker

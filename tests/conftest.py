@@ -181,6 +181,13 @@ class Stack:
         """Create an account straight in the database; returns (email, API token)."""
         return make_user(self.database_url, email, operator=operator)
 
+    def sql(self, query: str, *args) -> list[dict]:
+        """Rows of the stack's database, as dicts."""
+        import psycopg
+
+        with psycopg.connect(self.database_url.replace("+psycopg", ""), row_factory=psycopg.rows.dict_row) as conn:
+            return conn.execute(query, args).fetchall()
+
     def settings(self):
         from core.settings import Settings
 

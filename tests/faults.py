@@ -14,7 +14,6 @@ from pathlib import Path
 
 import m3u8
 import psutil
-import psycopg
 import redis
 from azure.storage.blob import BlobServiceClient
 
@@ -74,10 +73,6 @@ class FaultStack(Stack):
         proc = start_worker(self.env, self.logs, name=f"{name}-{secrets.token_hex(2)}")
         self.workers.append(proc)
         return proc
-
-    def sql(self, query: str, *args) -> list[dict]:
-        with psycopg.connect(self.database_url.replace("+psycopg", ""), row_factory=psycopg.rows.dict_row) as conn:
-            return conn.execute(query, args).fetchall()
 
 
 def worker_tree(proc: subprocess.Popen) -> list[psutil.Process]:
@@ -159,8 +154,8 @@ def empty_redis(stack: FaultStack) -> None:
     assert redis.Redis(port=stack.redis.port).dbsize() == 0
 
 
-def parts_of(stack: FaultStack, video_id: str) -> list[dict]:
-    """The parts of the video's current encode (core.parts), storyboard last... as rows."""
+def parts_of(stack: Stack, video_id: str) -> list[dict]:
+    """The parts of the video's current encode (core.parts), as rows."""
     return stack.sql(
         "SELECT p.* FROM job_parts p JOIN transcode_jobs j ON j.id = p.job_id AND j.lease = p.generation "
         "WHERE p.video_id = %s ORDER BY p.kind DESC, p.index",
@@ -168,10 +163,11 @@ def parts_of(stack: FaultStack, video_id: str) -> list[dict]:
     )
 
 
-def published_files(stack: FaultStack, video_id: str) -> set[str]:
+def published_files(stack: Stack, video_id: str) -> set[str]:
     """Every file the published playlists name exists in the store, and no segment or init they do not name
     (another attempt's) is there; returns the keys of the video's files."""
-    media = BlobServiceClient.from_connection_string(stack.azurite_conn).get_container_client("streamify-media")
+    conn = stack.env["STREAMIFY_AZURE_CONNECTION_STRING"]
+    media = BlobServiceClient.from_connection_string(conn).get_container_client("streamify-media")
     root = stack.sql("SELECT media_root FROM videos WHERE id = %s", video_id)[0]["media_root"]
     assert root and root.startswith(f"{video_id}/")
     master = m3u8.loads(media.download_blob(root + "master.m3u8").readall().decode())

@@ -5,7 +5,6 @@ import os
 import signal
 import time
 
-import m3u8
 import psutil
 import psycopg
 import pytest
@@ -13,6 +12,7 @@ from azure.storage.blob import BlobServiceClient
 
 from core.jobqueue import STALE_AFTER
 from tests.conftest import start_worker, stop, upload, wait_for, wait_status
+from tests.faults import parts_of, published_files
 from tests.media import make_clip
 from workers.supervision import REAP_INTERVAL
 
@@ -75,12 +75,16 @@ def test_only_operators_reach_the_queue(stack):
 def test_killed_worker_job_is_requeued_and_finishes_elsewhere(stack, clips, azurite, operator, second_worker):
     with stack.client() as creator:
         video_id = upload(creator, clips["1080p"], title="survives a dead worker").json()["id"]
-        job = _running(stack, video_id)
-        owner_pid = int(job["worker"].rsplit(":", 1)[1])
+        part = wait_for(
+            lambda: next((p for p in parts_of(stack, video_id) if p["kind"] == "video" and p["state"] == "running"
+                          and p["progress"] > 0), None),
+            "a range to be encoding", timeout=120,
+        )  # fmt: skip
+        owner_pid = int(part["worker"].rsplit(":", 1)[1])
         victim = psutil.Process(owner_pid)
         main = victim.parent() if victim.parent() and "celery" in " ".join(victim.parent().cmdline()) else victim
-        ffmpegs = _ffmpeg_for(job["id"])
-        assert ffmpegs, "no ffmpeg found for the running job"
+        ffmpegs = _ffmpeg_for(part["id"])
+        assert ffmpegs, "no ffmpeg found for the running range"
         # The machine is gone: the worker's main process, its pool and everything under them, at once.
         # (ffmpeg is left to die on its own: PDEATHSIG must take it down with its parent.)
         doomed = [main, *(p for p in main.children(recursive=True) if p not in ffmpegs)]
@@ -88,38 +92,29 @@ def test_killed_worker_job_is_requeued_and_finishes_elsewhere(stack, clips, azur
             p.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         psutil.wait_procs(doomed, timeout=10)
-        # ffmpeg dies with its worker: nobody keeps encoding for a dead job.
-        wait_for(lambda: not _ffmpeg_for(job["id"]), "orphaned ffmpeg to exit", timeout=10)
+        # ffmpeg dies with its worker: nobody keeps encoding for a dead part.
+        wait_for(lambda: not _ffmpeg_for(part["id"]), "orphaned ffmpeg to exit", timeout=10)
 
-        requeued = wait_for(
-            lambda: (
-                (j := _job(stack, video_id))["worker"] != job["worker"] and j["state"] in ("queued", "running") and j
-            ),
-            "job to be rescued",
-            timeout=RESCUE_BOUND,
-        )
+        def rescued():
+            again = next(p for p in parts_of(stack, video_id) if p["id"] == part["id"])
+            return (
+                again
+                if again["lease"] != part["lease"] and again["state"] in ("queued", "running", "succeeded")
+                else None
+            )
+
+        wait_for(rescued, "the range to be rescued", timeout=RESCUE_BOUND)
         assert time.monotonic() - killed_at <= RESCUE_BOUND
-        assert requeued["attempts"] >= 1
         video = wait_status(creator, video_id)
         assert video["status"] == "ready", video["error"]
-        final = _job(stack, video_id)
-        assert final["state"] == "succeeded" and final["attempts"] == 2 and final["worker"] != job["worker"]
+        final = next(p for p in parts_of(stack, video_id) if p["id"] == part["id"])
+        assert final["state"] == "succeeded" and final["attempts"] == 2 and final["worker"] != part["worker"]
+        assert _job(stack, video_id)["state"] == "succeeded" and _job(stack, video_id)["attempts"] == 1
 
-        # Exactly one set of renditions and blobs: every blob is referenced by the published playlists.
+        # Exactly one set of renditions and blobs: every segment is one the published playlists name.
         names = [r["name"] for r in video["renditions"]]
         assert len(names) == len(set(names)) >= 4
-        media = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
-            "streamify-media"
-        )
-        blobs = {b.name for b in media.list_blobs(name_starts_with=f"{video_id}/")}
-        root = _video_root(stack, video_id)  # the surviving attempt's folder: the killed one's is gone
-        expected = {f"{root}master.m3u8"}
-        for name in names:
-            playlist = m3u8.loads(media.download_blob(f"{root}{name}/index.m3u8").readall().decode())
-            expected |= {f"{root}{name}/index.m3u8", f"{root}{name}/{playlist.segment_map[0].uri}"}
-            expected |= {f"{root}{name}/{s.uri}" for s in playlist.segments}
-        extra = {b for b in blobs - expected if "/captions/" not in b and not b.endswith((".jpg", ".vtt"))}
-        assert not extra and expected <= blobs, (extra, expected - blobs)
+        published_files(stack, video_id)
     # Keep the session's stack whole for later tests: replace the worker if it was the one killed.
     if stack.procs["worker"].pid == main.pid:
         stack.procs["worker"].wait()
@@ -130,8 +125,9 @@ def test_cancel_stops_ffmpeg_and_retry_succeeds(stack, clips, azurite, operator)
     with stack.client() as creator:
         video_id = upload(creator, clips["1080p"], title="cancel me").json()["id"]
         job = _running(stack, video_id)
-        ffmpegs = _ffmpeg_for(job["id"])
+        ffmpegs = _ffmpeg_for(video_id)  # every part's: each reads the source, whose path names the video
         assert ffmpegs
+        parts = [p["id"] for p in parts_of(stack, video_id)]
         r = operator.post(f"/api/v1/ops/jobs/{job['id']}/cancel")
         assert r.status_code == 200 and r.json()["cancel_requested"] is True
         asked = time.monotonic()
@@ -144,7 +140,8 @@ def test_cancel_stops_ffmpeg_and_retry_succeeds(stack, clips, azurite, operator)
             "streamify-media"
         )
         assert not list(media.list_blobs(name_starts_with=f"{video_id}/"))
-        assert not list((stack.settings().tmp_dir / "jobs").glob(f"{job['id']}*"))
+        scratch = stack.settings().tmp_dir / "jobs"
+        assert not [p for p in scratch.glob("*") if p.name.split(".")[0] in {str(i) for i in [job["id"], *parts]}]
         assert operator.post(f"/api/v1/ops/jobs/{job['id']}/cancel").status_code == 409
 
         retried = operator.post(f"/api/v1/ops/jobs/{job['id']}/retry")
@@ -206,13 +203,15 @@ def test_snapshot_tells_the_truth(stack, clips, operator):
         assert video_id in running
         job = running[video_id]
         assert job["video_title"] == "watched" and 0 < job["progress"] < 1
-        assert job["speed"] and job["speed"] > 0 and job["fps"] and job["eta_seconds"] is not None
-        host, pid = job["worker"].rsplit(":", 1)
-        assert psutil.pid_exists(int(pid))
+        assert job["parts"].get("running", 0) >= 1 and sum(job["parts"].values()) >= 3  # ranges and the audio
+        for worker in job["worker"].split(", "):  # the processes running its parts
+            assert psutil.pid_exists(int(worker.rsplit(":", 1)[1]))
         assert any(job["id"] in w["running_jobs"] for w in snap["workers"]), snap["workers"]
         assert all(w["pid"] != os.getpid() for w in snap["workers"])
         assert snap["counts"]["running"] >= 1
         wait_status(creator, video_id)
+        done = operator.get(f"/api/v1/ops/jobs/{job['id']}").json()
+        assert done["first_playable_seconds"] and done["first_playable_seconds"] > 0
         after = operator.get("/api/v1/ops/snapshot").json()
         assert sum(h["jobs"] for h in after["history"]) >= 1
         assert any(h["encoded_minutes"] > 0 for h in after["history"])

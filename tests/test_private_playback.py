@@ -206,7 +206,7 @@ def test_valid_token_opens_playlists_and_nginx_checks_segments_itself(disk_stack
         # The signature opens the video's other files too (it covers the video, not one path)...
         other_rendition = variants[-1].split("/")[-2]
         encode = PurePosixPath(urls[0].partition("?")[0].removeprefix("/media/")).parent.parent  # <id>/enc-<lease>
-        other_init = next((media_dir / encode / other_rendition).glob("init_*.mp4")).name
+        other_init = next((media_dir / encode / other_rendition).glob("*.init.mp4")).name
         signature = urls[1].partition("?")[2]
         assert anon.get(f"/media/{encode}/{other_rendition}/{other_init}?{signature}").status_code == 200
         assert anon.get(f"/media/{encode}/poster.jpg?{signature}").status_code == 200
