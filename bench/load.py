@@ -494,15 +494,19 @@ def drain(run: Run, limit: float) -> float:
 class JobLogs:
     """What the workers' JSON logs say about each job (every line logged during a job carries its id)."""
 
-    started: Counter = field(default_factory=Counter)  # encodes started
+    started: Counter = field(default_factory=Counter)  # attempts at planning the job
     published: Counter = field(default_factory=Counter)  # outputs published (kept or dropped)
     lines: dict[str, list[tuple[int, datetime]]] = field(default_factory=lambda: defaultdict(list))  # (pid, time)
     fenced: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # processes that lost the lease
+    # Processes whose work after the job finished is by design: the part that finished it, and the storyboard part.
+    after_finish: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
 
 def read_worker_logs(log_dir: Path) -> JobLogs:
-    """workers/job.py's lines: "job … started on …", then "video … ready: …" or, for an attempt that lost its
-    lease, "… was taken away from attempt …"; any other line (a blob request included) is an attempt at work."""
+    """workers/job.py's and workers/parts.py's lines: "job … planning on …" and "job …: video (part …) started
+    on …", then "video … ready" or, for an attempt that lost its lease or part, "… was taken (away) from attempt
+    …"; the storyboard part runs after the video is ready; any other line (a blob request included) is an
+    attempt at work."""
     logs = JobLogs()
     for path in log_dir.glob("worker*.log"):
         for line in path.read_text(errors="replace").splitlines():
@@ -514,12 +518,16 @@ def read_worker_logs(log_dir: Path) -> JobLogs:
             if not job:
                 continue
             logs.lines[job].append((int(record.get("process", 0)), datetime.fromisoformat(record["timestamp"])))
-            if " started on " in message:
+            process = int(record.get("process", 0))
+            if " planning on " in message:  # an attempt at the job (its parts are counted in the database)
                 logs.started[job] += 1
-            elif " ready: " in message:
+            elif ": storyboard (part " in message:
+                logs.after_finish[job].add(process)
+            elif message.startswith("video ") and message.endswith(" ready"):
                 logs.published[job] += 1
-            elif " was taken away from attempt " in message:  # it stopped and removed only its own folder
-                logs.fenced[job].add(int(record.get("process", 0)))
+                logs.after_finish[job].add(process)  # it finished the job: its last lines come after
+            elif " was taken away from attempt " in message or " was taken from attempt " in message:
+                logs.fenced[job].add(process)  # it stopped and removed only its own files
     return logs
 
 
@@ -532,8 +540,8 @@ def duplicate_reason(logs: JobLogs, job: str, winner: str, finished: datetime | 
     pid = int(winner.rpartition(":")[2] or 0)
     # A stale attempt (a worker frozen past its lease) may wake after the finish: it finds its lease gone, stops
     # and removes its own folder. Only work it did after the finish beyond that counts as done twice.
-    fenced = logs.fenced.get(job, set())
-    late = [t for p, t in logs.lines.get(job, []) if p != pid and p not in fenced and finished and t > finished]
+    expected = logs.fenced.get(job, set()) | logs.after_finish.get(job, set())
+    late = [t for p, t in logs.lines.get(job, []) if p != pid and p not in expected and finished and t > finished]
     if late:
         return f"a stale attempt (another process) logged {len(late)} lines after the job finished"
     return ""
