@@ -170,6 +170,8 @@ def published_files(stack: Stack, video_id: str) -> set[str]:
     media = BlobServiceClient.from_connection_string(conn).get_container_client("streamify-media")
     root = stack.sql("SELECT media_root FROM videos WHERE id = %s", video_id)[0]["media_root"]
     assert root and root.startswith(f"{video_id}/")
+    # The store's copies of the playlists follow the video's `ready` (viewers read them from the database).
+    wait_for(lambda: media.get_blob_client(root + "master.m3u8").exists(), "the master's copy in the store", 30)
     master = m3u8.loads(media.download_blob(root + "master.m3u8").readall().decode())
     named = {root + "master.m3u8"}
     for uri in [v.uri for v in master.playlists] + [m.uri for m in master.media if m.uri]:

@@ -401,6 +401,24 @@ def final_playlists(plan: dict, rows: list[JobPart], pub) -> tuple[dict[str, str
     return playlists, master, renditions
 
 
+def _wait_out(s: Session, part: ClaimedPart, settings: Settings, reason: str, kind: FailureKind):
+    """An outage is the job's, not one part's: the first part to meet it makes the whole job wait (retries
+    counted on the job, as core.jobqueue.retry_later counts them, with the same growing delay); parts that meet
+    the same outage meanwhile wait with it instead of spending retries. Returns (retry?, not before)."""
+    job = s.execute(select(TranscodeJob).where(*generation_live(part)).with_for_update()).scalar_one_or_none()
+    if job is None:
+        return False, None
+    now = utcnow()
+    if job.not_before is not None and aware(job.not_before) > now:
+        return True, job.not_before
+    if job.transient_failures >= settings.transient_retries:
+        return False, None
+    job.transient_failures += 1
+    job.not_before = now + timedelta(seconds=retry_delay(job.transient_failures, settings.transient_retry_base_seconds))
+    job.error, job.failure_kind = reason, kind  # what operators see while it waits
+    return True, job.not_before
+
+
 def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stores: Stores, root: str) -> str:
     """A part attempt that did not succeed: remove what it wrote, then retry the part, or end the job."""
     engine = get_engine(settings)
@@ -441,11 +459,8 @@ def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stor
         row.error, row.failure_kind, row.log_tail = reason, kind, tail or None
         row.lease, row.worker, row.heartbeat_at, row.finished_at = None, None, None, utcnow()
         if outage:  # the store or database is down: wait and retry, without counting it against the range
-            again = row.transient_failures < settings.transient_retries
-            if again:  # counted as core.jobqueue.retry_later counts a job's: the retries made
-                row.transient_failures += 1
-                delay = retry_delay(row.transient_failures, settings.transient_retry_base_seconds)
-                row.not_before = utcnow() + timedelta(seconds=delay)
+            again, row.not_before = _wait_out(s, part, settings, reason, kind)
+            row.transient_failures += 1
         else:
             row.failures += 1
             again = row.failures < PART_FAILURES

@@ -351,6 +351,13 @@ def _log_path(out_dir: Path, what: str) -> Path:
     return out_dir.parent / f"{out_dir.name}.{what}.log"
 
 
+def _raise_if_disk_full(out_dir: Path, exc: Exception) -> None:
+    """Output short or missing while the scratch disk is full: the disk is the cause (transient), not the source.
+    The HLS muxer may drop a segment it cannot write and still exit 0."""
+    if shutil.disk_usage(out_dir).free < MIN_FREE_BYTES:
+        raise DiskFull(out_dir) from exc
+
+
 def _with_log(log_path: Path, exc: TranscodeError) -> TranscodeError:
     """ffmpeg said it was fine but its output is wrong: what it logged on the way tells the operator why."""
     if not exc.log_tail and log_path.exists():
@@ -387,6 +394,7 @@ def encode_range(
     try:
         return _check_range(prepared, rng, out_dir)
     except TranscodeError as exc:
+        _raise_if_disk_full(out_dir, exc)
         raise _with_log(log_path, exc) from None
 
 
@@ -524,11 +532,13 @@ def encode_audio(
         report_new()
         codec_string(audio_dir / INIT_NAME)
     except (OSError, ValueError, av.error.FFmpegError) as exc:
+        _raise_if_disk_full(out_dir, exc)
         raise _with_log(
             log_path, TranscodeError(f"encoded audio is incomplete: {exc}", kind=FailureKind.incomplete_output)
         ) from exc
     covered = sum(s.duration for s in done)
     if _short(covered, info.duration):
+        _raise_if_disk_full(out_dir, ValueError("short audio"))
         raise _with_log(
             log_path,
             TranscodeError(
