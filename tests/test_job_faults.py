@@ -15,7 +15,7 @@ import pytest
 from core.jobqueue import STALE_AFTER
 from core.transient import PUBLIC_REASONS
 from schemas.tables import FailureKind
-from tests.conftest import make_user, upload, wait_for, wait_status
+from tests.conftest import make_user, upload, wait_finished, wait_for, wait_status
 from tests.faults import FaultStack, empty_redis, fault_stack, parts_of, published_files, signal_tree, worker_tree
 from tests.media import make_clip
 from workers.supervision import REAP_INTERVAL, RING_AFTER
@@ -78,8 +78,7 @@ def test_frozen_worker_that_wakes_never_touches_the_newer_attempt(tmp_path, faul
         frozen = worker_tree(_owner(stack, first))  # a VM pause: the worker, its pool and its ffmpeg
         signal_tree(frozen, signal.SIGSTOP)
         try:
-            video = wait_status(creator, video_id, timeout=RESCUE + 180)
-            assert video["status"] == "ready", video["error"]
+            video = wait_finished(creator, video_id, timeout=RESCUE + 180)  # its storyboard too
             second = next(p for p in parts_of(stack, video_id) if p["id"] == first["id"])
             assert second["worker"] != first["worker"] and second["lease"] != first["lease"]
             published = published_files(stack, video_id)
