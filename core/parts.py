@@ -85,6 +85,8 @@ def claim_part(engine: Engine, worker: str) -> ClaimedPart | None:
             .where(
                 col(JobPart.state) == PartState.queued,
                 col(JobPart.not_before).is_(None) | (col(JobPart.not_before) <= utcnow()),
+                # a job waiting out an outage one of its parts met (workers.parts): none of its parts runs meanwhile
+                col(TranscodeJob.not_before).is_(None) | (col(TranscodeJob.not_before) <= utcnow()),
                 col(TranscodeJob.state).in_(LIVE_JOB),
                 col(TranscodeJob.lease) == col(JobPart.generation),
                 col(TranscodeJob.cancel_requested).is_(False),
