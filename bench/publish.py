@@ -553,12 +553,16 @@ class RungQuality:
 
 
 def rung_quality(folder: Path, src: Path, seconds: float, ffmpeg: str, log: Path) -> RungQuality:
+    import m3u8
+
+    from core.hls import bandwidths
     from core.probe import probe
-    from workers.measure import measure_variant
 
     info = probe(src)
     score, _ = vmaf(folder / "index.m3u8", src, info, seconds, ffmpeg, log)
-    kbps = measure_variant(folder, None).average_bandwidth / 1000
+    media = m3u8.load(str(folder / "index.m3u8"))
+    sizes = [(folder / seg.uri.split("?")[0].rpartition("/")[2]).stat().st_size for seg in media.segments]
+    kbps = bandwidths(sizes, [float(seg.duration) for seg in media.segments])[1] / 1000  # bytes x 8 / EXTINF sum
     playlist = (folder / "index.m3u8").read_text()
     init = init_uri(playlist)
     parts = [*([folder / init] if init else []), *(folder / u for u in uris(playlist))]
