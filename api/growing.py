@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 from core import hls
 from core.media_keys import encode_prefix
 from core.parts import parts_of
-from core.progressive import PartView, Published, master_for, published
-from schemas.tables import JobPart, JobState, PartKind, TranscodeJob, Video
+from core.progressive import PartView, Published, first_range_codecs, master_for, published
+from schemas.tables import JobPart, JobState, TranscodeJob, Video
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,7 @@ class Growing:
     pub: Published
 
     def master(self) -> str:
-        codecs = next((p.codecs or {} for p in self.parts if p.kind == PartKind.video and p.index == 0), {})
-        return master_for(self.plan, codecs, self.pub)[0]
+        return master_for(self.plan, first_range_codecs(self.parts), self.pub)[0]
 
     def media(self, rendition: str, url: Callable[[str], str]) -> str:
         """The rendition's EVENT playlist, naming its files by `url(store key)` (signed for a private video)."""

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, case, func, select, update
+from sqlalchemy import Engine, case, select, update
 from sqlmodel import Session, col
 
 from core.db import affected
@@ -217,9 +217,3 @@ def complete_unfinished(engine: Engine) -> list[Generation]:
             )
         ).all()
     return [Generation(r[0], r[1], r[2]) for r in rows if r[2] is not None]
-
-
-def running_parts(session: Session, job_id: uuid.UUID) -> int:
-    return session.execute(
-        select(func.count()).where(col(JobPart.job_id) == job_id, col(JobPart.state) == PartState.running)
-    ).scalar_one()

@@ -137,6 +137,11 @@ def _rates(segments: Sequence[Segment]) -> tuple[int, int]:
     return hls.bandwidths([s.size for s in segments], [s.duration for s in segments])
 
 
+def first_range_codecs(parts: Sequence[JobPart]) -> dict[str, str]:
+    """Each rung's CODECS, as the first range measured it (every range's init is the same: workers.parts)."""
+    return next((p.codecs or {} for p in parts if p.kind == PartKind.video and p.index == 0), {})
+
+
 def master_for(plan: dict, codecs: dict[str, str], pub: Published) -> tuple[str, list[Rendition]]:
     """The master playlist (core.hls) and rendition rows, from the plan and what is published: measured rates
     once segments exist, the planned caps before. A row holds its own rendition's rates (the audio has a row of

@@ -31,6 +31,7 @@ from core.progressive import (
     AUDIO_RENDITION,
     PartView,
     attempt_tag,
+    first_range_codecs,
     init_file,
     media_playlist,
     published,
@@ -281,16 +282,12 @@ class _Lost(Stopped):
     """The part was taken from this attempt while it encoded."""
 
 
-def _views(rows: list[JobPart]) -> list[PartView]:
-    return [PartView.of(p) for p in rows]
-
-
 def _update_edge(s: Session, part: ClaimedPart) -> None:
     """How much plays now; the first time the video becomes playable is kept on the job (time to first play)."""
     video = s.get(Video, part.video_id)
     if video is None or video.status != VideoStatus.processing:
         return
-    pub = published(_views(parts_of(s, part.job_id, part.generation)), video.duration or 0.0)
+    pub = published([PartView.of(p) for p in parts_of(s, part.job_id, part.generation)], video.duration or 0.0)
     if not pub.playable(video.has_video, video.has_audio):
         return
     seconds = round(pub.seconds(video.has_video, video.has_audio), 3)
@@ -315,7 +312,7 @@ def finish_if_complete(engine, part: ClaimedPart | Generation, stores: Stores, r
         if job is None or video is None or job.plan is None:
             return False
         rows = parts_of(s, part.job_id, part.generation)
-        pub = published(_views(rows), video.duration or 0.0)
+        pub = published([PartView.of(p) for p in rows], video.duration or 0.0)
         if not pub.complete:
             return False
         mismatch = _init_mismatch(rows)
@@ -391,7 +388,7 @@ def final_playlists(plan: dict, rows: list[JobPart], pub) -> tuple[dict[str, str
     """Media playlists, master and rendition rows of a complete encode (measured bandwidths)."""
     from core.progressive import master_for  # noqa: PLC0415
 
-    codecs = next((p.codecs or {} for p in rows if p.kind == PartKind.video and p.index == 0), {})
+    codecs = first_range_codecs(rows)
     target = int(plan.get("target_duration", 4))
     playlists = {
         name: media_playlist(segs, pub.inits[name], target_duration=target, complete=True)
