@@ -4,7 +4,16 @@ A value outside them would not fail when the setting is read but in every job, a
 player; checked once here, a worker with a bad value refuses to start instead.
 """
 
+from enum import StrEnum
 from typing import Literal
+
+
+class VideoCodec(StrEnum):
+    """The codec of a video rung: H.264 plays everywhere; AV1 (a setting) is offered beside it."""
+
+    h264 = "h264"
+    av1 = "av1"
+
 
 # x264's own presets, fastest first: ffmpeg refuses any other word, so every encode would fail at its start.
 X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",

@@ -84,6 +84,21 @@ class Settings(BaseSettings):
     # playable within seconds; the ranges after it double up to range_seconds and any worker may encode them.
     first_range_seconds: int = Field(default=4, ge=1, le=60, description="The first time range (fast start).")
     range_seconds: int = Field(default=60, ge=0, le=3600, description="The longest time range; 0: one range.")
+    # Quality per bit (issue 14). Per-title: a cheap trial encode of sampled windows picks each rung's rate
+    # control and drops rungs not worth their bytes (workers.pertitle); off: the fixed ladder above for every source.
+    per_title: bool = Field(default=True, description="Fit the ladder to each source's complexity.")
+    # An AV1 ladder (SVT-AV1, fMP4) beside the H.264 one in the same master: devices that decode AV1 pick it.
+    av1: bool = Field(default=False, description="Also encode every rung in AV1.")
+    svtav1_preset: int = Field(default=10, ge=0, le=13, description="SVT-AV1 speed preset (higher: faster).")
+    # Loudness (EBU R128): every output's audio is brought to one integrated loudness, true peak below a ceiling.
+    loudness_normalize: bool = Field(default=True, description="Normalize every output's loudness.")
+    loudness_target_lufs: float = Field(default=-16.0, ge=-40, le=-5, description="Integrated loudness target.")
+    true_peak_dbtp: float = Field(default=-1.0, ge=-9, le=0, description="True peak ceiling of the output.")
+    # Measured quality: VMAF of every rung against the source after the video is ready (a part after `ready`,
+    # like the storyboard); on a sample of windows when the video is longer than vmaf_full_seconds.
+    measure_vmaf: bool = Field(default=True, description="Measure each rung's VMAF after publishing.")
+    vmaf_full_seconds: float = Field(default=60, ge=0, description="Measure the whole video up to this length.")
+    vmaf_sample_seconds: float = Field(default=30, gt=0, description="Otherwise, this many seconds in windows.")
     # The ffmpeg watchdog (workers.pipeline): a stuck or stopped ffmpeg is killed and its job fails.
     worker_concurrency: int = Field(
         default=0, ge=0, le=256, description="Parts a worker encodes at once (0: one per CPU core)."

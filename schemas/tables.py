@@ -58,6 +58,15 @@ class PartKind(StrEnum):
     video = "video"  # one time range of the source -> every video rung
     audio = "audio"  # the whole source's audio -> the one audio rendition, published segment by segment
     storyboard = "storyboard"  # the ranges' tiles -> sprite sheets and the WebVTT track, after the video is ready
+    quality = "quality"  # VMAF of every rung against the source, after the video is ready (workers.quality)
+
+
+class NoteKind(StrEnum):
+    """What a job could not do and went on without (job_notes): the video still publishes."""
+
+    trial_failed = "trial_failed"  # the per-title trial encode failed: the fixed ladder was used
+    vmaf_failed = "vmaf_failed"  # measuring a rung's VMAF failed: the rung has no score
+    loudness_failed = "loudness_failed"  # measuring the loudness failed: the audio kept its level
 
 
 class PartState(StrEnum):
@@ -190,6 +199,8 @@ class Rendition(SQLModel, table=True):
     codecs: str = Field(sa_type=String(64))
     playlist_key: str = Field(sa_type=String(255))
     playlist: str | None = Field(default=None, sa_type=Text)  # the media playlist's text (see Video.master_playlist)
+    vmaf: float | None = None  # measured against the source after publishing (workers.quality); None: not yet/failed
+    vmaf_seconds: float | None = None  # how much of the video that measurement covered
 
 
 class Caption(SQLModel, table=True):
@@ -247,6 +258,8 @@ class TranscodeJob(SQLModel, table=True):
     plan: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     plan_digest: str | None = Field(default=None, sa_type=String(64))
     first_playable_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The source's measured loudness and the gain its audio got (workers.loudness), written by the audio part.
+    loudness: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     queued_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
     started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -296,6 +309,20 @@ class JobPart(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     heartbeat_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class JobNote(SQLModel, table=True):
+    """One thing a job went on without (NoteKind), for operators and the job page; appended, never edited."""
+
+    __tablename__ = "job_notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("transcode_jobs.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    kind: str = Field(sa_type=String(32))  # a NoteKind
+    message: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 
 class WorkerNode(SQLModel, table=True):

@@ -45,6 +45,8 @@ def _video_opts(plan: LadderPlan, mid_stream: bool) -> dict[str, object]:
     opts: dict[str, object] = {}
     for i, r in enumerate(plan.renditions):
         opts.update({f"maxrate:v:{i}": f"{r.maxrate_kbps}k", f"bufsize:v:{i}": f"{r.bufsize_kbps}k"})
+        if r.crf is not None and r.crf != plan.crf:  # per-title: this rung's own rate control
+            opts[f"crf:v:{i}"] = r.crf
         if mid_stream:
             opts[f"rc_init_occupancy:v:{i}"] = int(r.bufsize_kbps * 1000 * MID_STREAM_VBV_FILL)
     top_fps = max(r.fps for r in plan.renditions)

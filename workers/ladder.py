@@ -12,7 +12,7 @@ mapping (HDR PQ/HLG to the 8-bit BT.709 SDR every H.264 High profile player show
 from dataclasses import dataclass
 from fractions import Fraction
 
-from core.encoding import X264Preset, check_gop, check_segment
+from core.encoding import VideoCodec, X264Preset, check_gop, check_segment
 from core.media_keys import AUDIO_NAME
 from core.probe import HdrTransfer, SourceInfo
 
@@ -47,6 +47,8 @@ class VideoRendition:
     fps: Fraction
     maxrate_kbps: int
     bufsize_kbps: int
+    crf: int | None = None  # this rung's own CRF (per-title); None: the plan's
+    codec: VideoCodec = VideoCodec.h264
 
 
 @dataclass(frozen=True)
