@@ -29,10 +29,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
+from bench.rungs import vmaf
 from core.ffmpeg import ffmpeg_exe
 from core.media_keys import MEDIA_PLAYLIST
 from core.probe import SourceInfo, probe
@@ -165,27 +165,6 @@ def encode(parts: list[Prepared], src: Path, out: Path, settings: Settings) -> t
 
 
 # --- quality --------------------------------------------------------------------------------------------
-
-
-def vmaf(playlist: Path, src: Path, info: SourceInfo, seconds: float, ffmpeg: str, log: Path) -> tuple[float, int]:
-    """Mean VMAF of one rung (read through ffmpeg's HLS demuxer) against the source; and frames compared."""
-    fps = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(30)
-    graph = (
-        # Rung first (libvmaf's "distorted"), brought to the source's frame rate and size.
-        f"[0:v]setpts=PTS-STARTPTS,fps={fps},scale={info.display_width}:{info.display_height}:flags=bicubic,"
-        f"format=yuv420p[dist];"
-        f"[1:v]setpts=PTS-STARTPTS,format=yuv420p[ref];"
-        f"[dist][ref]libvmaf=n_threads=2:log_fmt=json:log_path={log}"
-    )
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
-         "-f", "hls", "-protocol_whitelist", "file,crypto", "-t", str(seconds), "-i", str(playlist),
-         "-f", info.demuxer, "-t", str(seconds), "-i", str(src),
-         "-filter_complex", graph, "-an", "-f", "null", "-"],
-        check=True,
-    )  # fmt: skip
-    result = json.loads(log.read_text())
-    return float(result["pooled_metrics"]["vmaf"]["mean"]), len(result["frames"])
 
 
 def rung_output(

@@ -44,9 +44,12 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from bench.ladder import vmaf, wait_for_idle
+from bench.ladder import wait_for_idle
 from bench.load import init_uri, uris
+from bench.rungs import RungQuality, count_frames, rung_quality
 from bench.services import Azurite, Database, Redis
+from bench.sources import DEFAULT_CACHE, generated_once
+from bench.verdicts import Row, at_least, at_most, ratio, render
 from cli.stack import Child, LocalStack, free_port
 from workers.launch import worker_argv
 
@@ -73,13 +76,7 @@ def source_argv(ffmpeg: str, seconds: int, out: Path) -> list[str]:
 def cached_source(cache: Path, seconds: int, ffmpeg: str) -> Path:
     """Generated once (libx264 ultrafast: a 10-minute one takes a few minutes) and kept for the next runs."""
     path = cache / f"publish-1080p30-{seconds}s.mp4"
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        console.print(f"generating {path} ({seconds} s of 1080p30)…")
-        part = path.with_name(f"{path.stem}.part.mp4")
-        subprocess.run(source_argv(ffmpeg, seconds, part), check=True)
-        part.replace(path)
-    return path
+    return generated_once(path, lambda part: source_argv(ffmpeg, seconds, part), console.print)
 
 
 # -- pure helpers (tests/test_publish_bench.py) ---------------------------------------------------------------
@@ -112,59 +109,6 @@ def decode_problem(parts: Sequence[bytes], scratch: Path) -> str:
         return f"decode error: {exc}"
     finally:
         path.unlink(missing_ok=True)
-
-
-def count_frames(parts: Sequence[Path]) -> int:
-    """Video frames (packets: one per frame in H.264 without field coding) in init + every segment."""
-    with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
-        for part in parts:
-            tmp.write(part.read_bytes())
-        tmp.flush()
-        with av.open(tmp.name) as container:
-            return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
-
-
-def source_frames(src: Path) -> int:
-    with av.open(str(src)) as container:
-        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
-
-
-@dataclass
-class Row:
-    """One line of the table. passed None: not measured in this run (neither PASS nor FAIL)."""
-
-    what: str
-    figure: str
-    goal: str
-    passed: bool | None
-
-    @property
-    def verdict(self) -> str:
-        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
-
-
-def at_most(what: str, value: float | None, limit: float, unit: str = " s", fmt: str = ".1f") -> Row:
-    figure = "not measured" if value is None else f"{value:{fmt}}{unit}"
-    return Row(what, figure, f"<= {limit:g}{unit}", None if value is None else value <= limit)
-
-
-def at_least(what: str, value: float | None, limit: float, unit: str = "x", fmt: str = ".2f") -> Row:
-    figure = "not measured" if value is None else f"{value:{fmt}}{unit}"
-    return Row(what, figure, f">= {limit:g}{unit}", None if value is None else value >= limit)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b <= 0 else a / b
-
-
-def render(rows: list[Row], title: str) -> Table:
-    table = Table(title=title)
-    for name in ("measure", "figure", "goal", "result"):
-        table.add_column(name, justify="left" if name == "measure" else "right")
-    colour = {"PASS": "green", "FAIL": "red", "n/a": "yellow"}
-    for row in rows:
-        table.add_row(row.what, row.figure, row.goal, f"[{colour[row.verdict]}]{row.verdict}[/]")
-    return table
 
 
 AUDIO_COST = 11 / 600  # core-seconds per source second of the whole-file AAC rendition (COMMON.md: 11 s / 10 min)
@@ -544,31 +488,6 @@ def download_ladder(client: httpx.Client, master_url: str, out: Path) -> list[st
     return names
 
 
-@dataclass
-class RungQuality:
-    name: str
-    vmaf: float
-    kbps: float
-    frames: int
-
-
-def rung_quality(folder: Path, src: Path, seconds: float, ffmpeg: str, log: Path) -> RungQuality:
-    import m3u8
-
-    from core.hls import bandwidths
-    from core.probe import probe
-
-    info = probe(src)
-    score, _ = vmaf(folder / "index.m3u8", src, info, seconds, ffmpeg, log)
-    media = m3u8.load(str(folder / "index.m3u8"))
-    sizes = [(folder / seg.uri.split("?")[0].rpartition("/")[2]).stat().st_size for seg in media.segments]
-    kbps = bandwidths(sizes, [float(seg.duration) for seg in media.segments])[1] / 1000  # bytes x 8 / EXTINF sum
-    playlist = (folder / "index.m3u8").read_text()
-    init = init_uri(playlist)
-    parts = [*([folder / init] if init else []), *(folder / u for u in uris(playlist))]
-    return RungQuality(folder.name, score, kbps, count_frames(parts))
-
-
 def quality_rows(chunked: dict[str, RungQuality], single: dict[str, RungQuality], frames: int, note: str) -> list[Row]:
     rows = []
     for name in sorted(chunked, key=lambda n: -chunked[n].kbps):
@@ -655,7 +574,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="VMAF over the first N s of each rung (0: the whole source)")  # fmt: skip
     parser.add_argument("--poll", type=float, default=0.15, help="seconds between two polls")
     parser.add_argument("--cache", type=Path,
-                        default=Path(os.environ.get("STREAMIFY_DATA_DIR", ROOT / "streamify-data")) / "bench-cache",
+                        default=DEFAULT_CACHE,
                         help="where the generated sources are kept")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and the database")
@@ -774,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows.append(at_least(f"ready, {args.long_seconds} s source: speed-up 1 -> {args.scale_workers} "
                                  "workers (1 core each)", None, 1.8))  # fmt: skip
-        rows += quality_rows(chunked, single, source_frames(short), note)
+        rows += quality_rows(chunked, single, count_frames([short]), note)
         wall = time.monotonic() - started
         console.print(render(rows, f"Publish: {args.short_seconds} s and {args.long_seconds} s 1080p30 sources, "
                                    f"poll {args.poll:g} s, run {wall / 60:.1f} min"))  # fmt: skip

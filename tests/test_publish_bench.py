@@ -16,7 +16,6 @@ from bench.publish import (
     Row,
     at_least,
     at_most,
-    count_frames,
     decode_problem,
     media_playlists,
     quality_rows,
@@ -28,6 +27,7 @@ from bench.publish import (
 from bench.publish import (
     RungQuality as Q,
 )
+from bench.rungs import count_frames
 from core.ffmpeg import ffmpeg_exe
 from core.settings import Settings
 

@@ -1,0 +1,649 @@
+"""Quality per bit (issue 14): today's fixed ladder vs the per-title ladder vs the AV1 ladder, on varied clips.
+
+Each clip is generated once with the workers' FFmpeg build from lavfi sources (bench.sources: kept in
+<data dir>/bench-cache) and encoded three times by `workers.pipeline.transcode` (what `streamify transcode` runs:
+every part of a chunked encode, no services), with Settings overrides only:
+
+- fixed:     per_title=False, av1=False (today's ladder: the same rungs and caps for every source);
+- per-title: per_title=True,  av1=False (the ladder fitted to the source);
+- AV1:       per_title=True,  av1=True  (the AV1 rungs beside the H.264 ones in the same master).
+
+measure_vmaf=False in all three: the encode CPU figure is the encode's (resource.getrusage of this process and its
+waited-for ffmpeg children around transcode()), and VMAF is measured here instead, the same way for every rung
+(bench.rungs: rung read through the HLS demuxer, upscaled bicubic to the source's size, libvmaf against the source,
+whole clip). A rung whose files are byte for byte those of a rung already measured reuses that score.
+
+Comparisons (pure, tests/test_bench_quality.py):
+- per-title vs fixed, rung by rung (same name): bytes saved and VMAF difference; a rung the per-title ladder
+  dropped saves all its bytes (said so in the table). Goals: over the easy clips (slides, talking head,
+  animation, static image) >= 25 % fewer bytes with no rung's VMAF more than 1 point below the fixed one's; on the
+  hard clips (noise, grain) no rung's VMAF more than 1 point below.
+- AV1 vs its H.264 twin (same size) of the same ladder: bytes saved and VMAF difference. Goal: on the top rungs
+  (the TOP_RUNGS highest of each clip) >= 30 % fewer bytes at equal VMAF (within 1 point either way); a pair whose
+  VMAFs differ by more is not at equal quality and fails the goal instead of claiming a saving.
+- encode CPU seconds of each ladder (reported, no goal).
+
+While a branch has no per-title or AV1 behaviour (the per-title plan is the fixed one on every clip; no AV1 rung
+anywhere), its rows say "not built yet" (n/a) instead of a figure. Exit status 1 when a goal FAILs.
+
+    .venv/bin/python -m bench.quality [--quick] [--clips slides,noise] [--ladders fixed,per-title] [--seconds 10]
+                                      [--json FILE] [--keep]
+"""
+
+import argparse
+import hashlib
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.rungs import RungQuality, count_frames, rung_files, rung_quality
+from bench.sources import DEFAULT_CACHE, generated_once
+from bench.verdicts import Row, render
+from core.encoding import VideoCodec
+
+console = Console(width=160)
+
+VMAF_TOLERANCE = 1.0  # points: "no more than 1 point lower", "equal VMAF (±1)"
+PER_TITLE_EASY_SAVING = 0.25  # fewer bytes summed over the easy clips
+AV1_SAVING = 0.30  # fewer bytes than the H.264 twin, on the top rungs
+TOP_RUNGS = 2  # the highest rungs of each clip, where most bytes go, that the AV1 goal is judged on
+FONTS = (
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+    Path("/usr/share/fonts/TTF/DejaVuSans.ttf"),
+    Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),
+)
+
+
+# -- the clips ------------------------------------------------------------------------------------------------
+
+
+def _slides(w: int, h: int, rate: int, seconds: float) -> str:
+    """A slide deck as a screen recording: white slides of text that change every third of the clip, a header
+    bar, a bar chart on the second slide, a small cursor wandering over them."""
+    font = next((f for f in FONTS if f.exists()), None)
+    if font is None:
+        raise SystemExit(f"the slides clip draws text with DejaVu Sans: install fonts-dejavu-core ({FONTS[0]})")
+    decks = (
+        ("Quarterly review", ("Revenue grew in every region", "Churn is down to two per month",
+                              "Support tickets answered within a day", "Three new enterprise customers")),
+        ("Roadmap for next year", ("Per-title encoding of every upload", "Loudness normalized to one target",
+                                   "An AV1 ladder beside H.264", "Measured quality on every rendition")),
+        ("Questions and next steps", ("Send feedback to the product team", "Slides are in the shared folder",
+                                      "Next review in three months", "Thank you for watching")),
+    )  # fmt: skip
+    period = seconds / len(decks)
+    title, body = h // 14, h // 24
+    chain = [f"drawbox=x=0:y=0:w=iw:h={h * 14 // 100}:color=0x1f4e79:t=fill"]
+    for i, (heading, bullets) in enumerate(decks):
+        on = f"enable='between(t,{i * period:.3f},{(i + 1) * period - 0.001:.3f})'"
+        chain.append(f"drawtext=fontfile={font}:text='{heading}':fontsize={title}:fontcolor=white:"
+                     f"x={w // 20}:y={h * 4 // 100}:{on}")  # fmt: skip
+        for j, line in enumerate(bullets):
+            chain.append(f"drawtext=fontfile={font}:text='- {line}':fontsize={body}:fontcolor=0x202020:"
+                         f"x={w // 14}:y={h * 22 // 100 + j * body * 2}:{on}")  # fmt: skip
+        if i == 1:
+            for k, (height, colour) in enumerate(((30, "0x4472c4"), (45, "0xed7d31"), (60, "0x70ad47"))):
+                chain.append(f"drawbox=x={w * 62 // 100 + k * w // 12}:y={h * 90 // 100 - h * height // 100}:"
+                             f"w={w // 16}:h={h * height // 100}:color={colour}:t=fill:{on}")  # fmt: skip
+    cursor = f"color=c=black:s={max(2, w // 160)}x{max(2, h // 60)}:r={rate}"
+    move = f"x='{w * 0.4:.0f}+{w * 0.3:.0f}*sin(0.7*t)':y='{h * 0.5:.0f}+{h * 0.25:.0f}*sin(1.1*t+1)'"
+    return f"color=c=white:s={w}x{h}:r={rate},{','.join(chain)}[deck];{cursor}[cursor];[deck][cursor]overlay={move}"
+
+
+def _still(source: str, rate: int) -> str:
+    """The first frame of `source`, repeated at `rate` frames a second."""
+    return f"{source},trim=end_frame=1,loop=loop=-1:size=1,setpts=N/({rate}*TB)"
+
+
+def _talking_head(w: int, h: int, rate: int, seconds: float) -> str:
+    """A still, soft background (a blurred frame) and a face-sized region of mild moving detail that sways a
+    little; a webcam's faint sensor noise over everything."""
+    fw, fh = w * 28 // 100 // 2 * 2, h * 60 // 100 // 2 * 2
+    background = _still(f"testsrc2=s={w}x{h}:r={rate}", rate) + f",gblur=sigma={h / 60:.1f},eq=saturation=0.5"
+    face = f"mandelbrot=s={fw}x{fh}:r={rate}:maxiter=200,gblur=sigma=1.5"
+    sway = f"x='{(w - fw) // 2}+{w * 0.03:.0f}*sin(2*PI*t/4)':y='{h // 4}+{h * 0.015:.0f}*sin(2*PI*t/2.3)'"
+    return f"{background}[bg];{face}[face];[bg][face]overlay={sway},noise=alls=3:allf=t"
+
+
+def _animation(w: int, h: int, rate: int, seconds: float) -> str:
+    """Flat colours, sharp edges and motion, like a cartoon: testsrc2 (moving shapes over colour bars)."""
+    return f"testsrc2=s={w}x{h}:r={rate}"
+
+
+def _noise(w: int, h: int, rate: int, seconds: float) -> str:
+    """High motion and noise: a coloured Game of Life that changes every frame, panning, under strong grain."""
+    return (f"life=s={w // 4}x{h // 4}:r={rate}:ratio=0.35:mold=25:random_seed=7:life_color=0xe0c040:"
+            f"death_color=0x203060:mold_color=0xb04030,scale={w}:{h}:flags=bicubic,"
+            f"scroll=horizontal=0.01:vertical=0.004,noise=alls=28:allf=t+u")  # fmt: skip
+
+
+def _grain(w: int, h: int, rate: int, seconds: float) -> str:
+    """A dark film scene: soft, low-luma, low-saturation pictures under temporal film grain."""
+    return (f"testsrc2=s={w}x{h}:r={rate},gblur=sigma=2,eq=brightness=-0.28:contrast=0.55:saturation=0.5,"
+            f"noise=c0s=16:c0f=t+u:c1s=5:c1f=t:c2s=5:c2f=t")  # fmt: skip
+
+
+def _static_image(w: int, h: int, rate: int, seconds: float) -> str:
+    """A still picture for the whole clip, as music uploads are: one detailed frame of the Mandelbrot set."""
+    return _still(f"mandelbrot=s={w}x{h}:r={rate}:maxiter=300", rate)
+
+
+SPEECH = "0.25*sin(2*PI*(150+40*sin(2*PI*0.7*t))*t)*(0.6+0.4*sin(2*PI*3*t))+0.02*(random(0)-0.5)"
+MUSIC = ("0.12*sin(2*PI*220*t)+0.1*sin(2*PI*277.18*t)+0.1*sin(2*PI*329.63*t)"
+         "+0.25*sin(2*PI*55*t)*exp(-8*mod(t,0.5))")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    easy: bool  # the per-title ladder must save bytes on it (easy) or only not lose quality (hard)
+    width: int
+    height: int
+    rate: int
+    video: Callable[[int, int, int, float], str]  # (w, h, rate, seconds) -> a lavfi graph of sources and filters
+    audio: str = SPEECH  # an aevalsrc expression (the audio is encoded once, the same in every ladder)
+
+    @property
+    def what(self) -> str:
+        return (self.video.__doc__ or "").split("\n")[0]
+
+
+CLIPS: tuple[Clip, ...] = (
+    Clip("slides", True, 1920, 1080, 30, _slides),
+    Clip("talking-head", True, 1280, 720, 30, _talking_head),
+    Clip("animation", True, 1280, 720, 24, _animation),
+    Clip("static-image", True, 1280, 720, 30, _static_image, MUSIC),
+    Clip("noise", False, 1280, 720, 30, _noise),
+    Clip("grain", False, 1280, 720, 24, _grain),
+)
+QUICK = ("slides", "talking-head", "noise")
+
+
+def clip_argv(ffmpeg: str, clip: Clip, seconds: float, out: Path) -> list[str]:
+    """The clip as an upload would be: H.264 at high quality (CRF 12, so the fixed ladder's "never more bits than
+    the source" cap does not bind) with stereo AAC."""
+    video = clip.video(clip.width, clip.height, clip.rate, seconds)
+    graph = f"{video}[v];aevalsrc=exprs='{clip.audio}':s=48000:c=stereo[a]"
+    return [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-filter_complex", graph,
+            "-map", "[v]", "-map", "[a]", "-t", f"{seconds:g}",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", str(out)]  # fmt: skip
+
+
+def cached_clip(cache: Path, clip: Clip, seconds: float, ffmpeg: str) -> Path:
+    """Generated once; the name carries a digest of the generating command, so changing a clip makes a new file."""
+    digest = hashlib.sha256(" ".join(clip_argv("ffmpeg", clip, seconds, Path("out"))).encode()).hexdigest()[:10]
+    path = cache / f"quality-{clip.name}-{clip.width}x{clip.height}-{seconds:g}s-{digest}.mp4"
+    return generated_once(path, lambda part: clip_argv(ffmpeg, clip, seconds, part), console.print)
+
+
+# -- the ladders ----------------------------------------------------------------------------------------------
+
+
+class Ladder(StrEnum):
+    fixed = "fixed"
+    per_title = "per-title"
+    av1 = "av1"
+
+
+OVERRIDES: dict[Ladder, dict[str, bool]] = {
+    Ladder.fixed: {"per_title": False, "av1": False},
+    Ladder.per_title: {"per_title": True, "av1": False},
+    Ladder.av1: {"per_title": True, "av1": True},
+}
+
+
+@dataclass
+class Rung:
+    """One video rendition of an encoded ladder, as planned and as measured."""
+
+    name: str
+    codec: VideoCodec
+    width: int
+    height: int
+    crf: int
+    maxrate_kbps: int
+    bytes: int  # init + segments
+    kbps: float
+    vmaf: float
+    frames: int
+
+
+@dataclass
+class LadderRun:
+    ladder: Ladder
+    cpu: float  # CPU seconds of the encode: this process and its ffmpeg children
+    wall: float
+    plan: list[dict]  # the plan's video renditions and CRF: equal plans = the same ladder
+    rungs: list[Rung] = field(default_factory=list)
+
+
+@dataclass
+class ClipRun:
+    clip: str
+    easy: bool
+    frames: int  # of the source
+    runs: dict[Ladder, LadderRun] = field(default_factory=dict)
+
+
+def _cpu() -> float:
+    """CPU seconds so far of this process and of every child it waited for (the encode's ffmpeg processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def encode(src: Path, out: Path, ladder: Ladder) -> tuple[LadderRun, list[tuple[Path, dict]]]:
+    """One ladder of `src` into `out` by the pipeline's own transcode(); the run and each rung's folder and plan."""
+    from core.settings import Settings
+    from workers.pipeline import transcode
+
+    settings = Settings(**OVERRIDES[ladder], measure_vmaf=False)
+    cpu0, t0 = _cpu(), time.monotonic()
+    result = transcode(src, out, settings)
+    wall, cpu = time.monotonic() - t0, _cpu() - cpu0
+    plan = result.plan
+    rungs = [
+        {"name": r.name, "codec": r.codec, "width": r.width, "height": r.height, "fps": str(r.fps),
+         "crf": plan.crf if r.crf is None else r.crf, "maxrate_kbps": r.maxrate_kbps, "bufsize_kbps": r.bufsize_kbps}
+        for r in plan.renditions
+    ]  # fmt: skip
+    return LadderRun(ladder, cpu, wall, rungs), [(out / r["name"], r) for r in rungs]
+
+
+def files_digest(files: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def measure(folders: list[tuple[Path, dict]], src: Path, seconds: float, ffmpeg: str, logs: Path,
+            measured: dict[str, RungQuality]) -> list[Rung]:  # fmt: skip
+    """Every rung's bytes, bit rate, frames and VMAF; a rung whose files are those of a rung measured before (the
+    same encode in another ladder) reuses that measurement."""
+    rungs = []
+    for folder, planned in folders:
+        digest = files_digest(rung_files(folder))
+        if digest not in measured:
+            q = rung_quality(folder, src, seconds, ffmpeg, logs / f"{folder.parent.parent.name}-{folder.parent.name}-"
+                             f"{folder.name}.json")  # fmt: skip
+            measured[digest] = q
+            console.print(f"    {folder.name}: VMAF {q.vmaf:.2f}, {q.kbps:.0f} kb/s")
+        q = measured[digest]
+        rungs.append(Rung(planned["name"], planned["codec"], planned["width"], planned["height"], planned["crf"],
+                          planned["maxrate_kbps"], q.bytes, q.kbps, q.vmaf, q.frames))  # fmt: skip
+    return rungs
+
+
+# -- comparisons (pure) ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A rung of the baseline beside its counterpart in the ladder compared with it; None: missing there (a rung
+    dropped by the per-title ladder, or one it added)."""
+
+    clip: str
+    easy: bool
+    base: Rung | None
+    other: Rung | None
+
+    @property
+    def name(self) -> str:
+        return (self.base or self.other).name  # type: ignore[union-attr]
+
+    @property
+    def height(self) -> int:
+        return (self.base or self.other).height  # type: ignore[union-attr]
+
+    @property
+    def saved(self) -> int:
+        """Bytes the other ladder saves on this rung (negative: it spends more)."""
+        return (self.base.bytes if self.base else 0) - (self.other.bytes if self.other else 0)
+
+    @property
+    def dvmaf(self) -> float | None:
+        """The other rung's VMAF minus the baseline's; None when either is missing."""
+        return None if self.base is None or self.other is None else self.other.vmaf - self.base.vmaf
+
+    @property
+    def not_lower(self) -> bool:
+        """No more than VMAF_TOLERANCE below the baseline (or nothing to compare: a rung dropped or added)."""
+        return self.dvmaf is None or self.dvmaf >= -VMAF_TOLERANCE
+
+    @property
+    def equal(self) -> bool:
+        """Both present and within VMAF_TOLERANCE of each other either way: a byte saving means something."""
+        return self.dvmaf is not None and abs(self.dvmaf) <= VMAF_TOLERANCE
+
+    def describe(self) -> str:
+        if self.other is None:
+            return f"dropped: saves {self.saved / 1000:.0f} kB"
+        if self.base is None:
+            return f"added: costs {-self.saved / 1000:.0f} kB"
+        share = -self.saved / self.base.bytes * 100 if self.base.bytes else 0.0
+        quality = "equal-or-better VMAF" if self.not_lower else "LOWER VMAF"
+        return f"{share:+.1f} % bytes, VMAF {self.dvmaf:+.2f} ({quality})"
+
+
+def h264(rungs: Sequence[Rung]) -> list[Rung]:
+    return [r for r in rungs if r.codec == VideoCodec.h264]
+
+
+def per_title_pairs(clip: str, easy: bool, fixed: Sequence[Rung], per_title: Sequence[Rung]) -> list[Pair]:
+    """The H.264 rungs of both ladders matched by name, highest first; a rung in one ladder only is paired with
+    None."""
+    mine = {r.name: r for r in h264(per_title)}
+    pairs = [Pair(clip, easy, r, mine.pop(r.name, None)) for r in h264(fixed)]
+    pairs += [Pair(clip, easy, None, r) for r in mine.values()]
+    return sorted(pairs, key=lambda p: -p.height)
+
+
+def av1_pairs(clip: str, easy: bool, rungs: Sequence[Rung]) -> list[Pair]:
+    """Each AV1 rung beside its H.264 twin of the same ladder (the same picture size), highest first."""
+    twins = {(r.width, r.height): r for r in h264(rungs)}
+    pairs = [Pair(clip, easy, twins.get((r.width, r.height)), r) for r in rungs if r.codec == VideoCodec.av1]
+    return sorted(pairs, key=lambda p: -p.height)
+
+
+def top(pairs: Sequence[Pair], n: int = TOP_RUNGS) -> list[Pair]:
+    """The n highest pairs of each clip."""
+    out: list[Pair] = []
+    for clip in dict.fromkeys(p.clip for p in pairs):
+        out += sorted((p for p in pairs if p.clip == clip), key=lambda p: -p.height)[:n]
+    return out
+
+
+def saved_share(pairs: Sequence[Pair]) -> float | None:
+    """Bytes saved over the pairs, as a share of the baseline's bytes; None with no baseline bytes."""
+    base = sum(p.base.bytes for p in pairs if p.base)
+    return sum(p.saved for p in pairs) / base if base else None
+
+
+def _worst(pairs: Sequence[Pair]) -> Pair | None:
+    scored = [p for p in pairs if p.dvmaf is not None]
+    return min(scored, key=lambda p: p.dvmaf or 0.0) if scored else None
+
+
+def _worst_text(pairs: Sequence[Pair]) -> str:
+    worst = _worst(pairs)
+    return "no rung in both" if worst is None else f"worst rung VMAF {worst.dvmaf:+.2f} ({worst.clip} {worst.name})"
+
+
+def per_title_easy_row(pairs: Sequence[Pair], built: bool) -> Row:
+    """>= 25 % fewer bytes summed over the easy clips, no rung's VMAF more than 1 point lower."""
+    what, goal = "per-title vs fixed, easy clips: bytes", f">= {PER_TITLE_EASY_SAVING:.0%} fewer, VMAF >= -1/rung"
+    easy = [p for p in pairs if p.easy]
+    share = saved_share(easy)
+    if not built or share is None:
+        return Row(what, "not built yet" if not built else "no easy clip measured", goal, None)
+    dropped = sum(1 for p in easy if p.other is None)
+    figure = (f"{share:.1%} fewer ({sum(p.saved for p in easy) / 1e6:.2f} of "
+              f"{sum(p.base.bytes for p in easy if p.base) / 1e6:.2f} MB; {dropped} rungs dropped); "
+              f"{_worst_text(easy)}")  # fmt: skip
+    return Row(what, figure, goal, share >= PER_TITLE_EASY_SAVING and all(p.not_lower for p in easy))
+
+
+def per_title_hard_row(pairs: Sequence[Pair], built: bool) -> Row:
+    """No worse on the hard clips: no rung's VMAF more than 1 point lower than the fixed ladder's."""
+    what, goal = "per-title vs fixed, hard clips: VMAF", "no rung > 1 lower"
+    hard = [p for p in pairs if not p.easy]
+    if not built or not hard:
+        return Row(what, "not built yet" if not built else "no hard clip measured", goal, None)
+    share = saved_share(hard) or 0.0
+    dropped = sum(1 for p in hard if p.other is None)
+    figure = f"{_worst_text(hard)}; bytes {-share:+.1%}, {dropped} rungs dropped"
+    return Row(what, figure, goal, all(p.not_lower for p in hard))
+
+
+def av1_row(pairs: Sequence[Pair], built: bool) -> Row:
+    """AV1 >= 30 % fewer bytes than its H.264 twin at equal VMAF (±1), over the top rungs of every clip."""
+    what, goal = f"AV1 vs H.264 twin, top {TOP_RUNGS} rungs: bytes", f">= {AV1_SAVING:.0%} fewer at VMAF ±1"
+    judged = [p for p in top(pairs) if p.base is not None]
+    share = saved_share(judged)
+    if not built or share is None:
+        return Row(what, "not built yet" if not built else "no AV1 rung with an H.264 twin", goal, None)
+    unequal = [p for p in judged if not p.equal]
+    if unequal:
+        names = ", ".join(f"{p.clip} {p.name} {p.dvmaf:+.2f}" for p in unequal)
+        return Row(what, f"{share:.1%} fewer but NOT at equal quality: VMAF {names}", goal, False)
+    return Row(what, f"{share:.1%} fewer; {_worst_text(judged)}", goal, share >= AV1_SAVING)
+
+
+def cpu_rows(clips: Sequence[ClipRun], per_title_built: bool, av1_built: bool) -> list[Row]:
+    """The encode-time cost of each ladder, summed over the clips (no goal: reported)."""
+
+    def total(ladder: Ladder) -> float | None:
+        runs = [c.runs[ladder] for c in clips if ladder in c.runs]
+        return sum(r.cpu for r in runs) if runs and len(runs) == len(clips) else None
+
+    fixed = total(Ladder.fixed)
+    rows = [Row("encode CPU s, fixed ladder (all clips)", "not measured" if fixed is None else f"{fixed:.1f}",
+                "", None)]  # fmt: skip
+    for ladder, built in ((Ladder.per_title, per_title_built), (Ladder.av1, av1_built)):
+        value = total(ladder)
+        if value is None:
+            figure = "not measured"
+        elif not built:
+            figure = f"not built yet ({value:.1f})"
+        else:
+            figure = f"{value:.1f} ({value / fixed:.2f}x fixed)" if fixed else f"{value:.1f}"
+        rows.append(Row(f"encode CPU s, {ladder} ladder (all clips)", figure, "reported", None))
+    return rows
+
+
+def frames_row(clips: Sequence[ClipRun]) -> Row:
+    """Every rung of every ladder carries every frame of its source (a short rung would flatter its bytes)."""
+    short = [f"{c.clip} {r.ladder} {g.name}: {g.frames}/{c.frames}"
+             for c in clips for r in c.runs.values() for g in r.rungs if g.frames != c.frames]  # fmt: skip
+    figure = "all equal" if not short else "; ".join(short)
+    return Row("frames of every rung = the source's", figure, "all equal", not short)
+
+
+@dataclass
+class Summary:
+    per_title_built: bool
+    av1_built: bool
+    per_title: list[Pair]
+    av1: list[Pair]
+    rows: list[Row]
+
+
+def summarize(clips: Sequence[ClipRun]) -> Summary:
+    """The pairs and the verdicts. Per-title counts as built when its plan differs from the fixed one on at least
+    one clip; AV1 when any ladder has an AV1 rung."""
+    per_title_built = any(Ladder.per_title in c.runs and c.runs[Ladder.per_title].plan != c.runs[Ladder.fixed].plan
+                          for c in clips)  # fmt: skip
+    av1_built = any(r.codec == VideoCodec.av1 for c in clips if Ladder.av1 in c.runs for r in c.runs[Ladder.av1].rungs)
+    pt = [
+        p
+        for c in clips
+        if Ladder.per_title in c.runs
+        for p in per_title_pairs(c.clip, c.easy, c.runs[Ladder.fixed].rungs, c.runs[Ladder.per_title].rungs)
+    ]
+    av = [p for c in clips if Ladder.av1 in c.runs for p in av1_pairs(c.clip, c.easy, c.runs[Ladder.av1].rungs)]
+    rows = [
+        per_title_easy_row(pt, per_title_built),
+        per_title_hard_row(pt, per_title_built),
+        av1_row(av, av1_built),
+        *cpu_rows(clips, per_title_built, av1_built),
+        frames_row(clips),
+    ]
+    return Summary(per_title_built, av1_built, pt, av, rows)
+
+
+# -- the report -----------------------------------------------------------------------------------------------
+
+
+def _kb(rung: Rung | None) -> str:
+    return "—" if rung is None else f"{rung.bytes / 1000:,.0f}"
+
+
+def _score(rung: Rung | None) -> str:
+    return "—" if rung is None else f"{rung.vmaf:.2f}"
+
+
+def _delta(pair: Pair | None) -> tuple[str, str]:
+    """(bytes change, VMAF change) of a pair's other rung against its base, coloured by the goals."""
+    if pair is None:
+        return "", ""
+    if pair.other is None:
+        return "[green]dropped[/]", ""
+    if pair.base is None:
+        return "[yellow]added[/]", ""
+    share = -pair.saved / pair.base.bytes * 100 if pair.base.bytes else 0.0
+    dv = pair.dvmaf or 0.0
+    colour = "green" if pair.not_lower else "red"
+    return f"{share:+.1f} %", f"[{colour}]{dv:+.2f}[/]"
+
+
+def ladder_table(clips: Sequence[ClipRun], summary: Summary) -> Table:
+    table = Table(title="Quality per bit: each clip's rungs, fixed vs per-title vs AV1 (kB = the rung's bytes, "
+                        "VMAF against the source, whole clip)")  # fmt: skip
+    for name in ("clip", "rung", "fixed kB", "VMAF", "per-title kB", "VMAF", "Δ bytes", "Δ VMAF",
+                 "AV1 kB", "VMAF", "vs H.264 twin", "Δ VMAF"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("clip", "rung") else "right")
+    for c in clips:
+        fixed = c.runs[Ladder.fixed]
+        pt = {p.name: p for p in summary.per_title if p.clip == c.clip}
+        av = {(p.base.width, p.base.height): p for p in summary.av1 if p.clip == c.clip and p.base}
+        names = [p.name for p in sorted(pt.values(), key=lambda p: -p.height)] or [r.name for r in h264(fixed.rungs)]
+        for i, name in enumerate(names):
+            pair = pt.get(name)
+            base = pair.base if pair else next((r for r in fixed.rungs if r.name == name), None)
+            if Ladder.per_title not in c.runs:
+                cells = ["not run", "", "", ""]
+            elif not summary.per_title_built:
+                cells = ["not built yet", "", "", ""]
+            else:
+                cells = [_kb(pair.other if pair else None), _score(pair.other if pair else None), *_delta(pair)]
+            twin = av.get((base.width, base.height)) if base else None
+            if Ladder.av1 not in c.runs:
+                cells += ["not run", "", "", ""]
+            elif not summary.av1_built:
+                cells += ["not built yet", "", "", ""]
+            else:
+                cells += [_kb(twin.other if twin else None), _score(twin.other if twin else None), *_delta(twin)]
+            label = f"{c.clip} ({'easy' if c.easy else 'hard'})" if i == 0 else ""
+            table.add_row(label, name, _kb(base), _score(base), *cells, end_section=i == len(names) - 1)
+    return table
+
+
+def cpu_table(clips: Sequence[ClipRun], seconds: float) -> Table:
+    table = Table(title=f"Encode cost: CPU seconds per ladder ({seconds:g} s clips; transcode() incl. audio, "
+                        "storyboard and any trial encodes)")  # fmt: skip
+    for name in ("clip", *(str(ladder) for ladder in Ladder), "per-title / fixed", "AV1 / fixed"):
+        table.add_column(name, justify="left" if name == "clip" else "right")
+
+    def cell(c: ClipRun, ladder: Ladder) -> str:
+        return f"{c.runs[ladder].cpu:.1f}" if ladder in c.runs else "—"
+
+    def times(c: ClipRun, ladder: Ladder) -> str:
+        f = c.runs[Ladder.fixed].cpu
+        return f"{c.runs[ladder].cpu / f:.2f}x" if ladder in c.runs and f > 0 else "—"
+
+    for c in clips:
+        table.add_row(c.clip, *(cell(c, ladder) for ladder in Ladder), times(c, Ladder.per_title), times(c, Ladder.av1))
+    return table
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{', '.join(QUICK)} only, 6 s at half the size (development)")  # fmt: skip
+    parser.add_argument("--clips", help=f"comma-separated subset of {', '.join(c.name for c in CLIPS)}")
+    parser.add_argument("--ladders", default=",".join(Ladder),
+                        help="comma-separated ladders to encode (fixed is always encoded: the baseline)")  # fmt: skip
+    parser.add_argument("--seconds", type=float, help="length of each clip (default 10; --quick 6)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the generated clips are kept")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the encodes and VMAF logs (work dir)")
+    args = parser.parse_args(argv)
+    names = {c.name for c in CLIPS}
+    chosen = args.clips.split(",") if args.clips else list(QUICK if args.quick else names)
+    if unknown := [n for n in chosen if n not in names]:
+        parser.error(f"unknown clip(s) {', '.join(unknown)}: choose from {', '.join(sorted(names))}")
+    args.clip_list = [c for c in CLIPS if c.name in chosen]
+    try:
+        args.ladder_list = [Ladder.fixed, *(Ladder(x) for x in args.ladders.split(",") if x and x != Ladder.fixed)]
+    except ValueError as exc:
+        parser.error(f"--ladders: {exc}")
+    args.seconds = args.seconds or (6.0 if args.quick else 10.0)
+    if args.seconds <= 0:
+        parser.error("--seconds must be positive")
+    return args
+
+
+def sized(clip: Clip, quick: bool) -> Clip:
+    """--quick: half the size (even dimensions), so a development run takes a minute or two."""
+    if not quick:
+        return clip
+    return replace(clip, width=clip.width // 2 // 2 * 2, height=clip.height // 2 // 2 * 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    from core.ffmpeg import ffmpeg_exe
+    from core.settings import Settings
+
+    ffmpeg = ffmpeg_exe(Settings())
+    work = Path(tempfile.mkdtemp(prefix="streamify-quality-"))
+    logs = work / "vmaf"
+    logs.mkdir()
+    measured: dict[str, RungQuality] = {}
+    clips: list[ClipRun] = []
+    ok = False
+    try:
+        for clip in (sized(c, args.quick) for c in args.clip_list):
+            src = cached_clip(args.cache, clip, args.seconds, ffmpeg)
+            run = ClipRun(clip.name, clip.easy, count_frames([src]))
+            console.print(f"[bold]{clip.name}[/] ({clip.width}x{clip.height} {clip.rate} fps, {args.seconds:g} s): "
+                          f"{clip.what}")  # fmt: skip
+            for ladder in args.ladder_list:
+                out = work / clip.name / str(ladder)
+                ladder_run, folders = encode(src, out, ladder)
+                console.print(f"  {ladder}: {len(folders)} rungs, {ladder_run.cpu:.1f} CPU s, {ladder_run.wall:.1f} s")
+                ladder_run.rungs = measure(folders, src, args.seconds + 1, ffmpeg, logs, measured)
+                run.runs[ladder] = ladder_run
+            clips.append(run)
+        summary = summarize(clips)
+        wall = time.monotonic() - started
+        console.print(ladder_table(clips, summary))
+        console.print(cpu_table(clips, args.seconds))
+        console.print(render(summary.rows, f"Quality per bit: goals ({len(clips)} clips, {args.seconds:g} s each, "
+                                           f"run {wall / 60:.1f} min)"))  # fmt: skip
+        if args.json:
+            figures = {
+                "args": {k: str(v) for k, v in vars(args).items() if k not in ("clip_list", "ladder_list")},
+                "clips": [asdict(c) for c in clips],
+                "per_title_built": summary.per_title_built,
+                "av1_built": summary.av1_built,
+                "rows": [asdict(r) | {"verdict": r.verdict} for r in summary.rows],
+                "wall_seconds": wall,
+            }
+            args.json.write_text(json.dumps(figures, indent=1, default=str))
+        ok = all(r.passed is not False for r in summary.rows)
+    finally:
+        if ok and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            console.print(f"work dir kept: {work}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""bench/quality.py's own judgement: what it calls a saving, when a goal passes, what it says before a feature exists.
+
+Issue 14's goals are read off these verdicts, so they must not pass on a ladder that lost quality, credit AV1 with
+a saving made at a lower quality, or print a figure for a per-title ladder that was never built.
+"""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.quality import (
+    CLIPS,
+    ClipRun,
+    Ladder,
+    LadderRun,
+    Pair,
+    Rung,
+    av1_pairs,
+    av1_row,
+    cached_clip,
+    frames_row,
+    per_title_easy_row,
+    per_title_hard_row,
+    per_title_pairs,
+    saved_share,
+    summarize,
+    top,
+)
+from bench.rungs import count_frames
+from core.encoding import VideoCodec
+from core.ffmpeg import ffmpeg_exe
+from core.settings import Settings
+
+SIZES = {"1080p": (1920, 1080), "720p": (1280, 720), "480p": (854, 480), "360p": (640, 360), "240p": (426, 240)}
+
+
+def rung(name: str, kb: float, vmaf: float, codec: VideoCodec = VideoCodec.h264, crf: int = 21) -> Rung:
+    w, h = SIZES[name.removesuffix("-av1")]
+    return Rung(name, codec, w, h, crf, 1000, int(kb * 1000), kb * 8 / 10, vmaf, 300)
+
+
+def ladder(*rungs: Rung, which: Ladder = Ladder.fixed, cpu: float = 10.0) -> LadderRun:
+    plan = [{"name": r.name, "codec": r.codec, "crf": r.crf} for r in rungs]
+    return LadderRun(which, cpu, cpu / 2, plan, list(rungs))
+
+
+def clip(name: str, easy: bool, *runs: LadderRun) -> ClipRun:
+    return ClipRun(name, easy, 300, {r.ladder: r for r in runs})
+
+
+FIXED = (rung("720p", 1000, 95.0), rung("480p", 500, 90.0), rung("240p", 200, 70.0))
+
+
+def test_a_rung_dropped_by_per_title_saves_all_its_bytes_and_is_said_so():
+    kept = (rung("720p", 600, 94.5, crf=26), rung("240p", 180, 69.8, crf=26))
+    pairs = per_title_pairs("slides", True, FIXED, kept)
+    assert [p.name for p in pairs] == ["720p", "480p", "240p"]
+    by = {p.name: p for p in pairs}
+    assert by["480p"].other is None and by["480p"].saved == 500_000 and by["480p"].describe().startswith("dropped")
+    assert by["720p"].saved == 400_000 and by["720p"].dvmaf == pytest.approx(-0.5) and by["720p"].not_lower
+    assert saved_share(pairs) == pytest.approx((400 + 500 + 20) / 1700)
+
+
+def test_a_rung_only_the_per_title_ladder_has_costs_bytes():
+    pairs = per_title_pairs("grain", False, FIXED[:1], (rung("720p", 1000, 95.0), rung("480p", 300, 88.0)))
+    added = next(p for p in pairs if p.base is None)
+    assert added.saved == -300_000 and added.describe().startswith("added")
+    assert saved_share(pairs) == pytest.approx(-0.3)
+
+
+def test_easy_goal_needs_a_quarter_fewer_bytes_and_no_rung_a_point_lower():
+    saves_30 = per_title_pairs("slides", True, FIXED, (rung("720p", 700, 94.2), rung("480p", 350, 89.5),
+                                                       rung("240p", 140, 69.5)))  # fmt: skip
+    assert per_title_easy_row(saves_30, built=True).passed is True
+    saves_10 = per_title_pairs("slides", True, FIXED, (rung("720p", 900, 95.0), *FIXED[1:]))
+    assert per_title_easy_row(saves_10, built=True).passed is False
+    lower = per_title_pairs("slides", True, FIXED, (rung("720p", 500, 93.9), *FIXED[1:]))
+    row = per_title_easy_row(lower, built=True)
+    assert saved_share(lower) >= 0.25 and row.passed is False and "slides 720p" in row.figure
+
+
+def test_hard_clips_only_must_not_lose_a_point_and_may_spend_more():
+    richer = per_title_pairs("noise", False, FIXED, (rung("720p", 1400, 96.0), *FIXED[1:]))
+    assert per_title_hard_row(richer, built=True).passed is True
+    poorer = per_title_pairs("noise", False, FIXED, (rung("720p", 700, 93.8), *FIXED[1:]))
+    assert per_title_hard_row(poorer, built=True).passed is False
+    # Easy clips do not count for the hard goal (nor hard clips for the easy one).
+    assert per_title_hard_row(per_title_pairs("slides", True, FIXED, FIXED), built=True).passed is None
+
+
+def av1_ladder(top_kb: float, top_vmaf: float, low_vmaf: float = 70.0) -> list[Pair]:
+    rungs = (*FIXED, rung("720p-av1", top_kb, top_vmaf, VideoCodec.av1), rung("480p-av1", 330, 89.8, VideoCodec.av1),
+             rung("240p-av1", 100, low_vmaf, VideoCodec.av1))  # fmt: skip
+    return av1_pairs("animation", True, rungs)
+
+
+def test_av1_is_paired_with_the_h264_rung_of_its_size():
+    pairs = av1_ladder(650, 95.3)
+    assert [(p.base.name, p.other.name) for p in pairs if p.base and p.other] == [
+        ("720p", "720p-av1"), ("480p", "480p-av1"), ("240p", "240p-av1")]  # fmt: skip
+    assert [p.name for p in top(pairs)] == ["720p", "480p"]
+
+
+def test_av1_goal_counts_a_saving_only_at_equal_quality():
+    assert av1_row(av1_ladder(650, 95.3), built=True).passed is True  # 1500 -> 980 kB: 35 % fewer, VMAF +0.3
+    assert av1_row(av1_ladder(900, 95.3), built=True).passed is False  # 20 % fewer
+    worse = av1_row(av1_ladder(500, 93.5), built=True)
+    assert worse.passed is False and "NOT at equal quality" in worse.figure
+    better = av1_row(av1_ladder(650, 96.5), built=True)  # higher by more than 1: not a comparison at equal VMAF
+    assert better.passed is False and "NOT at equal quality" in better.figure
+    # Below the top rungs a lower score does not decide the goal (it is in the table).
+    assert av1_row(av1_ladder(650, 95.3, low_vmaf=60.0), built=True).passed is True
+
+
+def test_nothing_built_yet_says_so_instead_of_a_figure():
+    clips = [
+        clip("slides", True, ladder(*FIXED), ladder(*FIXED, which=Ladder.per_title),
+             ladder(*FIXED, which=Ladder.av1, cpu=10.5)),
+        clip("noise", False, ladder(*FIXED), ladder(*FIXED, which=Ladder.per_title), ladder(*FIXED, which=Ladder.av1)),
+    ]  # fmt: skip
+    summary = summarize(clips)
+    assert not summary.per_title_built and not summary.av1_built
+    goals = summary.rows[:3]
+    assert all(r.passed is None and r.figure == "not built yet" for r in goals)
+    assert all(r.passed is not False for r in summary.rows)  # the bench exits 0 on a branch without them
+    assert any("not built yet" in r.figure for r in summary.rows if "CPU" in r.what)
+
+
+def test_a_per_title_plan_that_differs_on_one_clip_is_built_and_judged():
+    fitted = (rung("720p", 600, 94.6, crf=27), rung("240p", 150, 69.5, crf=27))
+    clips = [
+        clip("slides", True, ladder(*FIXED, cpu=10), ladder(*fitted, which=Ladder.per_title, cpu=12)),
+        clip("noise", False, ladder(*FIXED, cpu=10), ladder(*FIXED, which=Ladder.per_title, cpu=12)),
+    ]
+    summary = summarize(clips)
+    assert summary.per_title_built and not summary.av1_built
+    easy, hard, av1 = summary.rows[:3]
+    assert easy.passed is True and "1 rungs dropped" in easy.figure
+    assert hard.passed is True and av1.passed is None
+    cost = next(r for r in summary.rows if "per-title ladder" in r.what)
+    assert cost.figure == "24.0 (1.20x fixed)"
+
+
+def test_a_rung_missing_frames_fails():
+    short = rung("480p", 500, 90.0)
+    short.frames = 290
+    clips = [clip("grain", False, ladder(FIXED[0], short))]
+    row = frames_row(clips)
+    assert row.passed is False and "grain fixed 480p: 290/300" in row.figure
+    assert frames_row([clip("grain", False, ladder(*FIXED))]).passed is True
+
+
+@pytest.mark.slow
+def test_every_clip_generator_makes_a_playable_clip_of_its_kind(tmp_path: Path):
+    """Each lavfi graph runs (a typo in one would only show in a 15-minute bench run), at a tiny size: frames and
+    audio as asked, and the static image compresses far better than the noise."""
+    from dataclasses import replace
+
+    ffmpeg = ffmpeg_exe(Settings())
+    sizes = {}
+    for c in CLIPS:
+        small = replace(c, width=192, height=108)
+        path = cached_clip(tmp_path, small, 1.0, ffmpeg)
+        assert count_frames([path]) == c.rate, c.name
+        streams = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+        assert "Audio: aac" in streams and "192x108" in streams, c.name
+        sizes[c.name] = path.stat().st_size
+    assert sizes["static-image"] * 5 < sizes["noise"]
+    assert sizes["slides"] * 3 < sizes["noise"]
