@@ -11,7 +11,8 @@ every part of a chunked encode, no services), with Settings overrides only:
 measure_vmaf=False in all three: the encode CPU figure is the encode's (resource.getrusage of this process and its
 waited-for ffmpeg children around transcode()), and VMAF is measured here instead, the same way for every rung
 (bench.rungs: rung read through the HLS demuxer, upscaled bicubic to the source's size, libvmaf against the source,
-whole clip). A rung whose files are byte for byte those of a rung already measured reuses that score.
+whole clip). A rung planned exactly like one measured before (same size, codec, CRF and caps) reuses that
+measurement.
 
 Comparisons (pure, tests/test_bench_quality.py):
 - per-title vs fixed, rung by rung (same name): bytes saved and VMAF difference; a rung the per-title ladder
@@ -38,7 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -46,7 +47,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.rungs import RungQuality, count_frames, rung_files, rung_quality
+from bench.rungs import RungQuality, count_frames, rung_quality
 from bench.sources import DEFAULT_CACHE, generated_once
 from bench.verdicts import Row, render
 from core.encoding import VideoCodec
@@ -124,7 +125,7 @@ def _noise(w: int, h: int, rate: int, seconds: float) -> str:
     """High motion and noise: a coloured Game of Life that changes every frame, panning, under strong grain."""
     return (f"life=s={w // 4}x{h // 4}:r={rate}:ratio=0.35:mold=25:random_seed=7:life_color=0xe0c040:"
             f"death_color=0x203060:mold_color=0xb04030,scale={w}:{h}:flags=bicubic,"
-            f"scroll=horizontal=0.01:vertical=0.004,noise=alls=28:allf=t+u")  # fmt: skip
+            f"scroll=horizontal=0.01:vertical=0.004,noise=alls=16:allf=t+u")  # fmt: skip
 
 
 def _grain(w: int, h: int, rate: int, seconds: float) -> str:
@@ -260,26 +261,21 @@ def encode(src: Path, out: Path, ladder: Ladder) -> tuple[LadderRun, list[tuple[
     return LadderRun(ladder, cpu, wall, rungs), [(out / r["name"], r) for r in rungs]
 
 
-def files_digest(files: Iterable[Path]) -> str:
-    h = hashlib.sha256()
-    for path in files:
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def measure(folders: list[tuple[Path, dict]], src: Path, seconds: float, ffmpeg: str, logs: Path,
             measured: dict[str, RungQuality]) -> list[Rung]:  # fmt: skip
-    """Every rung's bytes, bit rate, frames and VMAF; a rung whose files are those of a rung measured before (the
-    same encode in another ladder) reuses that measurement."""
+    """Every rung's bytes, bit rate, frames and VMAF. `measured` holds the clip's rungs measured so far by their
+    plan: a rung planned exactly like one measured before (the fixed ladder's rung that per-title kept as it was,
+    the H.264 twins of the AV1 ladder) is the same encode and reuses that measurement (x264 repeats itself only to
+    within a fraction of a VMAF point between runs; measuring it again would report that noise as a difference
+    and cost a VMAF run)."""
     rungs = []
     for folder, planned in folders:
-        digest = files_digest(rung_files(folder))
-        if digest not in measured:
-            q = rung_quality(folder, src, seconds, ffmpeg, logs / f"{folder.parent.parent.name}-{folder.parent.name}-"
-                             f"{folder.name}.json")  # fmt: skip
-            measured[digest] = q
+        key = json.dumps(planned, sort_keys=True, default=str)
+        if key not in measured:
+            log = logs / f"{folder.parent.parent.name}-{folder.parent.name}-{folder.name}.json"
+            measured[key] = q = rung_quality(folder, src, seconds, ffmpeg, log)
             console.print(f"    {folder.name}: VMAF {q.vmaf:.2f}, {q.kbps:.0f} kb/s")
-        q = measured[digest]
+        q = measured[key]
         rungs.append(Rung(planned["name"], planned["codec"], planned["width"], planned["height"], planned["crf"],
                           planned["maxrate_kbps"], q.bytes, q.kbps, q.vmaf, q.frames))  # fmt: skip
     return rungs
@@ -507,6 +503,27 @@ def _delta(pair: Pair | None) -> tuple[str, str]:
     return f"{share:+.1f} %", f"[{colour}]{dv:+.2f}[/]"
 
 
+def _cells(ran: bool, built: bool, pair: Pair | None) -> list[str]:
+    """A rung's four cells for the compared ladder: its kB and VMAF, then the change against its base."""
+    if not ran:
+        return ["not run", "", "", ""]
+    if not built:
+        return ["not built yet", "", "", ""]
+    other = pair.other if pair else None
+    return [_kb(other), _score(other), *_delta(pair)]
+
+
+def _total(ran: bool, built: bool, pairs: Sequence[Pair], equal: Callable[[Pair], bool], what: str) -> list[str]:
+    """A clip's four total cells for the compared ladder: its kB, blank, the bytes change, the rungs off goal."""
+    if not ran or not built or not pairs:
+        return ["", "", "", ""]
+    share = saved_share(pairs)
+    off = sum(1 for p in pairs if not equal(p))
+    flag = f"[green]all {what}[/]" if not off else f"[red]{off} not {what}[/]"
+    kb = sum(p.other.bytes for p in pairs if p.other) / 1000
+    return [f"{kb:,.0f}", "", "" if share is None else f"{-share * 100:+.1f} %", flag]
+
+
 def ladder_table(clips: Sequence[ClipRun], summary: Summary) -> Table:
     table = Table(title="Quality per bit: each clip's rungs, fixed vs per-title vs AV1 (kB = the rung's bytes, "
                         "VMAF against the source, whole clip)")  # fmt: skip
@@ -514,28 +531,26 @@ def ladder_table(clips: Sequence[ClipRun], summary: Summary) -> Table:
                  "AV1 kB", "VMAF", "vs H.264 twin", "Δ VMAF"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("clip", "rung") else "right")
     for c in clips:
-        fixed = c.runs[Ladder.fixed]
-        pt = {p.name: p for p in summary.per_title if p.clip == c.clip}
-        av = {(p.base.width, p.base.height): p for p in summary.av1 if p.clip == c.clip and p.base}
-        names = [p.name for p in sorted(pt.values(), key=lambda p: -p.height)] or [r.name for r in h264(fixed.rungs)]
+        fixed = h264(c.runs[Ladder.fixed].rungs)
+        pts = [p for p in summary.per_title if p.clip == c.clip]
+        avs = [p for p in summary.av1 if p.clip == c.clip and p.base]
+        ran_pt, ran_av = Ladder.per_title in c.runs, Ladder.av1 in c.runs
+        by_name = {p.name: p for p in pts}
+        by_size = {(p.base.width, p.base.height): p for p in avs if p.base}
+        names = [p.name for p in pts] or [r.name for r in fixed]
         for i, name in enumerate(names):
-            pair = pt.get(name)
-            base = pair.base if pair else next((r for r in fixed.rungs if r.name == name), None)
-            if Ladder.per_title not in c.runs:
-                cells = ["not run", "", "", ""]
-            elif not summary.per_title_built:
-                cells = ["not built yet", "", "", ""]
-            else:
-                cells = [_kb(pair.other if pair else None), _score(pair.other if pair else None), *_delta(pair)]
-            twin = av.get((base.width, base.height)) if base else None
-            if Ladder.av1 not in c.runs:
-                cells += ["not run", "", "", ""]
-            elif not summary.av1_built:
-                cells += ["not built yet", "", "", ""]
-            else:
-                cells += [_kb(twin.other if twin else None), _score(twin.other if twin else None), *_delta(twin)]
+            pair = by_name.get(name)
+            base = pair.base if pair else next((r for r in fixed if r.name == name), None)
+            twin = by_size.get((base.width, base.height)) if base else None
             label = f"{c.clip} ({'easy' if c.easy else 'hard'})" if i == 0 else ""
-            table.add_row(label, name, _kb(base), _score(base), *cells, end_section=i == len(names) - 1)
+            table.add_row(label, name, _kb(base), _score(base), *_cells(ran_pt, summary.per_title_built, pair),
+                          *_cells(ran_av, summary.av1_built, twin))  # fmt: skip
+        table.add_row(
+            "", "all rungs", f"{sum(r.bytes for r in fixed) / 1000:,.0f}", "",
+            *_total(ran_pt, summary.per_title_built, pts, lambda p: p.not_lower, ">= -1"),
+            *_total(ran_av, summary.av1_built, avs, lambda p: p.equal, "±1"),
+            end_section=True,
+        )  # fmt: skip
     return table
 
 
@@ -604,13 +619,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="streamify-quality-"))
     logs = work / "vmaf"
     logs.mkdir()
-    measured: dict[str, RungQuality] = {}
     clips: list[ClipRun] = []
     ok = False
     try:
         for clip in (sized(c, args.quick) for c in args.clip_list):
             src = cached_clip(args.cache, clip, args.seconds, ffmpeg)
             run = ClipRun(clip.name, clip.easy, count_frames([src]))
+            measured: dict[str, RungQuality] = {}
             console.print(f"[bold]{clip.name}[/] ({clip.width}x{clip.height} {clip.rate} fps, {args.seconds:g} s): "
                           f"{clip.what}")  # fmt: skip
             for ladder in args.ladder_list:

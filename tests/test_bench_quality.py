@@ -4,10 +4,12 @@ Issue 14's goals are read off these verdicts, so they must not pass on a ladder 
 a saving made at a lower quality, or print a figure for a per-title ladder that was never built.
 """
 
+import io
 import subprocess
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from bench.quality import (
     CLIPS,
@@ -20,6 +22,7 @@ from bench.quality import (
     av1_row,
     cached_clip,
     frames_row,
+    ladder_table,
     per_title_easy_row,
     per_title_hard_row,
     per_title_pairs,
@@ -140,6 +143,23 @@ def test_a_per_title_plan_that_differs_on_one_clip_is_built_and_judged():
     assert hard.passed is True and av1.passed is None
     cost = next(r for r in summary.rows if "per-title ladder" in r.what)
     assert cost.figure == "24.0 (1.20x fixed)"
+
+
+def printed(clips: list[ClipRun]) -> str:
+    out = Console(file=io.StringIO(), width=200)
+    out.print(ladder_table(clips, summarize(clips)))
+    return out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_the_table_says_which_rung_was_dropped_and_what_is_not_built():
+    fitted = (rung("720p", 600, 94.6, crf=27), rung("240p", 150, 69.5, crf=27))
+    text = printed([clip("slides", True, ladder(*FIXED), ladder(*fitted, which=Ladder.per_title),
+                         ladder(*fitted, which=Ladder.av1))])  # fmt: skip
+    line_480 = next(line for line in text.splitlines() if " 480p " in line)
+    assert "dropped" in line_480 and "500" in line_480  # the fixed rung's 500 kB, saved
+    assert "not built yet" in text  # AV1: no AV1 rung in its ladder
+    text = printed([clip("slides", True, ladder(*FIXED), ladder(*FIXED, which=Ladder.per_title))])
+    assert "not built yet" in text and "dropped" not in text
 
 
 def test_a_rung_missing_frames_fails():
