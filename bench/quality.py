@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -197,10 +198,10 @@ class Ladder(StrEnum):
     av1 = "av1"
 
 
-OVERRIDES: dict[Ladder, dict[str, bool]] = {
-    Ladder.fixed: {"per_title": False, "av1": False},
-    Ladder.per_title: {"per_title": True, "av1": False},
-    Ladder.av1: {"per_title": True, "av1": True},
+OVERRIDES: dict[Ladder, tuple[bool, bool]] = {  # (per_title, av1)
+    Ladder.fixed: (False, False),
+    Ladder.per_title: (True, False),
+    Ladder.av1: (True, True),
 }
 
 
@@ -248,12 +249,13 @@ def encode(src: Path, out: Path, ladder: Ladder) -> tuple[LadderRun, list[tuple[
     from core.settings import Settings
     from workers.pipeline import transcode
 
-    settings = Settings(**OVERRIDES[ladder], measure_vmaf=False)
+    per_title, av1 = OVERRIDES[ladder]
+    settings = Settings(per_title=per_title, av1=av1, measure_vmaf=False)
     cpu0, t0 = _cpu(), time.monotonic()
     result = transcode(src, out, settings)
     wall, cpu = time.monotonic() - t0, _cpu() - cpu0
     plan = result.plan
-    rungs = [
+    rungs: list[dict[str, Any]] = [
         {"name": r.name, "codec": r.codec, "width": r.width, "height": r.height, "fps": str(r.fps),
          "crf": plan.crf if r.crf is None else r.crf, "maxrate_kbps": r.maxrate_kbps, "bufsize_kbps": r.bufsize_kbps}
         for r in plan.renditions
