@@ -36,6 +36,7 @@ import hashlib
 import json
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -171,14 +172,22 @@ CLIPS: tuple[Clip, ...] = (
 QUICK = ("slides", "talking-head", "noise")
 
 
+def source_kbps(clip: Clip) -> int:
+    """A recorder's constant bit rate for the clip's size: 8 Mb/s at 1080p, in proportion below (5 Mb/s at 720p)."""
+    return max(1000, round(8000 * (clip.width * clip.height / (1920 * 1080)) ** 0.6 / 100) * 100)
+
+
 def clip_argv(ffmpeg: str, clip: Clip, seconds: float, out: Path) -> list[str]:
-    """The clip as an upload would be: H.264 at high quality (CRF 12, so the fixed ladder's "never more bits than
-    the source" cap does not bind) with stereo AAC."""
+    """The clip as an upload would be: H.264 at a screen or camera recorder's constant bit rate (x264 CBR with
+    filler, as OBS records) with stereo AAC. Constant, because the fixed ladder caps every rung at the source's bit
+    rate: a slide deck stored at a quality CRF is a few hundred kb/s, and the cap, not the ladder, would decide."""
     video = clip.video(clip.width, clip.height, clip.rate, seconds)
     graph = f"{video}[v];aevalsrc=exprs='{clip.audio}':s=48000:c=stereo[a]"
+    rate = source_kbps(clip)
     return [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-filter_complex", graph,
             "-map", "[v]", "-map", "[a]", "-t", f"{seconds:g}",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", f"{rate}k", "-minrate", f"{rate}k",
+            "-maxrate", f"{rate}k", "-bufsize", f"{2 * rate}k", "-x264-params", "nal-hrd=cbr", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", str(out)]  # fmt: skip
 
 
@@ -584,7 +593,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips", help=f"comma-separated subset of {', '.join(c.name for c in CLIPS)}")
     parser.add_argument("--ladders", default=",".join(Ladder),
                         help="comma-separated ladders to encode (fixed is always encoded: the baseline)")  # fmt: skip
-    parser.add_argument("--seconds", type=float, help="length of each clip (default 10; --quick 6)")
+    parser.add_argument("--seconds", type=float, help="length of each clip (default 8; --quick 6)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the generated clips are kept")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the encodes and VMAF logs (work dir)")
@@ -598,7 +607,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.ladder_list = [Ladder.fixed, *(Ladder(x) for x in args.ladders.split(",") if x and x != Ladder.fixed)]
     except ValueError as exc:
         parser.error(f"--ladders: {exc}")
-    args.seconds = args.seconds or (6.0 if args.quick else 10.0)
+    args.seconds = args.seconds or (6.0 if args.quick else 8.0)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
     return args
@@ -613,6 +622,7 @@ def sized(clip: Clip, quick: bool) -> Clip:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (and stop ffmpeg) on kill
     started = time.monotonic()
     from core.ffmpeg import ffmpeg_exe
     from core.settings import Settings
