@@ -479,10 +479,13 @@ def summarize(clips: Sequence[ClipRun]) -> Summary:
         for p in per_title_pairs(c.clip, c.easy, c.runs[Ladder.fixed].rungs, c.runs[Ladder.per_title].rungs)
     ]
     av = [p for c in clips if Ladder.av1 in c.runs for p in av1_pairs(c.clip, c.easy, c.runs[Ladder.av1].rungs)]
+    goals = [per_title_easy_row(pt, per_title_built), per_title_hard_row(pt, per_title_built), av1_row(av, av1_built)]
+    ran = [any(ladder in c.runs for c in clips) for ladder in (Ladder.per_title, Ladder.per_title, Ladder.av1)]
     rows = [
-        per_title_easy_row(pt, per_title_built),
-        per_title_hard_row(pt, per_title_built),
-        av1_row(av, av1_built),
+        *(
+            row if r else Row(row.what, "not run (--ladders)", row.goal, None)
+            for row, r in zip(goals, ran, strict=True)
+        ),
         *cpu_rows(clips, per_title_built, av1_built),
         frames_row(clips),
     ]

@@ -162,6 +162,11 @@ def test_the_table_says_which_rung_was_dropped_and_what_is_not_built():
     assert "not built yet" in text and "dropped" not in text
 
 
+def test_a_ladder_left_out_is_not_run_rather_than_not_built():
+    rows = summarize([clip("slides", True, ladder(*FIXED))]).rows
+    assert [r.figure for r in rows[:3]] == ["not run (--ladders)"] * 3 and all(r.passed is None for r in rows[:3])
+
+
 def test_a_rung_missing_frames_fails():
     short = rung("480p", 500, 90.0)
     short.frames = 290
