@@ -170,22 +170,13 @@ def render(rows: list[Row], title: str) -> Table:
 AUDIO_COST = 11 / 600  # core-seconds per source second of the whole-file AAC rendition (COMMON.md: 11 s / 10 min)
 
 
-def range_lengths(duration: float, first: float = 4, longest: float = 60) -> list[float]:
-    """Source seconds of each range: first, then doubling up to `longest`, then `longest` until the end (the
-    shared design's plan_ranges; workers.chunks is used instead when it exists)."""
-    with contextlib.suppress(ImportError):
-        from workers.chunks import plan_ranges  # type: ignore[import-not-found,unused-ignore]
+def range_lengths(duration: float, first: int = 4, longest: int = 60) -> list[float]:
+    """Source seconds of each range, as workers.chunks plans them with the default settings."""
+    from workers.chunks import plan_ranges
 
-        ranges = plan_ranges(duration, segment_seconds=4, gop_seconds=2, first_range_seconds=first,
-                             range_seconds=longest)  # fmt: skip
-        return [(r.end if r.end is not None else duration) - r.start for r in ranges]
-    lengths: list[float] = []
-    size, at = first, 0.0
-    while at < duration:
-        lengths.append(min(size, duration - at))
-        at += size
-        size = min(size * 2, longest)
-    return lengths
+    ranges = plan_ranges(duration, segment_seconds=4, gop_seconds=2, first_range_seconds=first,
+                         range_seconds=longest)  # fmt: skip
+    return [r.length(duration) for r in ranges]
 
 
 @dataclass
