@@ -1,0 +1,159 @@
+"""Loudness normalization (EBU R128) of the one audio rendition: read what ffmpeg's ebur128 filter measured, and
+plan the gain that brings it to the target loudness under the true-peak ceiling without pumping.
+
+Pure: parses text and does arithmetic. workers.command turns a LevelPlan into filters (volume, alimiter) and the
+measurement into an argv; workers.pipeline runs it before the audio encode.
+
+Why a plain gain and not loudnorm: loudnorm's `linear=true` is the same constant gain, but it silently falls
+back to its dynamic mode (a 3 s sliding gain: pumping) whenever the gain would push the true peak over the
+ceiling, which is exactly the quiet, peaky source that needs the most gain; it also resamples to 192 kHz. Here
+the gain is always constant; a peak limiter takes only the few peaks over the ceiling, and when that would take
+more than MAX_LIMITING_DB of limiting (audible pumping) the gain is lowered instead: the output is then quieter
+than the target rather than squashed.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+
+# BS.1770's absolute gate: ebur128 reports an integrated loudness of -70 LUFS when no 400 ms block passed it
+# (digital silence, or nothing but a faint hiss). There is nothing to normalize: the gain stays 0.
+SILENCE_LUFS = -70.0
+
+# The AAC encoder's decoded output peaks higher than what it was given (quantization noise adds to the peaks).
+# Measured on this build at 128 kb/s stereo: see CODEC_MARGIN_DB's figures in the module's tests and the report.
+# The signal entering the encoder is kept this far under the ceiling.
+CODEC_MARGIN_DB = 1.0
+
+# Peaks the limiter may take down, at most. A few dB on rare transients is inaudible (a lookahead limiter with
+# a 5 ms attack); beyond it the limiter works on the programme itself and its level moves with the peaks.
+MAX_LIMITING_DB = 4.0
+
+# The most a source is raised. Quieter than target - 30 dB (-46 LUFS by default) is a near-silent track (room
+# tone, a muted microphone's hiss): raising it to speech level would play noise loudly, not make speech audible.
+MAX_GAIN_DB = 30.0
+
+# Measuring the whole file costs time before the first audio segment (first playable). Up to this length the
+# whole file is measured; a longer one is measured on MEASURE_WINDOWS windows of WINDOW_SECONDS spread over it,
+# so the measurement costs the same whatever the length (figures in the report).
+FULL_MEASURE_SECONDS = 300.0
+MEASURE_WINDOWS = 20
+WINDOW_SECONDS = 6.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of the source measured on its own (input seeking), when the file is too long to measure whole."""
+
+    start: float
+    length: float
+
+
+def measure_windows(duration: float) -> tuple[Window, ...] | None:
+    """None: measure the whole file. Otherwise windows centred on equal shares of the duration, so the start,
+    the middle and the end (a film's quiet opening and loud finale) are all heard."""
+    if duration <= FULL_MEASURE_SECONDS:
+        return None
+    share = duration / MEASURE_WINDOWS
+    return tuple(
+        Window(start=round(share * (k + 0.5) - WINDOW_SECONDS / 2, 3), length=WINDOW_SECONDS)
+        for k in range(MEASURE_WINDOWS)
+    )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """ebur128's summary of the audio exactly as it will be encoded (the same 48 kHz stereo downmix)."""
+
+    integrated: float  # LUFS; SILENCE_LUFS when no block passed the gate
+    true_peak: float | None  # dBTP; None for digital silence (ebur128 prints -inf)
+    lra: float  # LU
+    sampled: bool = False  # measured on windows (measure_windows), not on the whole file
+
+    @property
+    def silent(self) -> bool:
+        return self.true_peak is None or self.integrated <= SILENCE_LUFS
+
+
+_NUMBER = r"([-+]?(?:\d+(?:\.\d*)?|inf|nan))"
+_INTEGRATED = re.compile(r"^\s*I:\s*" + _NUMBER + r"\s*LUFS", re.MULTILINE | re.IGNORECASE)
+_LRA = re.compile(r"^\s*LRA:\s*" + _NUMBER + r"\s*LU\b", re.MULTILINE | re.IGNORECASE)
+_TRUE_PEAK = re.compile(r"True peak:\s*\n\s*Peak:\s*" + _NUMBER + r"\s*dBFS", re.IGNORECASE)
+
+
+def _finite(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def parse_ebur128(log: str, *, sampled: bool = False) -> Measurement:
+    """The last `Summary:` ebur128 printed (with `peak=true`) -> a Measurement. ValueError when there is none
+    (ffmpeg stopped before the end) or it lacks a figure: a partial log must never be read as a measurement."""
+    at = log.rfind("Summary:")
+    if at < 0:
+        raise ValueError("ebur128 printed no summary")
+    summary = log[at:]
+    found = [pattern.search(summary) for pattern in (_INTEGRATED, _LRA, _TRUE_PEAK)]
+    missing = [name for name, m in zip(("I", "LRA", "true peak"), found, strict=True) if m is None]
+    if missing:
+        raise ValueError(f"ebur128's summary lacks {', '.join(missing)}")
+    integrated, lra, peak = (_finite(m.group(1)) for m in found if m is not None)
+    return Measurement(
+        integrated=SILENCE_LUFS if integrated is None else max(integrated, SILENCE_LUFS),
+        true_peak=peak,
+        lra=lra or 0.0,
+        sampled=sampled,
+    )
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """What the audio encode does to the level: a constant gain, then (if `limit_dbfs`) a peak limiter."""
+
+    measured: Measurement
+    target_i: float
+    target_tp: float
+    gain_db: float
+    limit_dbfs: float | None  # the limiter's ceiling; None: no limiter
+
+    @property
+    def silent(self) -> bool:
+        return self.measured.silent
+
+    @property
+    def limited(self) -> bool:
+        return self.limit_dbfs is not None
+
+    def to_json(self) -> dict:
+        """transcode_jobs.loudness: what was measured, the target, and what was done (JSON has no -inf: null)."""
+        m = self.measured
+        return {
+            "input_i": round(m.integrated, 1),
+            "input_tp": None if m.true_peak is None else round(m.true_peak, 1),
+            "input_lra": round(m.lra, 1),
+            "target_i": self.target_i,
+            "target_tp": self.target_tp,
+            "gain_db": round(self.gain_db, 2),
+            "limited": self.limited,
+            "silent": self.silent,
+            "sampled": m.sampled,
+        }
+
+
+def plan_level(measured: Measurement, target_i: float, target_tp: float) -> LevelPlan:
+    """The gain that brings `measured` to `target_i` LUFS with its true peak under `target_tp` dBTP after AAC.
+
+    gain = target - I (at most MAX_GAIN_DB). If the peaks would then pass the ceiling (target_tp minus the codec's
+    overshoot), a limiter takes the excess when it is at most MAX_LIMITING_DB; beyond that the gain is lowered
+    until it is, so no peak is limited by more than that. Silence gets no gain. A measurement on windows may have
+    missed the loudest peak: its plan always has the limiter (which does nothing to peaks under the ceiling).
+    """
+    if measured.silent or measured.true_peak is None:
+        return LevelPlan(measured, target_i, target_tp, gain_db=0.0, limit_dbfs=None)
+    ceiling = target_tp - CODEC_MARGIN_DB
+    gain = min(target_i - measured.integrated, MAX_GAIN_DB)
+    excess = measured.true_peak + gain - ceiling
+    if excess > MAX_LIMITING_DB:
+        gain -= excess - MAX_LIMITING_DB
+    limit = ceiling if excess > 0 or measured.sampled else None
+    return LevelPlan(measured, target_i, target_tp, gain_db=gain, limit_dbfs=limit)
