@@ -1,6 +1,7 @@
 """Test audio at a chosen loudness, and the loudness of a published audio rendition, both measured by ffmpeg's
 ebur128 filter (the EBU R128 meter) run apart from the product's own measurement."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -12,9 +13,10 @@ PROGRAMME = (
     "anoisesrc=color=pink:sample_rate=48000:amplitude=0.2:seed=7[n];sine=frequency=330:sample_rate=48000[t];"
     "[n][t]amix=inputs=2,tremolo=f=0.4:d=0.5,aformat=channel_layouts=stereo"
 )
-# The same with 2 ms clicks near full scale every 1.5 s: a quiet recording with loud transients (a door, a cough,
-# a microphone knock), whose peaks stand far above its loudness.
-CLICKS = "aevalsrc=exprs=0.9*sin(2*PI*2000*t)*lt(mod(t\\,1.5)\\,0.002):sample_rate=48000"
+# The same with 2 ms clicks near full scale every CLICK_PERIOD s: a quiet recording with loud transients (a door, a
+# cough, a microphone knock), whose peaks stand far above its loudness.
+CLICK_PERIOD = 1.5
+CLICKS = f"aevalsrc=exprs=0.9*sin(2*PI*2000*t)*lt(mod(t\\,{CLICK_PERIOD})\\,0.002):sample_rate=48000"
 SILENCE = "anullsrc=channel_layout=stereo:sample_rate=48000"
 
 
@@ -31,6 +33,28 @@ def _measure(inputs: list[str]) -> Measurement:
         check=True,
     )
     return parse_ebur128(run.stderr)
+
+
+def momentary(path: Path) -> dict[float, float]:
+    """ebur128's momentary loudness (LUFS of the 400 ms block ending 100 ms after it) every 100 ms, by time."""
+    run = subprocess.run(
+        [FFMPEG, "-hide_banner", "-nostdin", "-i", f"file:{path}", "-map", "0:a:0", "-af",
+         "ebur128=metadata=1:framelog=verbose,ametadata=print:key=lavfi.r128.M:file=-", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.findall(r"pts_time:([\d.]+)\s*\nlavfi\.r128\.M=(-?[\d.]+)", run.stdout)
+    return {round(float(t), 1): float(m) for t, m in found}
+
+
+def between_clicks(blocks: dict[float, float]) -> dict[float, float]:
+    """The blocks of a CLICKS source that hold neither a click nor the 50 ms a limiter takes to let go of it."""
+    kept = {}
+    for t, m in blocks.items():
+        start, end = t - 0.3, t + 0.1
+        first = int((start - 0.25) // CLICK_PERIOD)
+        if t >= 0.4 and not any(start - 0.25 <= k * CLICK_PERIOD <= end + 0.05 for k in range(first, first + 3)):
+            kept[t] = m
+    return kept
 
 
 def _graph(clicks: bool) -> str:

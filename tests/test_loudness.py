@@ -28,8 +28,7 @@ from workers.loudness import (
 # What this build's ebur128 (peak=true, framelog=verbose) printed at the end of a measurement: the log's tail,
 # after the progress lines.
 REAL_SUMMARY = """\
-[out#0/null @ 0x55d0c0a1b2c0] video:0KiB audio:2250KiB subtitle:0KiB other streams:0KiB global headers:0KiB
-[Parsed_ebur128_2 @ 0x55d0c0a3f640] Summary:
+[Parsed_ebur128_2 @ 0x7f904c001c00] Summary:
 
   Integrated loudness:
     I:         -35.1 LUFS
@@ -43,6 +42,9 @@ REAL_SUMMARY = """\
 
   True peak:
     Peak:      -20.3 dBFS
+[out#0/null @ 0x557d42de3600] video:0KiB audio:11250KiB subtitle:0KiB other streams:0KiB global headers:0KiB muxing \
+overhead: unknown
+size=N/A time=00:01:00.00 bitrate=N/A speed= 123x elapsed=0:00:00.48
 """
 
 SILENT_SUMMARY = """\

@@ -8,7 +8,7 @@ import pytest
 
 from core.media_keys import AUDIO_NAME
 from core.settings import Settings
-from tests.loudness import ebur128, make_at_level, make_silent, rendition_file
+from tests.loudness import between_clicks, ebur128, make_at_level, make_silent, momentary, rendition_file
 from workers import pipeline
 from workers.command import build_loudness_argv
 from workers.loudness import MAX_LIMITING_DB
@@ -45,9 +45,9 @@ def test_quiet_and_loud_sources_come_out_at_the_target(level, video, tmp_path):
 
 
 def test_peaky_quiet_source_is_raised_without_pumping(tmp_path):
-    """-30 LUFS with clicks near full scale: the full gain would need ~15 dB of limiting. The gain is lowered so
-    the limiter takes at most a few dB off the clicks: the output's true peak is under the ceiling, and everything
-    but the clicks moved by the one planned gain (its loudness range is the source's: nothing pumped)."""
+    """-30 LUFS with clicks near full scale: the full gain would need ~10 dB of limiting. The gain is lowered so
+    the limiter takes at most MAX_LIMITING_DB off the clicks: the output's true peak is under the ceiling, and
+    everything but the clicks moved by the one planned gain (nothing pumped)."""
     src = make_at_level(tmp_path / "src.flac", -30.0, clicks=True)
     source = ebur128(src)
     assert source.true_peak is not None and source.true_peak - source.integrated > 20  # peaks far above loudness
@@ -60,8 +60,12 @@ def test_peaky_quiet_source_is_raised_without_pumping(tmp_path):
     assert record["gain_db"] < TARGET - record["input_i"] - 5  # less than the full gain: not limited hard
     assert record["input_tp"] + record["gain_db"] - (CEILING - 1.0) <= MAX_LIMITING_DB + 0.01
     assert out.true_peak is not None and out.true_peak <= CEILING, out
-    assert out.integrated - source.integrated == pytest.approx(record["gain_db"], abs=1.0)
-    assert out.lra == pytest.approx(source.lra, abs=1.0)
+    # Between the clicks, every 100 ms block of the published audio is the source's raised by the planned gain:
+    # a limiter that pumped (or loudnorm's dynamic mode) would move them with the clicks.
+    before, after = between_clicks(momentary(src)), momentary(published)
+    moved = [after[t] - m for t, m in before.items() if t in after]
+    assert len(moved) > len(before) / 2
+    assert max(abs(d - record["gain_db"]) for d in moved) < 0.3, moved
 
 
 def test_silence_stays_silent(tmp_path):

@@ -33,12 +33,15 @@ MAX_LIMITING_DB = 4.0
 # tone, a muted microphone's hiss): raising it to speech level would play noise loudly, not make speech audible.
 MAX_GAIN_DB = 30.0
 
-# Measuring the whole file costs time before the first audio segment (first playable). Up to this length the
-# whole file is measured; a longer one is measured on MEASURE_WINDOWS windows of WINDOW_SECONDS spread over it,
-# so the measurement costs the same whatever the length (figures in the report).
-FULL_MEASURE_SECONDS = 300.0
+# The measurement runs before the first audio segment, so it delays first playable. Measured on this machine
+# (2 cores, ebur128 peak=true over the 48 kHz stereo downmix of an AAC track): 0.3 s CPU for 60 s of audio, 3.2 s
+# for 600 s; it grows with the length. So a file longer than the windows together is measured on
+# MEASURE_WINDOWS windows of WINDOW_SECONDS spread over it: 0.75 s CPU for a 600 s track (the same for 6 h), and
+# its integrated loudness came within 0.4 LU of the whole file's, on a steady track and on one whose level
+# swings by 17 LU. A window may miss the loudest peak: workers.loudness.plan_level adds the limiter for that.
 MEASURE_WINDOWS = 20
 WINDOW_SECONDS = 6.0
+FULL_MEASURE_SECONDS = MEASURE_WINDOWS * WINDOW_SECONDS  # up to this, measuring the whole file costs no more
 
 
 @dataclass(frozen=True)

@@ -532,9 +532,7 @@ def level_audio(
         return AudioLevel(None)
     try:
         measured = measure_loudness(src, prepared, out_dir, settings, should_stop)
-    except TranscodeError as exc:
-        return AudioLevel(None, f"loudness measurement failed, the audio keeps its level: {exc.reason}")
-    except ValueError as exc:
+    except (TranscodeError, ValueError) as exc:  # str(TranscodeError) is its reason
         return AudioLevel(None, f"loudness measurement failed, the audio keeps its level: {exc}")
     return AudioLevel(plan_level(measured, settings.loudness_target_lufs, settings.true_peak_dbtp))
 
