@@ -160,13 +160,7 @@ def _range_tiles(thumbnails: ThumbnailPlan, rng: TimeRange) -> tuple[int, int] |
 
 
 def build_audio_argv(
-    plan: LadderPlan,
-    src: Path,
-    demuxer: str,
-    out_dir: Path,
-    *,
-    ffmpeg_exe: str = "ffmpeg",
-    level: LevelPlan | None = None,
+    plan: LadderPlan, src: Path, demuxer: str, out: Path, *, ffmpeg_exe: str = "ffmpeg", level: LevelPlan | None = None
 ) -> list[str]:
     """The one audio rendition, for the whole file: AAC has no keyframes to cut at, so audio encoded in ranges
     would click at every seam. EVENT type and temp_file make ffmpeg rewrite its playlist after each segment
@@ -177,17 +171,17 @@ def build_audio_argv(
     stream = _stereo(_input(src, demuxer), plan.audio_stream)
     if level is not None:
         stream = _leveled(stream, level)
-    out = ffmpeg.output(
+    hls = ffmpeg.output(
         stream,
-        str(out_dir / AUDIO_NAME / AUDIO_FFMPEG_PLAYLIST),
+        str(out / AUDIO_NAME / AUDIO_FFMPEG_PLAYLIST),
         hls_time=plan.segment_seconds,
         hls_flags="+temp_file+independent_segments",
-        hls_segment_filename=str(out_dir / AUDIO_NAME / SEGMENT_PATTERN),
+        hls_segment_filename=str(out / AUDIO_NAME / SEGMENT_PATTERN),
         **{**_HLS_FMP4, "hls_playlist_type": "event"},
         **_NO_METADATA,
         **{"c:a": "aac", "b:a": f"{plan.audio_kbps}k"},
     )
-    return _argv(ffmpeg_exe, out)
+    return _argv(ffmpeg_exe, hls)
 
 
 AUDIO_FFMPEG_PLAYLIST = "ffmpeg.m3u8"  # ffmpeg's growing playlist; the published audio/index.m3u8 is core.hls's
