@@ -11,7 +11,7 @@ from core.settings import Settings
 from tests.loudness import between_clicks, ebur128, make_at_level, make_silent, momentary, rendition_file
 from workers import pipeline
 from workers.command import build_loudness_argv
-from workers.loudness import MAX_LIMITING_DB
+from workers.loudness import FULL_MEASURE_SECONDS, MAX_LIMITING_DB
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +98,16 @@ def test_a_failed_measurement_keeps_the_level_and_still_publishes(tmp_path, monk
     result, published = _transcode(src, tmp_path)
     assert result.loudness is None
     assert ebur128(published).integrated == pytest.approx(ebur128(src).integrated, abs=0.5)
+
+
+def test_a_long_source_is_measured_on_windows_and_still_lands_on_the_target(tmp_path):
+    """Longer than the windows together: measured on them alone (a bounded cost before the first audio segment),
+    the limiter standing by for a peak they missed; the whole output is at the target all the same."""
+    src = make_at_level(tmp_path / "long.flac", -30.0, seconds=FULL_MEASURE_SECONDS + 10)
+    result, published = _transcode(src, tmp_path)
+    assert result.loudness is not None
+    assert result.loudness["sampled"] is True and result.loudness["limited"] is True
+    assert result.loudness["input_i"] == pytest.approx(ebur128(src).integrated, abs=0.5)
+    out = ebur128(published)
+    assert abs(out.integrated - TARGET) <= 1.0, out
+    assert out.true_peak is not None and out.true_peak <= CEILING, out
