@@ -8,6 +8,7 @@ import pytest
 
 from core.media_keys import AUDIO_NAME
 from core.settings import Settings
+from schemas.tables import FailureKind
 from tests.loudness import between_clicks, ebur128, make_at_level, make_silent, momentary, rendition_file
 from workers import pipeline
 from workers.command import build_loudness_argv
@@ -111,3 +112,13 @@ def test_a_long_source_is_measured_on_windows_and_still_lands_on_the_target(tmp_
     out = ebur128(published)
     assert abs(out.integrated - TARGET) <= 1.0, out
     assert out.true_peak is not None and out.true_peak <= CEILING, out
+
+
+def test_a_measurement_the_watchdog_kills_fails_at_once(tmp_path):
+    """A source that hangs ffmpeg would hang the encode too: the measurement's watchdog kill (here a budget too
+    short for any run) fails the job then, instead of encoding anyway and waiting out a second kill."""
+    src = make_at_level(tmp_path / "src.flac", -20.0, seconds=4)
+    with pytest.raises(pipeline.TranscodeError) as err:
+        _transcode(src, tmp_path, encode_time_factor=0.001, encode_time_floor_seconds=0.001)
+    assert err.value.kind == FailureKind.too_long
+    assert not (tmp_path / "out" / AUDIO_NAME).exists()  # the audio encode never started

@@ -514,6 +514,9 @@ def measure_loudness(
     return parse_ebur128(log_path.read_text(errors="replace"), sampled=windows is not None)
 
 
+_WATCHDOG_KILLS = (FailureKind.stalled, FailureKind.too_long)
+
+
 @dataclass(frozen=True)
 class AudioLevel:
     """The loudness normalization an audio encode gets: a plan, or none with the reason when measuring failed."""
@@ -527,12 +530,17 @@ def level_audio(
 ) -> AudioLevel:
     """Measure the source's loudness and plan the gain to the configured target (settings.loudness_*). A failed
     measurement never fails the video: the audio keeps its level and the failure is returned for a note. A stop,
-    a full disk or a lost part go on up (they are not the source's fault)."""
+    a full disk or a lost part go on up (they are not the source's fault), and so does a watchdog kill: a source
+    that hangs ffmpeg would hang the encode the same way, after a second wait as long."""
     if not settings.loudness_normalize or prepared.plan.audio_kbps is None:
         return AudioLevel(None)
     try:
         measured = measure_loudness(src, prepared, out_dir, settings, should_stop)
-    except (TranscodeError, ValueError) as exc:  # str(TranscodeError) is its reason
+    except TranscodeError as exc:
+        if exc.kind in _WATCHDOG_KILLS:
+            raise
+        return AudioLevel(None, f"loudness measurement failed, the audio keeps its level: {exc.reason}")
+    except ValueError as exc:
         return AudioLevel(None, f"loudness measurement failed, the audio keeps its level: {exc}")
     return AudioLevel(plan_level(measured, settings.loudness_target_lufs, settings.true_peak_dbtp))
 
