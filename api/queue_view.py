@@ -85,7 +85,7 @@ def job_read(
         ladder=_recorded(LadderRead, (job.plan or {}).get("ladder"), job.id),
         loudness=_recorded(LoudnessRead, job.loudness, job.id),
         notes=[
-            NoteRead(kind=n.kind, message=n.message, created_at=aware(n.created_at) or n.created_at)
+            NoteRead(kind=n.kind, message=n.message, created_at=aware(n.created_at))
             for n in extras.notes.get(job.id, [])
         ],
         renditions=rendition_reads(video, extras.renditions.get(video.id, [])),

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from core.blobs import BlobStore, Stores
+from core.blobs import BlobNotFound, BlobStore, Stores
 from core.db import affected, get_engine
 from core.ffmpeg import ffmpeg_exe
 from core.media_keys import encode_prefix
@@ -68,7 +68,7 @@ def run_quality(part: ClaimedPart, settings: Settings, stores: Stores, work: Pat
     except Stopped:
         raise
     except Exception as exc:
-        problems.append(_why(exc))
+        problems.append(f"every rung: {_why(exc)}")
     _record(engine, part, rungs, scores, problems, stop, time.monotonic() - started)
     if problems:
         add_note(engine, part.job_id, NoteKind.vmaf_failed, "VMAF not measured for " + "; ".join(problems))
@@ -76,8 +76,11 @@ def run_quality(part: ClaimedPart, settings: Settings, stores: Stores, work: Pat
 
 
 def _why(exc: Exception) -> str:
+    """The cause in a sentence: ffmpeg's reason, a file missing from a store, or the exception."""
     if isinstance(exc, TranscodeError):
         return exc.reason
+    if isinstance(exc, BlobNotFound):
+        return f"{exc.args[0]} is missing from the store"
     return f"{type(exc).__name__}: {exc}"
 
 
