@@ -141,9 +141,10 @@ def test_argv_reads_the_source_warily_from_the_windows_seek_on_the_rungs_frame_g
     assert rung[rung.index("-f") + 1] == "mov" and "-ss" not in rung
     graph = _graph(argv)
     # The reference: the rung's frame rate on its range's grid (origin 4 s = 3 s before the seek), the window's
-    # 8 s from 1 s in, at the top rung's size as the encode scaled it; numbered frames on both sides.
+    # frames from the 120th of that grid (8 s - 4 s at 30 fps) for 8 s and one spare, at the top rung's size as the
+    # encode scaled it; numbered frames on both sides.
     assert "fps=fps=30:start_time=-3" in graph
-    assert "trim=end=9:start=1" in graph
+    assert "trim=end_frame=361:start_frame=120" in graph
     assert "scale=1280:720:flags=lanczos" in graph and "scale=1280:720:flags=bicubic" in graph
     assert graph.count("settb=1/30") == 2 and graph.count("setpts=N") == 2
     vmaf = graph.rsplit(";", 1)[1]
@@ -167,7 +168,7 @@ def test_argv_at_a_range_start_seeks_exactly_there_and_from_zero_not_at_all():
     at_range = _graph_and_source(Window(2, 2, 4.0, 8.0, 4.0, 4.0))
     assert at_range[1][at_range[1].index("-ss") + 1] == "4" and "start_time=0" in at_range[0]
     from_zero = _graph_and_source(Window(0, 2, 0.0, 4.0, 0.0, 0.0))
-    assert "-ss" not in from_zero[1] and "trim=end=4:start=0" in from_zero[0]
+    assert "-ss" not in from_zero[1] and "trim=end_frame=121:start_frame=0" in from_zero[0]
 
 
 def _graph_and_source(window):
@@ -209,3 +210,9 @@ def test_windows_pool_per_frame():
     assert pooled([Score(90.0, 100), Score(60.0, 50)]) == Score(80.0, 150)
     with pytest.raises(ValueError):
         pooled([])
+
+
+def test_playlist_durations_that_round_still_find_their_range():
+    """EXTINF durations are the encoder's, not the plan's: 3.992 s into the video is the 4 s range's start."""
+    windows = plan_windows([2.002, 1.99, 4.004, 3.99], [0.0, 4.0], NTSC, full_seconds=60, sample_seconds=30)
+    assert [(w.first, w.count, w.origin, w.seek) for w in windows] == [(0, 2, 0.0, 0.0), (2, 2, 4.0, 4.0)]

@@ -54,7 +54,7 @@ from schemas.tables import (
 )
 from workers.job import Stop, beating_with, clear_encodes, end_generation
 from workers.pipeline import Progress, Stopped, TranscodeError
-from workers.quality_part import quality_part
+from workers.quality_part import quality_part, run_quality
 from workers.sources import local_source
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,6 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
     try:
         with beating_with(lambda: part_heartbeat(engine, part), stop, f"part-{part.part_id}"):
             if part.kind == PartKind.quality:  # after ready: measures, never fails the video (a note instead)
-                from workers.quality_part import run_quality  # noqa: PLC0415
-
                 return run_quality(part, settings, stores, work, stop, started)
             src = local_source(settings, stores.sources, part.source_key, part.video_id, part.generation)
             prepared = _prepared(engine, part, settings)

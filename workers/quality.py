@@ -31,6 +31,9 @@ from workers.ladder import LadderPlan, VideoRendition
 SAMPLE_WINDOW_SECONDS = 8.0  # a sampled window: two 4 s segments, long enough for the motion feature to settle
 PREROLL_SECONDS = 1.0  # decoded before a window inside a range, so its first frame is picked as the encode did
 _EPS = 1e-6
+# Segment starts are sums of playlist durations, which round: a start this close to a range start is that start
+# (segments and ranges are a second or more apart).
+_NEAR = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def plan_windows(
     origins = frame_grids(ranges, fps)
 
     def range_of(t: float) -> int:
-        return max(i for i, s in enumerate(ranges) if s <= t + _EPS) if t + _EPS >= ranges[0] else 0
+        return max((i for i, s in enumerate(ranges) if s <= t + _NEAR), default=0)
 
     seg_range = [range_of(s) for s in starts]
     seg_origin = [origins[r] for r in seg_range]
@@ -92,7 +95,7 @@ def plan_windows(
     def window(first: int, count: int) -> Window:
         start = starts[first]
         range_start = ranges[seg_range[first]]
-        at_range_start = abs(start - range_start) < _EPS
+        at_range_start = abs(start - range_start) < _NEAR
         seek = range_start if at_range_start else max(range_start, start - PREROLL_SECONDS)
         length = sum(durations[first : first + count])
         return Window(first, count, round(start, 6), round(length, 6), seg_origin[first], round(seek, 6))
@@ -160,10 +163,15 @@ def build_vmaf_argv(
     seek: dict[str, object] = {"ss": f"{window.seek:g}"} if window.seek > 0 else {}
     # A second past the window: the frame-rate filter picks the window's last frames as it did inside the encode.
     source = _input(src, demuxer, **seek, t=f"{into + window.length + 1:g}", max_pixels=max_pixels)
+    # The rung's frames are origin + k/fps: the frame-rate filter lays that grid from the origin (repeating the first
+    # frame read until then), and the window is cut from it by frame number, which no rounding of a time can shift.
+    # At least as many frames as the rung has in the window: libvmaf stops with the shorter side (shortest=1).
+    first_frame = round((window.start - window.origin) * rung.fps)
+    frames = math.ceil(window.length * rung.fps) + 1
     ref = (
         _picture(source, plan)
         .filter("fps", fps=str(rung.fps), start_time=f"{window.origin - window.seek:g}")
-        .filter("trim", start=f"{into:g}", end=f"{into + window.length:g}")
+        .filter("trim", start_frame=first_frame, end_frame=first_frame + frames)
         .filter("scale", width, height, flags="lanczos")
         .filter("setsar", "1")
         .filter("format", "yuv420p")
