@@ -151,8 +151,10 @@
     const renditions = q(".renditions");
     const lines = v.status === "ready" ? (v.renditions || []).map(UI.renditionLine) : [];
     if ([...renditions.children].map((li) => li.textContent).join("\n") !== lines.join("\n")) {
-      renditions.replaceChildren(...lines.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
+      const item = (line) => Object.assign(document.createElement("li"), { textContent: line });
+      renditions.replaceChildren(...lines.map(item));
     }
+    if (!TERMINAL.has(v.status)) row.encodedHere = true; // it turns ready on this page: its VMAF follows
     renditions.hidden = lines.length === 0;
 
     const description = q(".description");
@@ -160,10 +162,10 @@
     description.hidden = !v.description;
   }
 
-  /** A ready video whose rungs are not all measured yet: its VMAF lands a little after `ready`. */
+  /** A video that turned ready on this page with rungs not measured yet: its VMAF lands a little after `ready`. */
   function measuring(row) {
     const v = row.video;
-    return v.status === "ready" && v.has_video && (row.qualityPolls || 0) < QUALITY_POLLS
+    return row.encodedHere && v.status === "ready" && v.has_video && (row.qualityPolls || 0) < QUALITY_POLLS
       && (v.renditions || []).some((r) => r.vmaf == null);
   }
 
