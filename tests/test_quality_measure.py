@@ -1,6 +1,7 @@
 """Frame alignment of the VMAF measurement (workers.quality_part.measure_rung), with real ffmpeg and no services:
-a near-lossless rung scores about 100 whether measured whole or sampled in windows that start mid-range on a
-29.97 fps grid, and the same comparison one frame off scores far lower (so a misalignment could not hide).
+a near-lossless rung (CRF 1, under its bit-rate cap) scores close to 100, the same whether measured whole or
+sampled in windows that start mid-range on a 29.97 fps grid, and the same comparison one frame off scores far
+lower: the picture's noise changes every frame, so a misalignment could not hide.
 """
 
 import dataclasses
@@ -10,6 +11,7 @@ import m3u8
 import pytest
 
 from core.blobs import LocalBlobStore
+from core.ffmpeg import ffmpeg_exe
 from core.media_keys import INIT_NAME, MEDIA_PLAYLIST
 from core.progressive import Published, Segment
 from core.settings import Settings
@@ -54,12 +56,12 @@ def _measure(encoded, tmp_path: Path, **overrides: float) -> tuple[float, int]:
 
 def test_a_near_lossless_rung_scores_about_100_whole_and_sampled(encoded, tmp_path):
     whole, frames = _measure(encoded, tmp_path, vmaf_full_seconds=60)
-    assert whole > 97, whole
+    assert whole > 92, whole  # CRF 1 under the rung's bit-rate cap: close to, not at, 100 on a noisy picture
     assert frames == round(8 * 30000 / 1001)
     # Sampled: 6 s from 2 s in, which a 29.97 fps grid cuts at the 4 s range start into two windows (one read
     # from a second before it, mid-range; one from the range start).
     sampled, frames = _measure(encoded, tmp_path, vmaf_full_seconds=0, vmaf_sample_seconds=6)
-    assert sampled > 97, sampled
+    assert sampled == pytest.approx(whole, abs=1.5), (sampled, whole)
     assert frames == pytest.approx(6 * 30000 / 1001, abs=2)
 
 
@@ -76,8 +78,8 @@ def test_one_frame_off_scores_far_lower(encoded, tmp_path):
     for label, w in {"aligned": window, "off": dataclasses.replace(window, start=1 / float(rung.fps))}.items():
         log = tmp_path / f"{label}.json"
         argv = build_vmaf_argv(prepared.plan, rung, w, src, prepared.info.demuxer, rung_file, log, n_threads=2,
-                               max_pixels=10**8)  # fmt: skip
+                               max_pixels=10**8, ffmpeg_exe=ffmpeg_exe(settings))  # fmt: skip
         run_ffmpeg(argv, w.length, tmp_path / f"{label}.log")
         scores[label] = parse_vmaf_log(log.read_text()).mean
-    assert scores["aligned"] > 97, scores
+    assert scores["aligned"] > 92, scores
     assert scores["off"] < scores["aligned"] - 10, scores
