@@ -19,6 +19,7 @@ from schemas.tables import (
     JobNote,
     JobPart,
     JobState,
+    NoteKind,
     PartState,
     Rendition,
     TranscodeJob,
@@ -85,7 +86,7 @@ def job_read(
         ladder=_recorded(LadderRead, (job.plan or {}).get("ladder"), job.id),
         loudness=_recorded(LoudnessRead, job.loudness, job.id),
         notes=[
-            NoteRead(kind=n.kind, message=n.message, created_at=aware(n.created_at))
+            NoteRead(kind=NoteKind(n.kind), message=n.message, created_at=aware(n.created_at))
             for n in extras.notes.get(job.id, [])
         ],
         renditions=rendition_reads(video, extras.renditions.get(video.id, [])),
@@ -170,6 +171,18 @@ def _jobs_of(node: WorkerNode, by_process: dict[str, uuid.UUID]) -> list[uuid.UU
     return [by_process[name] for name in names if name in by_process]
 
 
+def _latest(session: Session, state: JobState, limit: int) -> list[TranscodeJob]:
+    """The jobs that ended in `state` most recently, newest first."""
+    return list(
+        session.exec(
+            select(TranscodeJob)
+            .where(col(TranscodeJob.state) == state)
+            .order_by(col(TranscodeJob.finished_at).desc())
+            .limit(limit)
+        ).all()
+    )
+
+
 def snapshot(session: Session) -> QueueSnapshot:
     now = utcnow()
     counts = {state.value: 0 for state in JobState}
@@ -182,18 +195,8 @@ def snapshot(session: Session) -> QueueSnapshot:
     queued = (
         {j.id: j for j in session.exec(select(TranscodeJob).where(col(TranscodeJob.id).in_(order)))} if order else {}
     )
-    failures = session.exec(
-        select(TranscodeJob)
-        .where(col(TranscodeJob.state) == JobState.failed)
-        .order_by(col(TranscodeJob.finished_at).desc())
-        .limit(FAILURES_LIMIT)
-    ).all()
-    finished = session.exec(
-        select(TranscodeJob)
-        .where(col(TranscodeJob.state) == JobState.succeeded)
-        .order_by(col(TranscodeJob.finished_at).desc())
-        .limit(FINISHED_LIMIT)
-    ).all()
+    failures = _latest(session, JobState.failed, FAILURES_LIMIT)
+    finished = _latest(session, JobState.succeeded, FINISHED_LIMIT)
     positions = {job_id: i + 1 for i, job_id in enumerate(order)}
     extras = JobExtras(session, [*running, *queued.values(), *failures, *finished])
     nodes = session.exec(

@@ -25,12 +25,9 @@ SIZE = (640, 360)  # the source and top rung: every rung is compared at this siz
 
 
 @pytest.fixture(scope="module")
-def quality_clips(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("quality")
-    return {
-        "measured": make_clip(d / "measured.mp4", size="640x360", seconds=6, channels=2),
-        "broken": make_clip(d / "broken.mp4", size="640x360", seconds=6, channels=2),
-    }
+def quality_clip(tmp_path_factory) -> Path:
+    """Uploaded twice: once measured, once with a rung that vanishes before it can be."""
+    return make_clip(tmp_path_factory.mktemp("quality") / "clip.mp4", size="640x360", seconds=6, channels=2)
 
 
 def _video_rungs(video: dict) -> list[dict]:
@@ -66,17 +63,17 @@ def independent_vmaf(rung_file: Path, source: Path, fps: float, log: Path) -> tu
 
 
 @pytest.fixture(scope="module")
-def measured(stack, quality_clips):
+def measured(stack, quality_clip):
     """A creator of its own and a video of theirs whose rungs are all measured."""
     email, token = stack.new_user()
     with stack.client(token) as client:
-        video_id = upload(client, quality_clips["measured"], title=f"measured {secrets.token_hex(3)}").json()["id"]
+        video_id = upload(client, quality_clip, title=f"measured {secrets.token_hex(3)}").json()["id"]
         wait_finished(client, video_id)
         video = _measured(client, video_id)
     return {"email": email, "token": token, "video": video}
 
 
-def test_every_rung_vmaf_matches_an_independent_libvmaf_run(stack, quality_clips, measured, tmp_path):
+def test_every_rung_vmaf_matches_an_independent_libvmaf_run(stack, quality_clip, measured, tmp_path):
     video = measured["video"]
     rungs = {r["name"]: r for r in _video_rungs(video)}
     assert list(rungs) == ["360p", "240p"], list(rungs)
@@ -88,7 +85,7 @@ def test_every_rung_vmaf_matches_an_independent_libvmaf_run(stack, quality_clips
         rung_file = tmp_path / f"{name}.mp4"
         rung_file.write_bytes(variant.init + b"".join(s.data for s in variant.segments))
         fps = variant.stream_info.frame_rate
-        score, frames = independent_vmaf(rung_file, quality_clips["measured"], fps, tmp_path / f"{name}.json")
+        score, frames = independent_vmaf(rung_file, quality_clip, fps, tmp_path / f"{name}.json")
         stored = rungs[name]
         assert abs(stored["vmaf"] - score) <= 1.0, (name, stored["vmaf"], score)
         # The whole 6 s were measured (under STREAMIFY_VMAF_FULL_SECONDS), every frame of it.
@@ -110,13 +107,13 @@ def test_every_rung_vmaf_matches_an_independent_libvmaf_run(stack, quality_clips
 
 
 @pytest.fixture(scope="module")
-def broken(stack, quality_clips, azurite) -> dict:
+def broken(stack, quality_clip, azurite) -> dict:
     """A video whose 240p init segment vanishes from the store after the encode published it (and before the
     quality part, which runs after `ready` and the storyboard, fetches it)."""
     media = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client("streamify-media")
     _, token = stack.new_user()
     with stack.client(token) as client:
-        video_id = upload(client, quality_clips["broken"], title=f"broken {secrets.token_hex(3)}").json()["id"]
+        video_id = upload(client, quality_clip, title=f"broken {secrets.token_hex(3)}").json()["id"]
         deadline = time.monotonic() + 120
         removed = None
         while removed is None and time.monotonic() < deadline:  # the first range lands well before ready

@@ -115,16 +115,16 @@ def plan_windows(
     free = 0  # the first segment no window holds yet
     for i in range(n):
         target = (i + 0.5) * total / n - wanted / 2
-        first = next((j for j in range(free, len(starts)) if starts[j] >= target - _EPS), None)
-        if first is None:
+        at = next((j for j in range(free, len(starts)) if starts[j] >= target - _EPS), None)
+        if at is None:
             break
-        end = first + 1  # segments first..end-1: about `wanted` seconds
-        while sum(durations[first:end]) < wanted - _EPS and end < len(durations):
+        end = at + 1  # segments at..end-1: about `wanted` seconds
+        while sum(durations[at:end]) < wanted - _EPS and end < len(durations):
             end += 1
-        while first < end:  # cut where the frame grid changes: each piece is a window of its own
-            cut = next((j for j in range(first + 1, end) if seg_origin[j] != seg_origin[first]), end)
-            out.append(window(first, cut - first))
-            first = cut
+        while at < end:  # cut where the frame grid changes: each piece is a window of its own
+            cut = next((j for j in range(at + 1, end) if seg_origin[j] != seg_origin[at]), end)
+            out.append(window(at, cut - at))
+            at = cut
         free = end
     return tuple(out)
 
