@@ -162,6 +162,7 @@ class LoudnessRead(BaseModel):
     gain_db: float | None = None
     limited: bool = False  # the true-peak ceiling held the gain back
     silent: bool = False  # nothing to normalize: left silent
+    sampled: bool = False  # measured on windows of a long source, not the whole of it
 
 
 class NoteRead(BaseModel):

@@ -60,7 +60,8 @@
     const l = job.loudness;
     if (!l) return job.state === "succeeded" ? "Not measured: no audio, or an encode from before loudness normalization."
       : "Not measured yet.";
-    const input = `Input ${level(l.input_i)} LUFS integrated, true peak ${level(l.input_tp)} dBTP`;
+    const input = `Input ${level(l.input_i)} LUFS integrated, true peak ${level(l.input_tp)} dBTP`
+      + (l.sampled ? " (measured on samples)" : "");
     if (l.silent) return `${input}: silent, left as it is.`;
     const gain = l.gain_db == null ? "no gain" : `gain ${signed(l.gain_db)} dB`;
     const target = l.target_i == null ? "" : ` toward ${level(l.target_i)} LUFS`;
