@@ -102,6 +102,9 @@ def test_every_rung_vmaf_matches_an_independent_libvmaf_run(stack, quality_clip,
         job = ops.get(f"/api/v1/ops/jobs/{job_id}").json()
     assert {r["name"]: r["vmaf"] for r in job["renditions"] if r["width"]} == {n: r["vmaf"] for n, r in rungs.items()}
     assert job["notes"] == []
+    # ... and the loudness the audio part measured and applied (workers.loudness), as it recorded it.
+    recorded = stack.sql("SELECT loudness FROM transcode_jobs WHERE id = %s", job_id)[0]["loudness"]
+    assert recorded and job["loudness"] == {k: recorded.get(k, False) for k in job["loudness"]}
     parts = stack.sql("SELECT state, error FROM job_parts WHERE job_id = %s AND kind = 'quality'", job_id)
     assert parts == [{"state": "succeeded", "error": None}]
 
@@ -193,6 +196,7 @@ def test_library_and_job_page_show_each_rungs_vmaf(stack, measured, broken, brow
             row = page.locator(f'#rungs tr[data-rung="{rung["name"]}"]')
             assert float(row.locator(".vmaf").inner_text()) == pytest.approx(rung["vmaf"], abs=0.05)
         assert page.locator('[data-empty-for="notes"]').is_visible()
+        assert re.match(r"Input [−+]?\d+\.\d LUFS integrated, true peak ", page.locator("#loudness").inner_text())
         shoot(page, "ops-job-vmaf.png")
         # The job whose 240p rung could not be measured says so, beside the rung and in its notes.
         page.goto(f"{stack.url}/ops/jobs/{broken['job_id']}")
