@@ -27,9 +27,6 @@ def video_read(
     # A chunked encode is ready before its storyboard part made the track (workers.parts): no URL until then.
     # Encodes from before migration 0009 keep theirs in the store only (no master_playlist in the row either).
     has_storyboard = pictures and (video.storyboard_track is not None or video.master_playlist is None)
-    # The audio rendition has a row of its own (its playlist is served like a rung's); people list the rungs.
-    rungs = [r for r in renditions if r.name != AUDIO_RENDITION or not video.has_video]
-    ordered = sorted(rungs, key=lambda r: r.bandwidth, reverse=True)
     return VideoRead(
         id=video.id,
         title=video.title,
@@ -48,9 +45,17 @@ def video_read(
         has_video=video.has_video,
         has_audio=video.has_audio,
         created_at=video.created_at,
-        renditions=[RenditionRead.model_validate(r, from_attributes=True) for r in ordered],
+        renditions=rendition_reads(video, renditions),
         playback_url=playback_url(playback) if playable else None,
         poster_url=playback.media_url(published_root(video.id, video.media_root) + POSTER_NAME) if pictures else None,
         storyboard_url=storyboard_url(playback) if has_storyboard else None,
         watch_url=f"/watch/{video.id}",
     )
+
+
+def rendition_reads(video: Video, renditions: list[Rendition]) -> list[RenditionRead]:
+    """The rungs people list, highest first: the audio rendition has a row of its own (its playlist is served like
+    a rung's), listed only for an audio-only video."""
+    rungs = [r for r in renditions if r.name != AUDIO_RENDITION or not video.has_video]
+    ordered = sorted(rungs, key=lambda r: r.bandwidth, reverse=True)
+    return [RenditionRead.model_validate(r, from_attributes=True) for r in ordered]

@@ -1,26 +1,53 @@
 """What operators see of the job queue: one consistent snapshot, built from the database alone."""
 
+import logging
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from api.presenters import rendition_reads
 from core.jobqueue import WORKER_ONLINE, queue_order
 from core.timeutil import aware
-from schemas.api import HourStats, JobRead, QueueSnapshot, WorkerRead
-from schemas.tables import FailureKind, JobPart, JobState, PartState, TranscodeJob, User, Video, WorkerNode, utcnow
+from schemas.api import HourStats, JobRead, LadderRead, LoudnessRead, NoteRead, QueueSnapshot, WorkerRead
+from schemas.tables import (
+    FailureKind,
+    JobNote,
+    JobPart,
+    JobState,
+    NoteKind,
+    PartState,
+    Rendition,
+    TranscodeJob,
+    User,
+    Video,
+    WorkerNode,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+Recorded = TypeVar("Recorded", LadderRead, LoudnessRead)
 
 QUEUE_LIMIT = 200
 FAILURES_LIMIT = 20
+FINISHED_LIMIT = 10
 HISTORY_HOURS = 24
 
 
 def job_read(
-    job: TranscodeJob, video: Video, owner: User, position: int | None = None, parts: list[JobPart] | None = None
+    job: TranscodeJob,
+    video: Video,
+    owner: User,
+    position: int | None = None,
+    parts: list[JobPart] | None = None,
+    extras: "JobExtras | None" = None,
 ) -> JobRead:
     parts = parts or []
+    extras = extras or JobExtras()
     by_state: dict[str, int] = {}
     for part in parts:
         by_state[part.state] = by_state.get(part.state, 0) + 1
@@ -56,7 +83,41 @@ def job_read(
         started_at=aware(job.started_at),
         heartbeat_at=aware(job.heartbeat_at),
         finished_at=aware(job.finished_at),
+        ladder=_recorded(LadderRead, (job.plan or {}).get("ladder"), job.id),
+        loudness=_recorded(LoudnessRead, job.loudness, job.id),
+        notes=[
+            NoteRead(kind=NoteKind(n.kind), message=n.message, created_at=aware(n.created_at))
+            for n in extras.notes.get(job.id, [])
+        ],
+        renditions=rendition_reads(video, extras.renditions.get(video.id, [])),
     )
+
+
+def _recorded(model: type[Recorded], raw: object, job_id: uuid.UUID) -> Recorded | None:
+    """A record a worker wrote on the job, as the API shows it; one it cannot read is left out (logged), never a
+    500 for the whole queue."""
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        log.warning("job %s: unreadable %s record", job_id, model.__name__, exc_info=True)
+        return None
+
+
+class JobExtras:
+    """What a job page shows beyond the job row, loaded for many jobs in two queries: notes, renditions."""
+
+    def __init__(self, session: Session | None = None, jobs: list[TranscodeJob] | None = None) -> None:
+        self.notes: dict[uuid.UUID, list[JobNote]] = defaultdict(list)
+        self.renditions: dict[uuid.UUID, list[Rendition]] = defaultdict(list)
+        if session is None or not jobs:
+            return
+        notes = select(JobNote).where(col(JobNote.job_id).in_({j.id for j in jobs})).order_by(col(JobNote.id))
+        for note in session.exec(notes):
+            self.notes[note.job_id].append(note)
+        for r in session.exec(select(Rendition).where(col(Rendition.video_id).in_({j.video_id for j in jobs}))):
+            self.renditions[r.video_id].append(r)
 
 
 def _with_videos(session: Session, jobs: list[TranscodeJob]) -> list[tuple[TranscodeJob, Video, User]]:
@@ -110,6 +171,18 @@ def _jobs_of(node: WorkerNode, by_process: dict[str, uuid.UUID]) -> list[uuid.UU
     return [by_process[name] for name in names if name in by_process]
 
 
+def _latest(session: Session, state: JobState, limit: int) -> list[TranscodeJob]:
+    """The jobs that ended in `state` most recently, newest first."""
+    return list(
+        session.exec(
+            select(TranscodeJob)
+            .where(col(TranscodeJob.state) == state)
+            .order_by(col(TranscodeJob.finished_at).desc())
+            .limit(limit)
+        ).all()
+    )
+
+
 def snapshot(session: Session) -> QueueSnapshot:
     now = utcnow()
     counts = {state.value: 0 for state in JobState}
@@ -122,13 +195,10 @@ def snapshot(session: Session) -> QueueSnapshot:
     queued = (
         {j.id: j for j in session.exec(select(TranscodeJob).where(col(TranscodeJob.id).in_(order)))} if order else {}
     )
-    failures = session.exec(
-        select(TranscodeJob)
-        .where(col(TranscodeJob.state) == JobState.failed)
-        .order_by(col(TranscodeJob.finished_at).desc())
-        .limit(FAILURES_LIMIT)
-    ).all()
+    failures = _latest(session, JobState.failed, FAILURES_LIMIT)
+    finished = _latest(session, JobState.succeeded, FINISHED_LIMIT)
     positions = {job_id: i + 1 for i, job_id in enumerate(order)}
+    extras = JobExtras(session, [*running, *queued.values(), *failures, *finished])
     nodes = session.exec(
         select(WorkerNode).where(WorkerNode.last_seen >= now - WORKER_ONLINE).order_by(WorkerNode.name)
     ).all()
@@ -140,12 +210,15 @@ def snapshot(session: Session) -> QueueSnapshot:
     return QueueSnapshot(
         at=now,
         counts=counts,
-        running=[job_read(*row, parts=parts.get(row[0].id)) for row in _with_videos(session, list(running))],
+        running=[
+            job_read(*row, parts=parts.get(row[0].id), extras=extras) for row in _with_videos(session, list(running))
+        ],
         queue=[
-            job_read(*row, position=positions[row[0].id])
+            job_read(*row, position=positions[row[0].id], extras=extras)
             for row in _with_videos(session, [queued[i] for i in order if i in queued])
         ],  # fmt: skip
-        failures=[job_read(*row) for row in _with_videos(session, list(failures))],
+        failures=[job_read(*row, extras=extras) for row in _with_videos(session, list(failures))],
+        finished=[job_read(*row, extras=extras) for row in _with_videos(session, list(finished))],
         workers=[
             WorkerRead(
                 name=n.name,

@@ -22,7 +22,7 @@ from core.jobqueue import MAX_ATTEMPTS, STALE_AFTER, Beat
 from core.timeutil import time_span
 from schemas.tables import JobPart, JobState, PartKind, PartState, TranscodeJob, utcnow
 
-LIVE_JOB = (JobState.running, JobState.succeeded)  # a storyboard part runs after its video is ready
+LIVE_JOB = (JobState.running, JobState.succeeded)  # the storyboard and quality parts run after the video is ready
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,12 @@ def _urgency():
     return case((first, 0), (col(JobPart.kind) == PartKind.audio, 1), (col(JobPart.kind) == PartKind.video, 2), else_=3)
 
 
+def _after_ready():
+    """Parts of videos already ready go after every encode: the storyboard, then the VMAF measurement (the
+    costliest, and what viewers miss least)."""
+    return case((col(JobPart.kind) == PartKind.storyboard, 1), (col(JobPart.kind) == PartKind.quality, 2), else_=0)
+
+
 def claim_part(engine: Engine, worker: str) -> ClaimedPart | None:
     """Take the most urgent queued part of a live job; a conditional UPDATE makes two workers never share one."""
     from schemas.tables import Video  # noqa: PLC0415 (kept local: only the source key is needed)
@@ -93,7 +99,7 @@ def claim_part(engine: Engine, worker: str) -> ClaimedPart | None:
             )
             .order_by(
                 col(TranscodeJob.priority).desc(),
-                col(JobPart.kind) == PartKind.storyboard,
+                _after_ready(),
                 col(TranscodeJob.queued_at),
                 _urgency(),
                 col(JobPart.index),
@@ -152,6 +158,12 @@ class LostPart:
     generation: uuid.UUID
     attempts: int
     label: str  # what it was encoding, for the reason a video fails with
+    kind: PartKind = PartKind.video
+
+    @property
+    def after_ready(self) -> bool:
+        """A part of a video already ready (storyboard, quality): losing it must never fail the video."""
+        return self.kind in (PartKind.storyboard, PartKind.quality)
 
 
 def stale_parts(engine: Engine, now: datetime | None = None) -> list[LostPart]:
@@ -161,11 +173,22 @@ def stale_parts(engine: Engine, now: datetime | None = None) -> list[LostPart]:
         rows = s.execute(
             select(JobPart).where(col(JobPart.state) == PartState.running, col(JobPart.heartbeat_at) < cutoff)
         ).scalars()
-        return [LostPart(p.id, p.job_id, p.generation, p.attempts, describe(p)) for p in rows]
+        return [LostPart(p.id, p.job_id, p.generation, p.attempts, describe(p), PartKind(p.kind)) for p in rows]
 
 
 def requeue_part(engine: Engine, lost: LostPart, now: datetime | None = None) -> bool:
     """A lost worker's part back in the queue (it keeps its place: ordering is by job and range)."""
+    return _end_stale(engine, lost, now, state=PartState.queued, lease=None, worker=None, heartbeat_at=None,
+                      progress=0.0)  # fmt: skip
+
+
+def give_up_part(engine: Engine, lost: LostPart, now: datetime | None = None) -> bool:
+    """A part of a ready video lost too often: failed, so nothing waits on it (the video stays as it is)."""
+    return _end_stale(engine, lost, now, state=PartState.failed, lease=None, worker=None, heartbeat_at=None,
+                      finished_at=utcnow(), error=f"its worker was lost {lost.attempts} times")  # fmt: skip
+
+
+def _end_stale(engine: Engine, lost: LostPart, now: datetime | None, **values: object) -> bool:
     cutoff = (now or utcnow()) - STALE_AFTER
     with Session(engine) as s:
         done = affected(
@@ -176,7 +199,7 @@ def requeue_part(engine: Engine, lost: LostPart, now: datetime | None = None) ->
                     col(JobPart.state) == PartState.running,
                     col(JobPart.heartbeat_at) < cutoff,
                 )
-                .values(state=PartState.queued, lease=None, worker=None, heartbeat_at=None, progress=0.0)
+                .values(**values)
             )
         )
         s.commit()
@@ -205,7 +228,7 @@ def complete_unfinished(engine: Engine) -> list[Generation]:
     """Planned jobs still running whose every video and audio part has succeeded: the part that completed the
     set could not finish the video (a database blip right after its record). The supervisor finishes them."""
     open_parts = select(col(JobPart.job_id)).where(
-        col(JobPart.kind) != PartKind.storyboard, col(JobPart.state) != PartState.succeeded
+        col(JobPart.kind).not_in([PartKind.storyboard, PartKind.quality]), col(JobPart.state) != PartState.succeeded
     )
     with Session(engine) as s:
         rows = s.execute(

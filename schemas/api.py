@@ -2,12 +2,12 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import email_validator
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from schemas.tables import FailureKind
+from schemas.tables import FailureKind, NoteKind
 
 # Self-hosted installs live on intranet names (localhost, .local, .internal, .test): allow them. The
 # library documents this list as the knob for it.
@@ -33,6 +33,11 @@ class RenditionRead(BaseModel):
     bandwidth: int
     average_bandwidth: int
     codecs: str
+    # VMAF (0-100, libvmaf's default model) of this rung against the source at the top rung's size, measured after
+    # the video is ready (workers.quality_part): null until then, with measurement off, or if it failed (the
+    # job's notes say why); and how many seconds of the video it covered (all of it, or a spread sample).
+    vmaf: float | None
+    vmaf_seconds: float | None
 
 
 class VideoRead(BaseModel):
@@ -128,6 +133,46 @@ class TokenCreated(TokenRead):
     token: str  # the secret: shown once, never again
 
 
+class LadderRungRead(BaseModel):
+    """One rung the planner considered (transcode_jobs.plan["ladder"]), kept or dropped, and why."""
+
+    name: str
+    kept: bool
+    crf: int | None = None
+    maxrate_kbps: int | None = None
+    reason: str = ""
+
+
+class LadderRead(BaseModel):
+    """How the job's ladder was chosen: per title (from measurements of the source, `inputs`) or the fixed one."""
+
+    mode: str  # "per_title" | "fixed"
+    inputs: dict[str, Any] | None = None
+    rungs: list[LadderRungRead]
+
+
+class LoudnessRead(BaseModel):
+    """The source's measured loudness (EBU R128) and the gain its audio got (transcode_jobs.loudness)."""
+
+    input_i: float | None = None  # integrated, LUFS
+    input_tp: float | None = None  # true peak, dBTP
+    input_lra: float | None = None  # loudness range, LU
+    target_i: float | None = None
+    target_tp: float | None = None
+    gain_db: float | None = None
+    limited: bool = False  # the true-peak ceiling held the gain back
+    silent: bool = False  # nothing to normalize: left silent
+    sampled: bool = False  # measured on windows of a long source, not the whole of it
+
+
+class NoteRead(BaseModel):
+    """Something the job could not measure and went on without (the video still published)."""
+
+    kind: NoteKind
+    message: str
+    created_at: Timestamp
+
+
 class JobRead(BaseModel):
     id: uuid.UUID
     video_id: uuid.UUID
@@ -155,6 +200,13 @@ class JobRead(BaseModel):
     started_at: Timestamp | None
     heartbeat_at: Timestamp | None
     finished_at: Timestamp | None
+    # Quality per bit: how the ladder was chosen (null before planning or for an encode from before it), the
+    # loudness measured and applied (null until the audio part recorded it, or no audio), notes on what the job
+    # went on without, and the video's renditions with their measured VMAF.
+    ladder: LadderRead | None = None
+    loudness: LoudnessRead | None = None
+    notes: list[NoteRead] = []
+    renditions: list[RenditionRead] = []
 
 
 class WorkerRead(BaseModel):
@@ -181,6 +233,7 @@ class QueueSnapshot(BaseModel):
     running: list[JobRead]
     queue: list[JobRead]
     failures: list[JobRead]
+    finished: list[JobRead] = []  # the last jobs that succeeded, newest first (their pages show the measured VMAF)
     workers: list[WorkerRead]
     history: list[HourStats]
 

@@ -56,11 +56,13 @@ from schemas.tables import (
 )
 from workers.job import Stop, beating_with, clear_encodes, end_generation
 from workers.pipeline import Progress, Stopped, TranscodeError
+from workers.quality_part import quality_part, run_quality
 from workers.sources import local_source
 
 log = logging.getLogger(__name__)
 PART_FAILURES = 2  # a range that fails on its own twice fails the video (a worker lost is counted apart)
 PROGRESS_INTERVAL = 1.0
+AFTER_READY = (PartKind.storyboard, PartKind.quality)  # parts of a ready video: failing them never fails it
 
 
 def run_part(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, ring: Callable[[str], None]) -> str:
@@ -84,6 +86,8 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
     root = encode_prefix(part.video_id, part.generation)
     try:
         with beating_with(lambda: part_heartbeat(engine, part), stop, f"part-{part.part_id}"):
+            if part.kind == PartKind.quality:  # after ready: measures, never fails the video (a note instead)
+                return run_quality(part, settings, stores, work, stop, started)
             src = local_source(settings, stores.sources, part.source_key, part.video_id, part.generation)
             prepared = _prepared(engine, part, settings)
             out = work / "out"
@@ -94,7 +98,7 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
             else:
                 _storyboard(part, prepared, out, settings, stores.media, root, stop, started)
                 return PartState.succeeded
-        if finish_if_complete(engine, part, stores, ring):
+        if finish_if_complete(engine, part, stores, ring, measure_vmaf=settings.measure_vmaf):
             log.info("video %s ready", part.video_id)
         return PartState.succeeded
     except Exception as exc:
@@ -314,9 +318,17 @@ def _update_edge(s: Session, part: ClaimedPart) -> None:
     )
 
 
-def finish_if_complete(engine, part: ClaimedPart | Generation, stores: Stores, ring: Callable[[str], None]) -> bool:
+def finish_if_complete(
+    engine,
+    part: ClaimedPart | Generation,
+    stores: Stores,
+    ring: Callable[[str], None],
+    *,
+    measure_vmaf: bool = False,
+) -> bool:
     """If every video and audio part is in: the final playlists, renditions and `ready`, in one transaction
-    under the job's row lock (two parts finishing at once: one of them does it)."""
+    under the job's row lock (two parts finishing at once: one of them does it). Then the parts that come after
+    `ready`: the storyboard, and the rungs' VMAF when `measure_vmaf` (workers.quality_part)."""
     root = encode_prefix(part.video_id, part.generation)
     with Session(engine) as s:
         job = s.execute(
@@ -357,9 +369,14 @@ def finish_if_complete(engine, part: ClaimedPart | Generation, stores: Stores, r
         storyboard = (job.plan or {}).get("storyboard", False)
         if storyboard:
             s.add(JobPart(job_id=job.id, video_id=video.id, generation=part.generation, kind=PartKind.storyboard))
+        quality = measure_vmaf and bool(job.plan.get("renditions"))
+        if quality:
+            s.add(quality_part(job.id, video.id, part.generation))
         s.commit()
     if storyboard:
         ring(f"storyboard {part.job_id}")
+    if quality:
+        ring(f"quality {part.job_id}")
     _after_ready(stores.media, part, root, playlists, master)
     return True
 
@@ -476,14 +493,14 @@ def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stor
         else:
             row.failures += 1
             again = row.failures < PART_FAILURES
-        again = again and row.kind != PartKind.storyboard
+        again = again and row.kind not in AFTER_READY
         row.state = PartState.queued if again else PartState.failed
         s.commit()
     if again:
         log.warning("job %s: %s failed (%s); it runs again", part.job_id, what, reason)
         return "retrying"
-    if part.kind == PartKind.storyboard:
-        log.warning("video %s: storyboard failed: %s (it stays ready without scrub previews)", part.video_id, reason)
+    if part.kind in AFTER_READY:
+        log.warning("video %s: %s failed: %s (it stays ready without it)", part.video_id, part.kind, reason)
         return PartState.failed
     # An outage says so in the words creators read (no hosts or ports); the job keeps the details.
     public = PUBLIC_REASONS.get(kind, reason) if outage else f"{what} failed: {reason}"

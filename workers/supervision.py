@@ -28,9 +28,10 @@ from core.blobs import make_stores
 from core.db import get_engine
 from core.jobqueue import STALE_AFTER, cancelled_idle, live_attempts, live_generations, reap_stale, waiting
 from core.logs import outside_jobs
-from core.parts import complete_unfinished, lost_too_often, requeue_part, stale_parts
+from core.notes import add_note
+from core.parts import complete_unfinished, give_up_part, lost_too_often, requeue_part, stale_parts
 from core.settings import Settings
-from schemas.tables import FailureKind, JobState, TranscodeJob, WorkerNode, utcnow
+from schemas.tables import FailureKind, JobState, NoteKind, PartKind, TranscodeJob, WorkerNode, utcnow
 from workers.sources import sources_dir
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,11 @@ class Supervisor:
         from workers.job import end_generation  # noqa: PLC0415 (the worker's code, loaded in the worker only)
 
         for lost in stale_parts(self.engine):
-            if lost_too_often(lost):
+            if lost_too_often(lost) and lost.after_ready:
+                if give_up_part(self.engine, lost) and lost.kind == PartKind.quality:
+                    add_note(self.engine, lost.job_id, NoteKind.vmaf_failed,
+                             f"VMAF not measured: its worker was lost {lost.attempts} times")  # fmt: skip
+            elif lost_too_often(lost):
                 reason = f"{lost.label} failed: its worker was lost {lost.attempts} times"
                 end_generation(self.engine, make_stores(self.settings), lost.job_id, lost.generation,
                                JobState.failed, reason, FailureKind.worker_lost)  # fmt: skip
@@ -145,7 +150,8 @@ class Supervisor:
         from workers.parts import finish_if_complete  # noqa: PLC0415
 
         for generation in complete_unfinished(self.engine):
-            if finish_if_complete(self.engine, generation, make_stores(self.settings), self.ring):
+            stores = make_stores(self.settings)
+            if finish_if_complete(self.engine, generation, stores, self.ring, measure_vmaf=self.settings.measure_vmaf):
                 log.warning("job %s: finished by the supervisor after its last part", generation.job_id)
 
     def ring_waiting(self) -> None:

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import EnqueueDep, OperatorDep, SessionDep, get_current_user
 from api.errors import Responses
-from api.queue_view import job_parts, job_read, snapshot
+from api.queue_view import JobExtras, job_parts, job_read, snapshot
 from core import jobqueue as queue
 from schemas.api import JobRead, PriorityUpdate, Problem, QueueSnapshot
 from schemas.tables import JobState, TranscodeJob, User, Video
@@ -38,7 +38,8 @@ def _read(session: Session, job_id: uuid.UUID) -> JobRead:
     if video is None or owner is None:  # a job's video (and its owner) go with it: deleted meanwhile
         raise HTTPException(404, f"job {job_id} not found")
     position = queue.queue_order(session).index(job.id) + 1 if job.state == JobState.queued else None
-    return job_read(job, video, owner, position, parts=job_parts(session, [job]).get(job.id))
+    parts = job_parts(session, [job]).get(job.id)
+    return job_read(job, video, owner, position, parts=parts, extras=JobExtras(session, [job]))
 
 
 @router.get("/snapshot", response_model=QueueSnapshot)

@@ -64,6 +64,8 @@
       }
       el.item = item;
       if (item.video_id) el.dataset.video = item.video_id;
+      const link = el.querySelector("a.title"); // a job's own page: its ladder, VMAF, loudness and notes
+      if (link) link.href = `/ops/jobs/${encodeURIComponent(item.id)}`;
       fill(el, item);
       const want = previous ? previous.nextElementSibling : list.firstElementChild;
       if (want !== el) list.insertBefore(el, want);
@@ -122,6 +124,16 @@
     put(el, ".log-tail", job.log_tail || "");
   }
 
+  // A finished job: when, how fast, its rungs as measured ("720p · 2.1 Mb/s · VMAF 95"), and whether it left notes.
+  function fillFinished(el, job, now) {
+    put(el, ".title", job.video_title);
+    put(el, ".owner", job.owner_name);
+    put(el, ".when", `finished ${ago(job.finished_at, now)}`);
+    put(el, ".speed", job.speed == null ? "" : speed(job.speed));
+    put(el, ".rungs", job.renditions.filter((r) => r.width != null).map(UI.renditionLine).join(", "));
+    put(el, ".note-count", job.notes.length ? `${job.notes.length} note${job.notes.length === 1 ? "" : "s"}` : "");
+  }
+
   function fillWorker(el, worker, titles, now) {
     put(el, ".name", `${worker.host} · pid ${worker.pid}`);
     const load = worker.load1 == null ? "" : `load ${worker.load1.toFixed(2)}`;
@@ -142,6 +154,7 @@
     sync($("running"), snap.running, (j) => j.id, "running-template", fillRunning);
     sync($("queue"), snap.queue, (j) => j.id, "queue-template", (el, j) => fillQueued(el, j, now));
     sync($("failures"), snap.failures, (j) => j.id, "failure-template", (el, j) => fillFailure(el, j, now));
+    sync($("finished"), snap.finished || [], (j) => j.id, "finished-template", (el, j) => fillFinished(el, j, now));
     const titles = new Map(snap.running.map((j) => [j.id, j.video_title]));
     sync($("workers"), snap.workers, (w) => w.name, "worker-template", (el, w) => fillWorker(el, w, titles, now));
     charts.update(snap.history);

@@ -190,8 +190,21 @@ window.StreamifyUI = (() => {
     });
   }
 
+  // ---- renditions -----------------------------------------------------------------------------------
+  /** Bits per second as people read them: "4.1 Mb/s", "310 kb/s". */
+  function bitRate(bps) {
+    return bps >= 1e6 ? `${(bps / 1e6).toFixed(1)} Mb/s` : `${Math.round(bps / 1e3)} kb/s`;
+  }
+
+  /** "1080p · 4.1 Mb/s · VMAF 94": its average bit rate, and its measured VMAF once there is one. */
+  function renditionLine(r) {
+    const parts = [r.name, bitRate(r.average_bandwidth)];
+    if (r.vmaf != null) parts.push(`VMAF ${Math.round(r.vmaf)}`);
+    return parts.join(" · ");
+  }
+
   return {
     parseJson, answered, detail, problem, clockDuration, humanDuration, date, sitePath, readQuery, writeQuery, pager,
-    fetchListPage, listSearch, listFooter,
+    fetchListPage, listSearch, listFooter, bitRate, renditionLine,
   };
 })();
