@@ -87,9 +87,11 @@ def test_easy_content_gets_a_higher_crf_lower_caps_and_fewer_rungs():
     assert decision.mode == LadderMode.per_title
     assert easy.renditions[0].name == fixed.renditions[0].name == "1080p"  # the source's own picture stays
     assert len(easy.renditions) < len(fixed.renditions)
+    top = easy.renditions[0]
+    assert top.crf is not None and fixed.crf < top.crf <= MAX_CRF  # the top rung, where VMAF barely sees it
     for r in easy.renditions:
         was = next(f for f in fixed.renditions if f.name == r.name)
-        assert r.crf is not None and fixed.crf < r.crf <= MAX_CRF
+        assert r.crf is not None and r.crf >= fixed.crf
         assert r.maxrate_kbps < was.maxrate_kbps
         assert r.bufsize_kbps == 2 * r.maxrate_kbps
         assert (r.width, r.height, r.fps) == (was.width, was.height, was.fps)
@@ -124,8 +126,8 @@ def test_a_rung_too_close_to_the_one_above_is_dropped():
     names = [r.name for r in plan.renditions]
     assert names[0] == "1080p" and "240p" in names
     dropped = {d.name: d.reason for d in decision.rungs if not d.kept}
-    assert set(dropped) == {"720p", "480p"}
-    assert all("more than the source's 1200 kb/s" in why for why in dropped.values())
+    assert {"720p", "480p"} <= set(dropped)
+    assert all("more than the source's 1200 kb/s" in dropped[name] for name in ("720p", "480p"))
     rates = [r.maxrate_kbps for r in plan.renditions]
     assert all(hi >= MIN_STEP * lo for hi, lo in zip(rates, rates[1:], strict=False))
 

@@ -5,11 +5,12 @@ cheap trial (workers.command.build_trial_argv, run by workers.pipeline.prepare) 
 spread over the source at one or two small sizes, with the real preset at the plan's CRF, and counts the bytes
 of its keyframes and of its other frames. From that Trial alone, this module decides, per rung:
 
-- the CRF: content that costs few bits per pixel (slides, screen capture, a talking head, animation, a still
-  picture) looks the same to viewers at a higher CRF; content that costs many (motion, noise, film grain) keeps
-  the fixed ladder's CRF and caps, so it is never worse than today;
-- the cap: a few times the bit rate the trial predicts at that CRF (never above the fixed cap), so a player
-  reading the master sees what the rung really needs;
+- the CRF: the top rung of content that costs few bits per pixel (slides, screen capture, a still picture, a
+  talking head, animation) goes one or two CRF higher, which VMAF barely sees there; the rungs below keep the
+  fixed CRF (measured: a CRF step costs them far more VMAF); content that costs many bits per pixel (motion,
+  noise, film grain) keeps the fixed ladder's CRF and caps on every rung, so it is never worse than today;
+- the cap of easy content: a few times the bit rate the trial predicts (never above the fixed cap), so a
+  player reading the master sees what the rung really needs;
 - whether the rung is kept: the top rung always is (the source's own picture); a lower one is dropped when
   the rung above already costs no more than the cheapest fixed rung (any connection that plays the fixed
   ladder plays it), or when it would save too little against the rung above to be worth its bytes (which is
@@ -143,12 +144,16 @@ MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
 
 # -- the decision --------------------------------------------------------------------------------------------
 
-# CRF raised on content that costs at most this many bits per pixel at the trial's CRF (and size): easy content
-# keeps its VMAF within a point at these offsets (calibration: docs/quality.md); above the last, the fixed CRF.
-CRF_OFFSETS: tuple[tuple[float, int], ...] = ((0.02, 5), (0.05, 4), (0.10, 2))
+# Calibrated on bench/quality.py's clips (4 s, each rung alone at CRF 21, 24, 27 with the fixed caps, libvmaf
+# against the source upscaled bicubic): 3 more CRF cost the top rung 0.8 (slides, still picture) to 2.3 VMAF
+# (talking head with webcam noise), and the rungs below it 1.4 to 5.4 (upscaled on a big screen, they show each
+# step more). So only the top rung's CRF rises, by at most 2, where the content costs at most this many bits
+# per pixel at the trial's CRF and size (slides, still pictures: about 0.011; talking head 0.020, animation 0.098).
+TOP_CRF_OFFSETS: tuple[tuple[float, int], ...] = ((0.015, 2), (0.15, 1))
+HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
 MAX_CRF = 30
 CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
-CAP_HEADROOM = 3.0  # cap = this x the predicted average: a scene harder than the trial's windows still has room
+CAP_HEADROOM = 3.0  # easy content's cap: this x the predicted average (predictions ran 0-25 % under the real rate)
 MIN_STEP = 1.6  # a lower rung must cost at most 1/MIN_STEP of the rung above, or it saves too little
 CHEAP_KBPS = LADDER_TABLE[0].kbps  # the fixed ladder's cheapest cap: what it asks of the slowest connection
 
@@ -181,8 +186,8 @@ class LadderDecision:
 
 
 def crf_offset(bits_per_pixel: float) -> int:
-    """How far the CRF may rise for content this easy (0: hard content keeps the fixed ladder's)."""
-    for most, offset in CRF_OFFSETS:
+    """How far the top rung's CRF may rise for content this easy (0: hard content keeps the fixed ladder's)."""
+    for most, offset in TOP_CRF_OFFSETS:
         if bits_per_pixel <= most:
             return offset
     return 0
@@ -224,11 +229,12 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
     if plan.audio_only:
         return plan, LadderDecision(LadderMode.per_title, None, ())
     bpp, offset = trial.bits_per_pixel, crf_offset(trial.bits_per_pixel)
+    easy = bpp <= HARD_BPP
     candidates = []
-    for r in plan.renditions:
-        crf = max(plan.crf, min(MAX_CRF, plan.crf + offset))  # never below the install's own CRF
+    for i, r in enumerate(plan.renditions):
+        crf = max(plan.crf, min(MAX_CRF, plan.crf + offset)) if i == 0 else plan.crf  # never below the install's
         predicted = predicted_kbps(trial, r, crf)
-        cap = r.maxrate_kbps if offset == 0 else min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(predicted * CAP_HEADROOM)))
+        cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(predicted * CAP_HEADROOM))) if easy else r.maxrate_kbps
         candidates.append(_Candidate(r, crf, cap, predicted))
     decisions: list[RungDecision] = []
     kept: list[_Candidate] = []
@@ -239,14 +245,15 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
             kept.append(c)
         decisions.append(
             RungDecision(
-                c.rung.name, why_not is None, c.crf, c.cap, round(c.predicted), why_not or _why(c, plan, above)
+                c.rung.name, why_not is None, c.crf, c.cap, round(c.predicted), why_not or _why(c, plan, above, easy)
             )
         )
     inputs = {
         "trial_crf": trial.crf,
         "bits_per_pixel": round(bpp, 5),
         "growth": round(trial.growth, 3),
-        "crf_offset": offset,
+        "top_crf_offset": offset,
+        "hard": not easy,
         "trial_kbps": {f"{s.width}x{s.height}": round(trial.kbps(s), 1) for s in trial.sizes},
         "source_kbps": source_kbps or None,
         "trial_seconds": round(trial.wall_seconds, 3),
@@ -275,16 +282,15 @@ def _not_worth_it(c: _Candidate, above: _Candidate, source_kbps: int) -> str | N
     return None
 
 
-def _why(c: _Candidate, plan: LadderPlan, above: _Candidate | None) -> str:
+def _why(c: _Candidate, plan: LadderPlan, above: _Candidate | None, easy: bool) -> str:
     fixed = next(r for r in plan.renditions if r.name == c.rung.name)
     if c.crf == plan.crf and c.cap == fixed.maxrate_kbps:
-        rate = f"Kept at the fixed ladder's CRF {c.crf} and {c.cap} kb/s cap: the trial found hard content"
+        rate = f"Kept at the fixed ladder's CRF {c.crf} and {c.cap} kb/s cap" + ("" if easy else " (hard content)")
     else:
-        rate = (
-            f"Kept at CRF {c.crf} (fixed: {plan.crf}) and a {c.cap} kb/s cap (fixed: {fixed.maxrate_kbps}): "
-            f"easy content, predicted about {round(c.expected)} kb/s"
-        )
-    where = "the top rung, the source's full picture" if above is None else f"{above.expected / c.expected:.1f}x "
-    if above is not None:
-        where += f"cheaper than {above.rung.name}"
-    return f"{rate}; {where}."
+        crf = f"CRF {c.crf}" + (f" (fixed: {plan.crf})" if c.crf != plan.crf else "")
+        cap = f"a {c.cap} kb/s cap" + (f" (fixed: {fixed.maxrate_kbps})" if c.cap != fixed.maxrate_kbps else "")
+        rate = f"Kept at {crf} and {cap}"
+    rate += f", predicted about {round(c.expected)} kb/s"
+    if above is None:
+        return f"{rate}: the top rung, the source's full picture."
+    return f"{rate}, {above.expected / c.expected:.1f}x less than {above.rung.name}."
