@@ -147,9 +147,10 @@ MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
 # Calibrated on bench/quality.py's clips (4 s, each rung alone at CRF 21, 24, 27 with the fixed caps, libvmaf
 # against the source upscaled bicubic): 3 more CRF cost the top rung 0.8 (slides, still picture) to 2.3 VMAF
 # (talking head with webcam noise), and the rungs below it 1.4 to 5.4 (upscaled on a big screen, they show each
-# step more). So only the top rung's CRF rises, by at most 2, where the content costs at most this many bits
-# per pixel at the trial's CRF and size (slides, still pictures: about 0.011; talking head 0.020, animation 0.098).
-TOP_CRF_OFFSETS: tuple[tuple[float, int], ...] = ((0.015, 2), (0.15, 1))
+# step more). So only the top rung's CRF rises, by 1, where the content costs at most this many bits per pixel
+# at the trial's CRF and size (slides, still pictures: about 0.011; talking head 0.020, animation 0.098); 2 more
+# cost the still picture's top rung 1.17 VMAF in bench/quality.py, over the 1-point budget.
+TOP_CRF_OFFSETS: tuple[tuple[float, int], ...] = ((0.15, 1),)
 HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
 MAX_CRF = 30
 CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
@@ -218,6 +219,7 @@ class _Candidate:
     crf: int
     cap: int
     predicted: float
+    at_fixed_crf: float  # its predicted rate at the plan's CRF: what its size costs, whatever CRF it gets
 
     @property
     def expected(self) -> float:  # what it will average: the prediction, unless its cap stops it
@@ -235,7 +237,8 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
         crf = max(plan.crf, min(MAX_CRF, plan.crf + offset)) if i == 0 else plan.crf  # never below the install's
         predicted = predicted_kbps(trial, r, crf)
         cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(predicted * CAP_HEADROOM))) if easy else r.maxrate_kbps
-        candidates.append(_Candidate(r, crf, cap, predicted))
+        at_fixed = min(predicted_kbps(trial, r, plan.crf), cap if crf == plan.crf else r.maxrate_kbps)
+        candidates.append(_Candidate(r, crf, cap, predicted, at_fixed))
     decisions: list[RungDecision] = []
     kept: list[_Candidate] = []
     for c in candidates:  # highest first
@@ -269,15 +272,15 @@ def _not_worth_it(c: _Candidate, above: _Candidate, source_kbps: int) -> str | N
             f"Dropped: {above.rung.name} peaks at {above.cap} kb/s at most, which any connection that plays the "
             f"fixed ladder's cheapest rung ({CHEAP_KBPS} kb/s) carries."
         )
-    if c.expected * MIN_STEP > above.expected:
+    if c.at_fixed_crf * MIN_STEP > above.at_fixed_crf:  # the step in size, not in the CRF the top rung got
         if source_kbps and c.predicted >= source_kbps:
             return (
                 f"Dropped: it would need about {round(c.predicted)} kb/s, more than the source's {source_kbps} "
                 f"kb/s carries, leaving it no cheaper than {above.rung.name}."
             )
         return (
-            f"Dropped: about {round(c.expected)} kb/s against {round(above.expected)} kb/s for "
-            f"{above.rung.name}, less than a {MIN_STEP:g}x saving, not worth its bytes."
+            f"Dropped: at the same CRF about {round(c.at_fixed_crf)} kb/s against {round(above.at_fixed_crf)} kb/s "
+            f"for {above.rung.name}, less than a {MIN_STEP:g}x saving, not worth its bytes."
         )
     return None
 
