@@ -176,7 +176,7 @@ def test_trial_argv_opens_every_window_warily_from_a_keyframe(tmp_path: Path):
     plan = plan_ladder(video())
     windows = trial_windows(60.0)
     argv = build_trial_argv(
-        plan, windows, trial_sizes(plan), 21, tmp_path / "src.bin", "mov", tmp_path, max_pixels=1000
+        plan, tmp_path / "src.bin", "mov", tmp_path, windows=windows, sizes=trial_sizes(plan), crf=21, max_pixels=1000
     )
     inputs = [i for i, a in enumerate(argv) if a == "-i"]
     assert len(inputs) == len(windows)

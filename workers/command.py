@@ -153,17 +153,9 @@ def build_range_argv(
 
 
 def build_trial_argv(
-    plan: LadderPlan,
-    windows: Sequence[TrialWindow],
-    sizes: Sequence[tuple[int, int]],
-    crf: int,
-    src: Path,
-    demuxer: str,
-    out_dir: Path,
-    *,
-    ffmpeg_exe: str = "ffmpeg",
-    max_pixels: int | None = None,
-) -> list[str]:
+    plan: LadderPlan, src: Path, demuxer: str, out_dir: Path, *, windows: Sequence[TrialWindow],
+    sizes: Sequence[tuple[int, int]], crf: int, ffmpeg_exe: str = "ffmpeg", max_pixels: int | None = None,
+) -> list[str]:  # fmt: skip
     """The per-title trial (workers.pertitle): a few short windows of the source, each from the keyframe at or
     before its start (-noaccurate_seek: no decoding of frames that are then thrown away, whatever the source's
     GOP), made ready as for the ladder, joined, and encoded at each of `sizes` with the real preset at `crf`,

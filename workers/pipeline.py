@@ -397,7 +397,7 @@ def run_trial(src: Path, info: SourceInfo, plan: LadderPlan, settings: Settings)
     with tempfile.TemporaryDirectory(prefix="trial-", dir=settings.tmp_dir) as tmp:
         out = Path(tmp)
         argv = build_trial_argv(
-            plan, windows, sizes, plan.crf, src, info.demuxer, out, ffmpeg_exe=ffmpeg_exe(settings),
+            plan, src, info.demuxer, out, windows=windows, sizes=sizes, crf=plan.crf, ffmpeg_exe=ffmpeg_exe(settings),
             max_pixels=MediaLimits.from_settings(settings).max_pixels,
         )  # fmt: skip
         watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
