@@ -117,6 +117,18 @@ def test_the_crf_rises_only_as_far_as_the_content_is_easy():
     assert offsets[0] > 0 and offsets[-1] == 0
 
 
+def test_a_talking_head_gets_one_more_crf_on_top_and_loses_a_rung_too_close_to_the_next():
+    """Only the top rung's CRF rises (lower rungs, upscaled, show a CRF step far more); whether a rung is worth
+    having is judged at the same CRF, so the top rung's saving does not make the rung below look too close."""
+    fixed = plan_ladder(video(1280, 720))
+    plan, decision = decide(fixed, trial(104, 249))  # bpp 0.020, bits ~ pixels ** 0.63
+    assert [(r.name, r.crf) for r in plan.renditions] == [("720p", 22), ("480p", 21), ("240p", 21)]
+    dropped = next(d for d in decision.rungs if not d.kept)
+    assert dropped.name == "360p" and f"less than a {MIN_STEP:g}x saving" in dropped.reason
+    fixed_caps = {r.name: r.maxrate_kbps for r in fixed.renditions}
+    assert all(r.maxrate_kbps < fixed_caps[r.name] for r in plan.renditions)  # easy content: caps that fit it
+
+
 def test_a_rung_too_close_to_the_one_above_is_dropped():
     """A 1080p source at 1.2 Mb/s: its 720p and 480p would be capped near the 1080p's rate (the fixed ladder
     never spends more than the source carries), so they save too little to be worth their bytes."""

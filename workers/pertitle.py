@@ -296,4 +296,4 @@ def _why(c: _Candidate, plan: LadderPlan, above: _Candidate | None, easy: bool) 
     rate += f", predicted about {round(c.expected)} kb/s"
     if above is None:
         return f"{rate}: the top rung, the source's full picture."
-    return f"{rate}, {above.expected / c.expected:.1f}x less than {above.rung.name}."
+    return f"{rate}, {above.at_fixed_crf / c.at_fixed_crf:.1f}x less than {above.rung.name} at the same CRF."
