@@ -170,22 +170,13 @@ def render(rows: list[Row], title: str) -> Table:
 AUDIO_COST = 11 / 600  # core-seconds per source second of the whole-file AAC rendition (COMMON.md: 11 s / 10 min)
 
 
-def range_lengths(duration: float, first: float = 4, longest: float = 60) -> list[float]:
-    """Source seconds of each range: first, then doubling up to `longest`, then `longest` until the end (the
-    shared design's plan_ranges; workers.chunks is used instead when it exists)."""
-    with contextlib.suppress(ImportError):
-        from workers.chunks import plan_ranges  # type: ignore[import-not-found,unused-ignore]
+def range_lengths(duration: float, first: int = 4, longest: int = 60) -> list[float]:
+    """Source seconds of each range, as workers.chunks plans them with the default settings."""
+    from workers.chunks import plan_ranges
 
-        ranges = plan_ranges(duration, segment_seconds=4, gop_seconds=2, first_range_seconds=first,
-                             range_seconds=longest)  # fmt: skip
-        return [(r.end if r.end is not None else duration) - r.start for r in ranges]
-    lengths: list[float] = []
-    size, at = first, 0.0
-    while at < duration:
-        lengths.append(min(size, duration - at))
-        at += size
-        size = min(size * 2, longest)
-    return lengths
+    ranges = plan_ranges(duration, segment_seconds=4, gop_seconds=2, first_range_seconds=first,
+                         range_seconds=longest)  # fmt: skip
+    return [r.length(duration) for r in ranges]
 
 
 @dataclass
@@ -592,13 +583,15 @@ MODEL_CORES = 2  # cores per machine: one worker of concurrency 2 each, as the l
 MODEL_SOURCES = (600, 3600)
 
 
-def cost_model(scale: dict[int, Follow], short: Follow, args: argparse.Namespace) -> tuple[CostModel, str]:
+def cost_model(scale: dict[int, Follow], short: Follow | None, args: argparse.Namespace) -> tuple[CostModel, str]:
     """From the one-core scale-out run when there is one; else from the short source on every core."""
     if (one := scale.get(1)) is not None and one.ready is not None:
         return CostModel.fit(one.ranges, one.source_seconds, one.ready), (
             f"one pinned worker, {one.source_seconds} s source"
             + (f", {len(one.ranges)} range records" if one.ranges else ", no range records")
         )
+    if short is None:
+        raise ValueError("neither a one-core run nor the short source was measured")
     if short.cpu is not None:
         return CostModel(0.0, short.cpu / short.source_seconds, 0.0), (
             f"{short.source_seconds} s source, no one-core run: the worker's CPU seconds / duration"
@@ -644,6 +637,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="the one worker's concurrency (latency rows)")
     parser.add_argument("--scale-workers", type=int, default=2, help="workers pinned to cores 0..N-1 (scale-out)")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale-out rows")
+    parser.add_argument("--scale-only", action="store_true",
+                        help="only the scale-out rows (the long source on 1, then N pinned workers)")  # fmt: skip
     parser.add_argument(
         "--store",
         choices=("disk", "azure"),
@@ -662,9 +657,122 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.poll <= 0 or args.concurrency < 1 or args.scale_workers < 1:
         parser.error("--poll, --concurrency and --scale-workers must be positive")
+    if args.scale_only and (args.quick or args.no_scale):
+        parser.error("--scale-only runs the scale-out rows alone: not with --quick or --no-scale")
     if args.scale_workers > (os.cpu_count() or 1):
         parser.error(f"--scale-workers {args.scale_workers}: this machine has {os.cpu_count()} cores")
     return args
+
+
+@dataclass
+class Latency:
+    """Phases 1-3: the short (and long) source on one worker, the transcode, the quality of the ladder."""
+
+    short: Follow
+    long_first: Follow | None
+    transcode: float
+    transcode_cpu: float
+    chunked: dict[str, RungQuality]
+    single: dict[str, RungQuality]
+    note: str
+    vmaf_seconds: float
+
+
+def run_latency(stack: Stack, args: argparse.Namespace, short: Path, long: Path | None, ffmpeg: str) -> Latency:
+    work = stack.work
+    budget = 3 * args.long_seconds + 300
+    # 1. One worker (concurrency C, every core): first playable and ready of the short source, first playable of
+    #    the long one (cancelled once playable: its ready time belongs to the scale-out rows).
+    stack.start_workers([(None, args.concurrency)])
+    done = timed_phase(f"short source ({args.short_seconds} s), 1 worker x{args.concurrency}")
+    s = follow(stack, short, args.short_seconds, until_ready=True, poll=args.poll, timeout=budget)
+    done()
+    lf = None
+    if long is not None:
+        done = timed_phase(f"long source ({args.long_seconds} s), 1 worker x{args.concurrency}: first playable")
+        lf = follow(stack, long, args.long_seconds, until_ready=False, poll=args.poll, timeout=budget)
+        stack.cancel(lf.video_id)
+        done()
+    stack.quiesce()
+    stack.stop_workers()
+
+    # 2. `streamify transcode` of the same short file, no worker running; and the one-range reference.
+    done = timed_phase("streamify transcode (short source)")
+    trans, trans_cpu = run_transcode(short, work / "transcode", work / "transcode.log")
+    console.print(f"  transcode: {trans:.1f} s, {trans_cpu:.0f} CPU s")
+    done()
+    single_dir, note = work / "transcode", " [no range_seconds setting yet: one-process = today's pipeline]"
+    if has_range_setting():
+        single_dir, note = work / "one-range", ""
+        run_transcode(short, single_dir, work / "one-range.log", {"STREAMIFY_RANGE_SECONDS": "0"})
+
+    # 3. Quality: the published ladder of the short source vs the one-process ladder.
+    done = timed_phase(f"quality (VMAF over {args.vmaf_seconds or args.short_seconds:g} s of each rung)")
+    vmaf_seconds = args.vmaf_seconds or float(args.short_seconds)
+    logs = work / "vmaf"
+    logs.mkdir()
+    with stack.client() as client:
+        names = download_ladder(client, f"/api/v1/videos/{s.video_id}/master.m3u8", work / "chunked")
+    chunked = {n: rung_quality(work / "chunked" / n, short, vmaf_seconds, ffmpeg, logs / f"c-{n}.json")
+               for n in names}  # fmt: skip
+    single = {n: rung_quality(single_dir / n, short, vmaf_seconds, ffmpeg, logs / f"s-{n}.json")
+              for n in names if (single_dir / n / "index.m3u8").exists()}  # fmt: skip
+    done()
+    return Latency(s, lf, trans, trans_cpu, chunked, single, note, vmaf_seconds)
+
+
+def run_scale(stack: Stack, args: argparse.Namespace, long: Path) -> dict[int, Follow]:
+    """4. Scale-out: the long source to ready on one pinned worker, then on N pinned workers."""
+    scale: dict[int, Follow] = {}
+    for n in dict.fromkeys((1, args.scale_workers)):
+        stack.start_workers([(str(i), 1) for i in range(n)])
+        done = timed_phase(f"scale-out: long source on {n} worker(s) pinned to one core each")
+        scale[n] = follow(stack, long, args.long_seconds, until_ready=True, poll=args.poll,
+                          timeout=(3 * args.long_seconds + 300) * 2)  # fmt: skip
+        done()
+        stack.quiesce()
+        stack.stop_workers()
+    return scale
+
+
+def latency_rows(args: argparse.Namespace, lat: Latency, frames: int) -> list[Row]:
+    s, lf, trans, trans_cpu = lat.short, lat.long_first, lat.transcode, lat.transcode_cpu
+    decode_ok = s.decode == "" and (lf is None or lf.decode == "")
+    rows = [
+        at_most(f"first playable, {args.short_seconds} s source (1 worker x{args.concurrency})", s.playable, 10),
+        at_most(f"first playable, {args.long_seconds} s source (1 worker x{args.concurrency})",
+                lf.playable if lf else None, 10),
+        at_most(f"first playable {args.long_seconds} s / {args.short_seconds} s",
+                ratio(lf.playable if lf else None, s.playable), 1.5, "x", ".2f"),
+        Row("first segments of every rendition decode",
+            f"{s.renditions} renditions" + (f", {lf.renditions}" if lf else "")
+            if decode_ok else f"{s.decode} {lf.decode if lf else ''}".strip(), "all decode", decode_ok),
+        Row(f"ready, {args.short_seconds} s source: 1 worker / streamify transcode",
+            f"{s.ready or float('nan'):.1f} s / {trans:.1f} s", "", None),
+        at_most("  ratio", ratio(s.ready, trans), 1.10, "x", ".2f"),
+        Row("  CPU seconds: workers / streamify transcode (not a goal: what a busy machine does not inflate)",
+            f"{s.cpu or float('nan'):.0f} / {trans_cpu:.0f} = {ratio(s.cpu, trans_cpu) or float('nan'):.2f}x", "",
+            None),
+    ]  # fmt: skip
+    return rows + quality_rows(lat.chunked, lat.single, frames, lat.note)
+
+
+def scale_rows(args: argparse.Namespace, scale: dict[int, Follow]) -> list[Row]:
+    if not scale:
+        return [at_least(f"ready, {args.long_seconds} s source: speed-up 1 -> {args.scale_workers} "
+                         "workers (1 core each)", None, 1.8)]  # fmt: skip
+    one, many = scale[1], scale[args.scale_workers]
+    rows = [
+        Row(f"ready, {args.long_seconds} s source: 1 vs {args.scale_workers} workers (1 core each)",
+            f"{one.ready or float('nan'):.1f} s / {many.ready or float('nan'):.1f} s", "", None),
+        at_least("  speed-up", ratio(one.ready, many.ready), 1.8),
+    ]  # fmt: skip
+    for n, f in scale.items():
+        costs = [r["seconds"] for r in f.ranges]
+        rows.append(Row(f"  per-range cost, {n} worker(s)",
+                        f"{len(costs)} ranges, {sum(costs):.0f} s total, max {max(costs):.0f} s"
+                        if costs else "not recorded by the job", "", None))  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -685,110 +793,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         console.print(f"work dir {work}; stack {stack.url}: nginx -> 1 API node; database {stack.db.name}")
-        budget = 3 * args.long_seconds + 300
+        lat = None if args.scale_only else run_latency(stack, args, short, long, ffmpeg)
+        scale = run_scale(stack, args, long) if long is not None and not args.no_scale else {}
 
-        # 1. One worker (concurrency C, every core): first playable and ready of the short source, first
-        #    playable of the long one (cancelled once playable: its ready time belongs to the scale-out rows).
-        stack.start_workers([(None, args.concurrency)])
-        done = timed_phase(f"short source ({args.short_seconds} s), 1 worker x{args.concurrency}")
-        s = follow(stack, short, args.short_seconds, until_ready=True, poll=args.poll, timeout=budget)
-        done()
-        lf = None
-        if long is not None:
-            done = timed_phase(f"long source ({args.long_seconds} s), 1 worker x{args.concurrency}: first playable")
-            lf = follow(stack, long, args.long_seconds, until_ready=False, poll=args.poll, timeout=budget)
-            stack.cancel(lf.video_id)
-            done()
-        stack.quiesce()
-        stack.stop_workers()
-
-        # 2. `streamify transcode` of the same short file, no worker running; and the one-range reference.
-        done = timed_phase("streamify transcode (short source)")
-        trans, trans_cpu = run_transcode(short, work / "transcode", work / "transcode.log")
-        console.print(f"  transcode: {trans:.1f} s, {trans_cpu:.0f} CPU s")
-        done()
-        single_dir, note = work / "transcode", " [no range_seconds setting yet: one-process = today's pipeline]"
-        if has_range_setting():
-            single_dir, note = work / "one-range", ""
-            run_transcode(short, single_dir, work / "one-range.log", {"STREAMIFY_RANGE_SECONDS": "0"})
-
-        # 3. Quality: the published ladder of the short source vs the one-process ladder.
-        done = timed_phase(f"quality (VMAF over {args.vmaf_seconds or args.short_seconds:g} s of each rung)")
-        vmaf_seconds = args.vmaf_seconds or float(args.short_seconds)
-        logs = work / "vmaf"
-        logs.mkdir()
-        with stack.client() as client:
-            names = download_ladder(client, f"/api/v1/videos/{s.video_id}/master.m3u8", work / "chunked")
-        chunked = {n: rung_quality(work / "chunked" / n, short, vmaf_seconds, ffmpeg, logs / f"c-{n}.json")
-                   for n in names}  # fmt: skip
-        single = {n: rung_quality(single_dir / n, short, vmaf_seconds, ffmpeg, logs / f"s-{n}.json")
-                  for n in names if (single_dir / n / "index.m3u8").exists()}  # fmt: skip
-        done()
-
-        # 4. Scale-out: the long source to ready on one pinned worker, then on N pinned workers.
-        scale: dict[int, Follow] = {}
-        if long is not None and not args.no_scale:
-            for n in dict.fromkeys((1, args.scale_workers)):
-                stack.start_workers([(str(i), 1) for i in range(n)])
-                done = timed_phase(f"scale-out: long source on {n} worker(s) pinned to one core each")
-                scale[n] = follow(stack, long, args.long_seconds, until_ready=True, poll=args.poll,
-                                  timeout=budget * 2)  # fmt: skip
-                done()
-                stack.quiesce()
-                stack.stop_workers()
-
-        # The table.
-        decode_ok = s.decode == "" and (lf is None or lf.decode == "")
-        rows.append(at_most(f"first playable, {args.short_seconds} s source (1 worker x{args.concurrency})",
-                            s.playable, 10))  # fmt: skip
-        rows.append(at_most(f"first playable, {args.long_seconds} s source (1 worker x{args.concurrency})",
-                            lf.playable if lf else None, 10))  # fmt: skip
-        rows.append(at_most(f"first playable {args.long_seconds} s / {args.short_seconds} s",
-                            ratio(lf.playable if lf else None, s.playable), 1.5, "x", ".2f"))  # fmt: skip
-        rows.append(Row("first segments of every rendition decode",
-                        f"{s.renditions} renditions" + (f", {lf.renditions}" if lf else "")
-                        if decode_ok else f"{s.decode} {lf.decode if lf else ''}".strip(),
-                        "all decode", decode_ok))  # fmt: skip
-        rows.append(Row(f"ready, {args.short_seconds} s source: 1 worker / streamify transcode",
-                        f"{s.ready or float('nan'):.1f} s / {trans:.1f} s", "", None))  # fmt: skip
-        rows.append(at_most("  ratio", ratio(s.ready, trans), 1.10, "x", ".2f"))
-        rows.append(Row("  CPU seconds: workers / streamify transcode (not a goal: what a busy machine does not "
-                        "inflate)", f"{s.cpu or float('nan'):.0f} / {trans_cpu:.0f} = "
-                        f"{ratio(s.cpu, trans_cpu) or float('nan'):.2f}x", "", None))  # fmt: skip
-        if scale:
-            one, many = scale[1], scale[args.scale_workers]
-            rows.append(
-                Row(
-                    f"ready, {args.long_seconds} s source: 1 vs {args.scale_workers} workers (1 core each)",
-                    f"{one.ready or float('nan'):.1f} s / {many.ready or float('nan'):.1f} s",
-                    "",
-                    None,
-                )
-            )
-            rows.append(at_least("  speed-up", ratio(one.ready, many.ready), 1.8))
-            for n, f in scale.items():
-                costs = [r["seconds"] for r in f.ranges]
-                rows.append(Row(f"  per-range cost, {n} worker(s)",
-                                f"{len(costs)} ranges, {sum(costs):.0f} s total, max {max(costs):.0f} s"
-                                if costs else "not recorded by the job", "", None))  # fmt: skip
-        else:
-            rows.append(at_least(f"ready, {args.long_seconds} s source: speed-up 1 -> {args.scale_workers} "
-                                 "workers (1 core each)", None, 1.8))  # fmt: skip
-        rows += quality_rows(chunked, single, source_frames(short), note)
+        if lat is not None:
+            rows += latency_rows(args, lat, source_frames(short))
+        rows += scale_rows(args, scale)
         wall = time.monotonic() - started
         console.print(render(rows, f"Publish: {args.short_seconds} s and {args.long_seconds} s 1080p30 sources, "
                                    f"poll {args.poll:g} s, run {wall / 60:.1f} min"))  # fmt: skip
-        model, basis = cost_model(scale, s, args)
+        model, basis = cost_model(scale, lat.short if lat else None, args)
         console.print(model_table(model, basis))
         figures.update({
             "model": asdict(model) | {"basis": basis},
-            "short": asdict(s), "long_first_playable": asdict(lf) if lf else None, "transcode_seconds": trans,
-            "transcode_cpu": trans_cpu,
             "scale": {n: asdict(f) for n, f in scale.items()},
-            "quality": {"chunked": {n: asdict(q) for n, q in chunked.items()},
-                        "one_process": {n: asdict(q) for n, q in single.items()}, "vmaf_seconds": vmaf_seconds},
             "rows": [asdict(r) | {"verdict": r.verdict} for r in rows], "wall_seconds": wall,
         })  # fmt: skip
+        if lat is not None:
+            figures.update({
+                "short": asdict(lat.short), "transcode_seconds": lat.transcode, "transcode_cpu": lat.transcode_cpu,
+                "long_first_playable": asdict(lat.long_first) if lat.long_first else None,
+                "quality": {"chunked": {n: asdict(q) for n, q in lat.chunked.items()},
+                            "one_process": {n: asdict(q) for n, q in lat.single.items()},
+                            "vmaf_seconds": lat.vmaf_seconds},
+            })  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1, default=str))
         ok = all(r.passed is not False for r in rows)

@@ -25,7 +25,7 @@ def assert_seamless(ranges: tuple[TimeRange, ...], duration: float) -> None:
 
 def test_first_range_is_short_with_keyframe_long_segments_then_ranges_double_up_to_the_longest():
     ranges = plan_ranges(600.0, **DEFAULTS)
-    assert [r.end - r.start for r in ranges[:-1]] == [4, 8, 16, 32, 60, 60, 60, 60, 60, 60, 60, 60]
+    assert [r.end - r.start for r in ranges[:-1]] == [4, 8, 16, 32, 60, 60, 60, 60, 60, 60, 60, 60, 28, 16, 8]
     assert ranges[0].segment_seconds == 2 and ranges[0].segment_count(600) == 2  # two segments after 4 s
     assert {r.segment_seconds for r in ranges[1:]} == {4}
     assert ranges[1].first_segment == 2 and ranges[2].first_segment == 4
@@ -35,6 +35,16 @@ def test_first_range_is_short_with_keyframe_long_segments_then_ranges_double_up_
 @pytest.mark.parametrize("duration", [4.5, 12.3, 12.9, 60.0, 61.0, 125.04, 3599.97, 7200.0])
 def test_any_duration_is_covered_seamlessly(duration):
     assert_seamless(plan_ranges(duration, **DEFAULTS), duration)
+
+
+@pytest.mark.parametrize("duration", [600.0, 3600.0, 601.5])
+def test_the_tail_tapers_so_no_worker_waits_long_for_a_last_big_range(duration):
+    """Two workers finishing the tail: the last ranges halve, so the last one is two segments, not 60 s."""
+    lengths = [r.length(duration) for r in plan_ranges(duration, **DEFAULTS)]
+    tail = lengths[lengths.index(60.0) :]
+    assert max(tail[-3:]) <= 16 and tail[-1] <= 2 * DEFAULTS["segment_seconds"]
+    for done, length in enumerate(tail[:-1]):  # none longer than half of what is left when it starts
+        assert length <= max(sum(tail[done:]) / 2, 2 * DEFAULTS["segment_seconds"])
 
 
 def test_a_last_range_under_a_second_stays_its_own_range():
@@ -63,7 +73,7 @@ def test_chunking_off_is_one_range_of_ordinary_segments():
 def test_lengths_stay_on_the_segment_grid_whatever_the_settings():
     ranges = plan_ranges(100.0, segment_seconds=6, gop_seconds=2, first_range_seconds=5, range_seconds=20)
     assert ranges[0].end == 4  # the first range: whole keyframe intervals
-    assert [r.end - r.start for r in ranges[1:-1]] == [6, 12, 18, 18, 18, 18]  # doubling, in whole segments
+    assert [r.end - r.start for r in ranges[1:-1]] == [6, 12, 18, 18, 18, 12]  # doubling, in whole segments
     assert_seamless(ranges, 100.0)
 
 

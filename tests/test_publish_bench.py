@@ -76,12 +76,12 @@ def test_the_table_shows_each_verdict():
 
 
 def test_the_model_splits_a_long_source_like_the_design_and_never_beats_its_longest_range():
-    assert range_lengths(600) == [4, 8, 16, 32] + [60] * 9
+    assert range_lengths(600) == [4, 8, 16, 32] + [60] * 8 + [28, 16, 8, 8]  # workers.chunks.plan_ranges
     assert sum(range_lengths(3600)) == 3600 and max(range_lengths(3600)) == 60
     model = CostModel(fixed=2.0, per_second=1.8, job=5.0)
     one = model.ready(600, 1)
-    assert one == pytest.approx(5 + 13 * 2 + 1.8 * 600 + AUDIO_COST * 600)
-    assert one / model.ready(600, 2) > 1.8  # 13 ranges deal out evenly enough to two workers
+    assert one == pytest.approx(5 + 16 * 2 + 1.8 * 600 + AUDIO_COST * 600)
+    assert one / model.ready(600, 2) > 1.9  # the tapering tail deals out evenly to two workers
     assert model.ready(600, 64) == pytest.approx(5 + 2 + 1.8 * 60)  # the longest range is the floor
 
 

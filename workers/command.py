@@ -14,6 +14,7 @@ import ffmpeg
 from core.media_keys import AUDIO_NAME, INIT_NAME, SEGMENT_PATTERN, TILE_PATTERN
 from workers.chunks import TimeRange
 from workers.ladder import LadderPlan, VideoRendition
+from workers.loudness import LevelPlan, Window
 from workers.pertitle import TrialWindow
 from workers.thumbnails import StoryboardPlan, ThumbnailPlan, poster_output, sheets_output, tiles_output
 
@@ -211,28 +212,64 @@ def _range_tiles(thumbnails: ThumbnailPlan, rng: TimeRange) -> tuple[int, int] |
 
 
 def build_audio_argv(
-    plan: LadderPlan, src: Path, demuxer: str, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg"
+    plan: LadderPlan, src: Path, demuxer: str, out: Path, *, ffmpeg_exe: str = "ffmpeg", level: LevelPlan | None = None
 ) -> list[str]:
     """The one audio rendition, for the whole file: AAC has no keyframes to cut at, so audio encoded in ranges
     would click at every seam. EVENT type and temp_file make ffmpeg rewrite its playlist after each segment
-    is complete (a VOD playlist is written only at the end), so the caller can publish segments as they land."""
+    is complete (a VOD playlist is written only at the end), so the caller can publish segments as they land.
+    `level`: the loudness normalization (workers.loudness) applied to the stereo downmix before the encoder."""
     if plan.audio_kbps is None:
         raise ValueError("the source has no audio")
     stream = _stereo(_input(src, demuxer), plan.audio_stream)
-    out = ffmpeg.output(
+    if level is not None:
+        stream = _leveled(stream, level)
+    hls = ffmpeg.output(
         stream,
-        str(out_dir / AUDIO_NAME / AUDIO_FFMPEG_PLAYLIST),
+        str(out / AUDIO_NAME / AUDIO_FFMPEG_PLAYLIST),
         hls_time=plan.segment_seconds,
         hls_flags="+temp_file+independent_segments",
-        hls_segment_filename=str(out_dir / AUDIO_NAME / SEGMENT_PATTERN),
+        hls_segment_filename=str(out / AUDIO_NAME / SEGMENT_PATTERN),
         **{**_HLS_FMP4, "hls_playlist_type": "event"},
         **_NO_METADATA,
         **{"c:a": "aac", "b:a": f"{plan.audio_kbps}k"},
     )
-    return _argv(ffmpeg_exe, out)
+    return _argv(ffmpeg_exe, hls)
 
 
 AUDIO_FFMPEG_PLAYLIST = "ffmpeg.m3u8"  # ffmpeg's growing playlist; the published audio/index.m3u8 is core.hls's
+
+
+def _leveled(stream, level: LevelPlan):
+    """A constant gain (volume), then a lookahead peak limiter when the plan has one. alimiter: `level` off (its
+    default raises the output to the limit: a second, moving gain), `latency` on (its lookahead delay is taken
+    back, so the audio stays in sync with the video), 5 ms attack and 50 ms release (ffmpeg's defaults: short
+    enough that only the transients over the ceiling are touched)."""
+    if level.gain_db != 0:
+        stream = stream.filter("volume", f"{level.gain_db:.2f}dB")
+    if level.limit_dbfs is not None:
+        stream = stream.filter("alimiter", limit=f"{10 ** (level.limit_dbfs / 20):.4f}", level=0, latency=1)
+    return stream
+
+
+def build_loudness_argv(
+    plan: LadderPlan, src: Path, demuxer: str, windows: tuple[Window, ...] | None, *, ffmpeg_exe: str = "ffmpeg"
+) -> list[str]:
+    """Measure the audio exactly as build_audio_argv will encode it (the same stream, the same 48 kHz stereo
+    downmix) with ebur128 (integrated loudness, LRA, true peak), into a null output: ffmpeg prints the summary
+    that workers.loudness.parse_ebur128 reads. `windows`: measure only these stretches (input seeking, one
+    input each, joined), for a file too long to measure whole before its audio starts."""
+    if plan.audio_kbps is None:
+        raise ValueError("the source has no audio")
+    if windows is None:
+        stream = _stereo(_input(src, demuxer), plan.audio_stream)
+    else:
+        parts = [
+            _stereo(_input(src, demuxer, ss=f"{w.start:g}", t=f"{w.length:g}"), plan.audio_stream) for w in windows
+        ]
+        stream = ffmpeg.concat(*parts, v=0, a=1) if len(parts) > 1 else parts[0]
+    # framelog=verbose: the 10 lines a second of momentary loudness stay out of the log; the summary stays in.
+    measured = stream.filter("ebur128", peak="true", framelog="verbose")
+    return _argv(ffmpeg_exe, ffmpeg.output(measured, "-", f="null"))
 
 
 def build_sheets_argv(plan: StoryboardPlan, tiles_dir: Path, out_dir: Path, *, ffmpeg_exe: str = "ffmpeg") -> list[str]:

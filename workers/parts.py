@@ -26,6 +26,7 @@ from core.db import affected, get_engine
 from core.errors import Refused
 from core.logs import job_context
 from core.media_keys import MASTER_NAME, MEDIA_PLAYLIST, POSTER_NAME, STORYBOARD_VTT, TILES_DIR, encode_prefix
+from core.notes import add_note
 from core.parts import ClaimedPart, Generation, describe, generation_live, part_heartbeat, part_held, parts_of
 from core.progressive import (
     AUDIO_RENDITION,
@@ -44,6 +45,7 @@ from schemas.tables import (
     FailureKind,
     JobPart,
     JobState,
+    NoteKind,
     PartKind,
     PartState,
     Rendition,
@@ -198,9 +200,14 @@ def _video(part: ClaimedPart, prepared, src: Path, out: Path, settings, store, r
 
 
 def _audio(part: ClaimedPart, prepared, src: Path, out: Path, settings, store, root, stop, started) -> None:
-    from workers.pipeline import encode_audio  # noqa: PLC0415
+    """Measure the loudness (workers.pipeline.level_audio: a failure is a note, the audio keeps its level), encode
+    at the planned level publishing each segment as it lands, and record the part with the job's loudness."""
+    from workers.pipeline import encode_audio, level_audio  # noqa: PLC0415
 
     engine = get_engine(settings)
+    level = level_audio(src, prepared, out, settings, should_stop=stop)
+    if level.failure is not None:
+        add_note(engine, part.job_id, NoteKind.loudness_failed, level.failure)
     tag = attempt_tag(part.lease)
     published_rows: list[list[float]] = []
     folder = out / AUDIO_RENDITION
@@ -221,12 +228,14 @@ def _audio(part: ClaimedPart, prepared, src: Path, out: Path, settings, store, r
             _update_edge(s, part)
             s.commit()
 
-    encode_audio(src, prepared, out, settings, on_segment=on_segment, should_stop=stop)
+    encode_audio(src, prepared, out, settings, on_segment=on_segment, should_stop=stop, level=level.plan)
     if stop():
         raise Stopped
+    loudness = level.plan.to_json() if level.plan is not None else None
     _record_part(
-        engine, part, {AUDIO_RENDITION: published_rows}, {AUDIO_RENDITION: "mp4a.40.2"}, {}, time.monotonic() - started
-    )
+        engine, part, {AUDIO_RENDITION: published_rows}, {AUDIO_RENDITION: "mp4a.40.2"}, {}, time.monotonic() - started,
+        job_values={"loudness": loudness},
+    )  # fmt: skip
 
 
 def _storyboard(part: ClaimedPart, prepared, out: Path, settings, store: BlobStore, root: str, stop, started) -> None:
@@ -266,7 +275,11 @@ def _storyboard(part: ClaimedPart, prepared, out: Path, settings, store: BlobSto
     store.delete_prefix(f"{root}{TILES_DIR}/")
 
 
-def _record_part(engine, part: ClaimedPart, segments, codecs, digests, seconds: float) -> None:
+def _record_part(
+    engine, part: ClaimedPart, segments, codecs, digests, seconds: float, job_values: dict | None = None
+) -> None:
+    """The part succeeded, fenced by its lease; `job_values` go on its job row in the same transaction (only
+    while this attempt holds the part, like everything it writes)."""
     with Session(engine) as s:
         done = update(JobPart).where(*part_held(part)).values(
             state=PartState.succeeded, progress=1.0, segments=segments, codecs=codecs, init_digests=digests,
@@ -275,6 +288,8 @@ def _record_part(engine, part: ClaimedPart, segments, codecs, digests, seconds: 
         if not affected(s.execute(done)):
             s.rollback()
             raise _Lost
+        if job_values:
+            s.execute(update(TranscodeJob).where(*generation_live(part)).values(**job_values))
         _update_video_progress(s, part)
         _update_edge(s, part)
         s.commit()

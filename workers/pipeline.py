@@ -47,6 +47,7 @@ from workers.chunks import TimeRange, plan_ranges, range_label
 from workers.command import (
     AUDIO_FFMPEG_PLAYLIST,
     build_audio_argv,
+    build_loudness_argv,
     build_range_argv,
     build_sheets_argv,
     build_trial_argv,
@@ -54,6 +55,7 @@ from workers.command import (
     trial_file,
 )
 from workers.ladder import LadderPlan, plan_ladder
+from workers.loudness import LevelPlan, Measurement, measure_windows, parse_ebur128, plan_level
 from workers.measure import VariantFacts, codec_string
 from workers.pertitle import (
     TRIAL_SECONDS_LIMIT,
@@ -92,6 +94,7 @@ class TranscodeResult:
     files: list[Path] = field(default_factory=list)
     ladder: LadderDecision | None = None  # which rungs and why (per-title or fixed)
     trial_failure: str | None = None  # why per-title fell back to the fixed ladder
+    loudness: dict | None = None  # what the audio's level was measured at and given (LevelPlan.to_json)
 
 
 class TranscodeError(Exception):
@@ -568,6 +571,56 @@ def _check_jpeg(path: Path, size: tuple[int, int]) -> None:
         )
 
 
+def measure_loudness(
+    src: Path, prepared: Prepared, out_dir: Path, settings: Settings, should_stop: Callable[[], bool] | None = None
+) -> Measurement:
+    """EBU R128 loudness of the audio as it will be encoded: the whole file, or windows of a long one
+    (workers.loudness.measure_windows: the time it takes is bounded, because the audio waits for it).
+    TranscodeError or ValueError when ffmpeg fails or prints no summary."""
+    info, plan = prepared.info, prepared.plan
+    windows = measure_windows(info.duration)
+    seconds = info.duration if windows is None else sum(w.length for w in windows)
+    argv = build_loudness_argv(plan, src, info.demuxer, windows, ffmpeg_exe=ffmpeg_exe(settings))
+    log_path = _log_path(out_dir, "loudness")
+    limits = MediaLimits.from_settings(settings)
+    run_ffmpeg(
+        _decoders_capped(argv, limits), seconds, log_path, should_stop=should_stop,
+        watchdog=watchdog_for(seconds, settings), nice=BACKGROUND_NICE,
+    )  # fmt: skip
+    return parse_ebur128(log_path.read_text(errors="replace"), sampled=windows is not None)
+
+
+_WATCHDOG_KILLS = (FailureKind.stalled, FailureKind.too_long)
+
+
+@dataclass(frozen=True)
+class AudioLevel:
+    """The loudness normalization an audio encode gets: a plan, or none with the reason when measuring failed."""
+
+    plan: LevelPlan | None  # None: the audio keeps the source's level
+    failure: str | None = None  # why it could not be measured (a note on the job); None when it was, or not asked
+
+
+def level_audio(
+    src: Path, prepared: Prepared, out_dir: Path, settings: Settings, should_stop: Callable[[], bool] | None = None
+) -> AudioLevel:
+    """Measure the source's loudness and plan the gain to the configured target (settings.loudness_*). A failed
+    measurement never fails the video: the audio keeps its level and the failure is returned for a note. A stop,
+    a full disk or a lost part go on up (they are not the source's fault), and so does a watchdog kill: a source
+    that hangs ffmpeg would hang the encode the same way, after a second wait as long."""
+    if not settings.loudness_normalize or prepared.plan.audio_kbps is None:
+        return AudioLevel(None)
+    try:
+        measured = measure_loudness(src, prepared, out_dir, settings, should_stop)
+    except TranscodeError as exc:
+        if exc.kind in _WATCHDOG_KILLS:
+            raise
+        return AudioLevel(None, f"loudness measurement failed, the audio keeps its level: {exc.reason}")
+    except ValueError as exc:
+        return AudioLevel(None, f"loudness measurement failed, the audio keeps its level: {exc}")
+    return AudioLevel(plan_level(measured, settings.loudness_target_lufs, settings.true_peak_dbtp))
+
+
 def encode_audio(
     src: Path,
     prepared: Prepared,
@@ -576,16 +629,18 @@ def encode_audio(
     on_segment: Callable[[Segment], None],
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    level: LevelPlan | None = None,
 ) -> list[Segment]:
-    """The one audio rendition, whole file, into out_dir/audio. Each segment goes to on_segment as soon as
-    ffmpeg lists it in its growing playlist (then the file is complete: temp_file renames it first), so the
-    first seconds of audio can be published while the rest encodes."""
+    """The one audio rendition, whole file, into out_dir/audio, at the level `level` plans (level_audio; None:
+    as the source is). Each segment goes to on_segment as soon as ffmpeg lists it in its growing playlist (then
+    the file is complete: temp_file renames it first), so the first seconds of audio can be published while the
+    rest encodes."""
     info, plan = prepared.info, prepared.plan
     audio_dir = out_dir / AUDIO_NAME
     audio_dir.mkdir(parents=True, exist_ok=True)
     own = audio_dir / AUDIO_FFMPEG_PLAYLIST
     exe = ffmpeg_exe(settings)
-    argv = build_audio_argv(plan, src, info.demuxer, out_dir, ffmpeg_exe=exe)
+    argv = build_audio_argv(plan, src, info.demuxer, out_dir, ffmpeg_exe=exe, level=level)
     log_path = _log_path(out_dir, "audio")
     done: list[Segment] = []
 
@@ -694,9 +749,13 @@ def transcode(
         progress = part(video_share * rng.start / max(info.duration, 1e-9), video_share, length)
         outputs.append(encode_range(src, prepared, rng, out_dir, settings, progress, should_stop))
     audio: list[Segment] = []
+    level = AudioLevel(None)
     if plan.audio_kbps is not None:
+        level = level_audio(src, prepared, out_dir, settings, should_stop)
+        if level.failure is not None:
+            log.warning("%s: %s", src.name, level.failure)
         progress = part(video_share, 1 - video_share, info.duration)
-        audio = encode_audio(src, prepared, out_dir, settings, lambda _: None, progress, should_stop)
+        audio = encode_audio(src, prepared, out_dir, settings, lambda _: None, progress, should_stop, level.plan)
     if prepared.thumbnails is not None:
         make_storyboard(prepared, out_dir / TILES_DIR, out_dir, settings, should_stop)
         shutil.rmtree(out_dir / TILES_DIR)
@@ -707,6 +766,7 @@ def transcode(
     return TranscodeResult(
         source=info, plan=plan, variants=variants, elapsed=time.monotonic() - started, files=files,
         ladder=prepared.ladder, trial_failure=prepared.trial_failure,
+        loudness=level.plan.to_json() if level.plan is not None else None,
     )  # fmt: skip
 
 
