@@ -380,6 +380,11 @@ def transcode(src: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
         size = f"{v.width}x{v.height}" if v.width else "audio"
         table.add_row(v.name, size, f"{v.frame_rate or ''}", f"{v.bandwidth // 1000} kb/s", v.codecs)
     console.print(table)
+    if result.trial_failure:
+        console.print(f"[yellow]{result.trial_failure}[/]")
+    if result.ladder is not None:  # why each rung of the fixed ladder was kept or dropped
+        for rung in result.ladder.rungs:
+            console.print(f"{rung.name}: {rung.reason}")
     console.print(f"{outdir / 'master.m3u8'}  ({result.elapsed:.1f}s)")
 
 

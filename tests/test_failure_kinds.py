@@ -56,16 +56,20 @@ class Install:
         family = next(f for f in text_string_to_metric_families(body) if f.name == "streamify_job_failures")
         return {sample.labels["reason"]: sample.value for sample in family.samples}
 
+    @classmethod
+    def create(cls, settings: Settings) -> "Install":
+        """An embedded install under settings.data_dir, with one creator."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate(settings)
+        engine = get_engine(settings)
+        with Session(engine) as s:
+            owner_id = create_user(s, "creator@example.test", "correct horse battery").id
+        return cls(settings, engine, make_stores(settings), owner_id)
+
 
 @pytest.fixture
 def install(tmp_path) -> Install:
-    settings = Settings(data_dir=tmp_path / "data")
-    settings.data_dir.mkdir()
-    migrate(settings)
-    engine = get_engine(settings)
-    with Session(engine) as s:
-        owner_id = create_user(s, "creator@example.test", "correct horse battery").id
-    return Install(settings, engine, make_stores(settings), owner_id)
+    return Install.create(Settings(data_dir=tmp_path / "data"))
 
 
 def test_each_failure_is_stored_with_its_kind_and_counted_by_it(install, tmp_path):

@@ -24,8 +24,11 @@ AAC_FRAME = 1024 / 48000
 
 
 def settings(tmp_path: Path, **kw) -> Settings:
-    # Small ranges, so a 10 s clip has four: 0-2 s (the first, one keyframe interval), 2-6, 6-10, the tail.
-    return Settings(data_dir=tmp_path / "data", **{"first_range_seconds": 2, "range_seconds": 4, **kw})
+    # Small ranges, so a 10 s clip has four: 0-2 s (the first, one keyframe interval), 2-6, 6-10, the tail. The
+    # fixed ladder: per-title would drop the 240p rung, barely smaller than the native 270p (a seam less to check).
+    return Settings(
+        data_dir=tmp_path / "data", **{"first_range_seconds": 2, "range_seconds": 4, "per_title": False, **kw}
+    )
 
 
 def tone(seconds: float) -> list[str]:

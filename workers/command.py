@@ -6,6 +6,7 @@ Pure: builds a list of strings with ffmpeg-python and runs nothing.
 """
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import ffmpeg
@@ -14,6 +15,7 @@ from core.media_keys import AUDIO_NAME, INIT_NAME, SEGMENT_PATTERN, TILE_PATTERN
 from workers.chunks import TimeRange
 from workers.ladder import LadderPlan, VideoRendition
 from workers.loudness import LevelPlan, Window
+from workers.pertitle import TrialWindow
 from workers.thumbnails import StoryboardPlan, ThumbnailPlan, poster_output, sheets_output, tiles_output
 
 
@@ -149,6 +151,56 @@ def build_range_argv(
         first, count = tiles
         outputs.append(tiles_output(thumbnails.storyboard, video.stream(branch), out_dir, first, count, rng.start))
     return _argv(ffmpeg_exe, ffmpeg.merge_outputs(*outputs))
+
+
+def build_trial_argv(
+    plan: LadderPlan, src: Path, demuxer: str, out_dir: Path, *, windows: Sequence[TrialWindow],
+    sizes: Sequence[tuple[int, int]], crf: int, ffmpeg_exe: str = "ffmpeg", max_pixels: int | None = None,
+) -> list[str]:  # fmt: skip
+    """The per-title trial (workers.pertitle): a few short windows of the source, each from the keyframe at or
+    before its start (-noaccurate_seek: no decoding of frames that are then thrown away, whatever the source's
+    GOP), made ready as for the ladder, joined, and encoded at each of `sizes` with the real preset at `crf`,
+    a keyframe at each window's start, into out_dir/trial_<w>x<h>.mp4. Every input is opened as warily as the
+    ranges open the source, with the decoders' pixel cap on each (-max_pixels is an option of one input)."""
+    if plan.audio_only or not sizes:
+        raise ValueError("a trial needs a video ladder and at least one size")
+    fps = plan.renditions[0].fps
+    pictures = []
+    for w in windows:
+        opts: dict[str, object] = {"ss": f"{w.start:g}", "t": f"{w.seconds:g}", "noaccurate_seek": None}
+        if max_pixels is not None:
+            opts["max_pixels"] = max_pixels
+        frames = max(1, round(w.seconds * fps))
+        v = _picture(_input(src, demuxer, **opts), plan).filter("fps", fps=str(fps))
+        v = v.filter("trim", end_frame=frames).filter("setpts", "PTS-STARTPTS")
+        pictures.append(
+            v.filter("scale", *sizes[-1], flags="lanczos").filter("setsar", "1").filter("format", "yuv420p")
+        )
+    joined = ffmpeg.concat(*pictures, v=1, a=0) if len(pictures) > 1 else pictures[0]
+    split = joined.split() if len(sizes) > 1 else None
+    window_frames = max(1, round(min(w.seconds for w in windows) * fps))
+    outputs = []
+    for i, (width, height) in enumerate(sizes):
+        v = split.stream(i) if split is not None else joined
+        if (width, height) != sizes[-1]:
+            v = v.filter("scale", width, height, flags="lanczos").filter("setsar", "1")
+        outputs.append(
+            ffmpeg.output(
+                v,
+                str(out_dir / trial_file(width, height)),
+                an=None,
+                **{"c:v": "libx264", "preset": plan.preset, "profile:v": "high", "crf": crf},
+                force_key_frames=f"expr:eq(mod(n,{window_frames}),0)",
+                g=window_frames * len(windows),
+                sc_threshold=0,
+                **_NO_METADATA,
+            )
+        )
+    return _argv(ffmpeg_exe, ffmpeg.merge_outputs(*outputs))
+
+
+def trial_file(width: int, height: int) -> str:
+    return f"trial_{width}x{height}.mp4"
 
 
 def _range_tiles(thumbnails: ThumbnailPlan, rng: TimeRange) -> tuple[int, int] | None:

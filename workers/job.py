@@ -26,6 +26,7 @@ from core.errors import Refused
 from core.jobqueue import HEARTBEAT_INTERVAL, Beat, Claimed, claim_next, heartbeat, held_by, retry_later
 from core.logs import job_context
 from core.media_keys import CAPTIONS_DIR, encode_prefix, media_prefix
+from core.notes import add_note
 from core.parts import claim_part
 from core.settings import Settings
 from core.transient import PUBLIC_REASONS, transient_kind
@@ -33,6 +34,7 @@ from schemas.tables import (
     FailureKind,
     JobPart,
     JobState,
+    NoteKind,
     PartKind,
     PartState,
     Rendition,
@@ -212,6 +214,8 @@ def _plan(job: Claimed, worker: str, settings: Settings, stores: Stores, ring: C
             if parts is None:
                 stop.lost.set()
                 raise Stopped
+            if prepared.trial_failure:  # the fixed ladder it went on with is on the job
+                add_note(engine, job.job_id, NoteKind.trial_failed, prepared.trial_failure)
     except Exception as exc:
         return _end(exc, job, stop, settings, stores, root)
     for _ in range(parts):
@@ -233,7 +237,9 @@ def plan_summary(prepared) -> dict:
         "target_duration": max([plan.segment_seconds, *(r.segment_seconds for r in prepared.ranges)]),
         "ranges": [[r.start, r.end] for r in prepared.ranges] if not plan.audio_only else [],
         "storyboard": prepared.thumbnails is not None,
-        "source": prepared.info.to_json(),  # the parts plan from it (workers.pipeline.plan_encode)
+        "source": prepared.info.to_json(),  # the parts plan from it (workers.pipeline.plan_encode)...
+        "trial": prepared.trial.to_json() if prepared.trial else None,  # ...and from the per-title trial
+        "ladder": prepared.ladder.to_json() if prepared.ladder else None,  # which rungs, and why
     }  # fmt: skip
 
 

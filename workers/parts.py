@@ -110,6 +110,7 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
 def _prepared(engine, part: ClaimedPart, settings: Settings):
     """The encode as the planner saw it: its probe, this worker's settings; refused if they plan another ladder."""
     from core.probe import SourceInfo  # noqa: PLC0415
+    from workers.pertitle import Trial  # noqa: PLC0415
     from workers.pipeline import plan_encode  # noqa: PLC0415
 
     with Session(engine) as s:
@@ -118,7 +119,8 @@ def _prepared(engine, part: ClaimedPart, settings: Settings):
         ).first()
     if row is None or row[0] is None:
         raise Stopped  # the job is gone or re-planned: this attempt has nothing to do
-    prepared = plan_encode(SourceInfo.from_json(row[0]["source"]), settings)
+    trial = Trial.from_json(row[0]["trial"]) if row[0].get("trial") else None  # measured once, by the planner
+    prepared = plan_encode(SourceInfo.from_json(row[0]["source"]), settings, trial)
     if row[1] != plan_digest(prepared):
         raise TranscodeError(
             "this worker's ladder settings differ from the worker that planned the job: its ranges would not "

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -49,11 +50,23 @@ from workers.command import (
     build_loudness_argv,
     build_range_argv,
     build_sheets_argv,
+    build_trial_argv,
     range_playlist,
+    trial_file,
 )
 from workers.ladder import LadderPlan, plan_ladder
 from workers.loudness import LevelPlan, Measurement, measure_windows, parse_ebur128, plan_level
 from workers.measure import VariantFacts, codec_string
+from workers.pertitle import (
+    TRIAL_SECONDS_LIMIT,
+    LadderDecision,
+    Trial,
+    TrialSize,
+    decide,
+    fixed_decision,
+    trial_sizes,
+    trial_windows,
+)
 from workers.thumbnails import ThumbnailPlan, fit_tiles, jpeg_size, plan_thumbnails, storyboard_vtt
 
 log = logging.getLogger(__name__)
@@ -79,6 +92,8 @@ class TranscodeResult:
     variants: list[VariantFacts]
     elapsed: float
     files: list[Path] = field(default_factory=list)
+    ladder: LadderDecision | None = None  # which rungs and why (per-title or fixed)
+    trial_failure: str | None = None  # why per-title fell back to the fixed ladder
     loudness: dict | None = None  # what the audio's level was measured at and given (LevelPlan.to_json)
 
 
@@ -326,17 +341,41 @@ class Prepared:
     plan: LadderPlan
     ranges: tuple[TimeRange, ...]  # empty for an audio-only source
     thumbnails: ThumbnailPlan | None
+    ladder: LadderDecision | None = None  # which rungs with what rate control, and why (plan["ladder"])
+    trial: Trial | None = None  # what the per-title trial measured (plan["trial"]): the parts decide from it
+    trial_failure: str | None = None  # why per-title fell back to the fixed ladder (a note on the job)
 
 
 def prepare(src: Path, settings: Settings) -> Prepared:
-    """Probe the source (within the media limits) and plan its encode."""
+    """Probe the source (within the media limits), run the per-title trial, and plan its encode. A trial that
+    fails never fails the video: the fixed ladder, and trial_failure says why."""
     limits = MediaLimits.from_settings(settings)
-    return plan_encode(probe(src, limits=limits), settings)  # the API checked too; a source may come another way
+    info = probe(src, limits=limits)  # the API checked too; a source may come another way
+    if not (settings.per_title and info.has_video):
+        return plan_encode(info, settings)
+    try:
+        trial = run_trial(src, info, plan_for(info, settings), settings)
+    except (TranscodeError, OSError, ValueError, av.error.FFmpegError) as exc:
+        reason = exc.reason if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
+        log.warning("per-title trial of %s failed, fixed ladder: %s", src.name, reason)
+        return replace(plan_encode(info, settings), trial_failure=f"the per-title trial encode failed: {reason}")
+    return plan_encode(info, settings, trial)
 
 
-def plan_encode(info: SourceInfo, settings: Settings) -> Prepared:
-    """The encode of a probed source: pure, so every part of a job rebuilds it from the planner's probe."""
+FIXED_BY_SETTING = "Kept: per-title is off, so every source gets the fixed ladder."
+FIXED_WITHOUT_TRIAL = "Kept: the fixed ladder, as no trial encode measured the source (the job's notes say why)."
+
+
+def plan_encode(info: SourceInfo, settings: Settings, trial: Trial | None = None) -> Prepared:
+    """The encode of a probed source and its per-title trial: pure, so every part of a job rebuilds it from the
+    planner's probe and trial, stored on the job."""
     plan = plan_for(info, settings)
+    if not settings.per_title:
+        ladder = fixed_decision(plan, FIXED_BY_SETTING)
+    elif trial is None:
+        ladder = fixed_decision(plan, FIXED_WITHOUT_TRIAL)
+    else:
+        plan, ladder = decide(plan, trial, info.video_bitrate // 1000)
     ranges = (
         ()
         if plan.audio_only
@@ -348,7 +387,44 @@ def plan_encode(info: SourceInfo, settings: Settings) -> Prepared:
             range_seconds=settings.range_seconds,
         )
     )
-    return Prepared(info, plan, ranges, plan_thumbnails(info, plan))
+    return Prepared(info, plan, ranges, plan_thumbnails(info, plan), ladder, trial if settings.per_title else None)
+
+
+def run_trial(src: Path, info: SourceInfo, plan: LadderPlan, settings: Settings) -> Trial:
+    """Encode the per-title trial (workers.command.build_trial_argv) of the fixed plan and count its bytes.
+    On the first range's critical path: a few short windows at small sizes, about a second for a 1080p source
+    whatever its length, and given up after TRIAL_SECONDS_LIMIT."""
+    started = time.monotonic()
+    windows, sizes = trial_windows(info.duration), trial_sizes(plan)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="trial-", dir=settings.tmp_dir) as tmp:
+        out = Path(tmp)
+        argv = build_trial_argv(
+            plan, src, info.demuxer, out, windows=windows, sizes=sizes, crf=plan.crf, ffmpeg_exe=ffmpeg_exe(settings),
+            max_pixels=MediaLimits.from_settings(settings).max_pixels,
+        )  # fmt: skip
+        watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
+        run_ffmpeg(argv, sum(w.seconds for w in windows), out / "trial.log", watchdog=watchdog)
+        measured = tuple(_trial_size(out / trial_file(w, h), w, h) for w, h in sizes)
+    fps = float(plan.renditions[0].fps)
+    return Trial(plan.crf, fps, plan.gop_seconds, windows, measured, round(time.monotonic() - started, 3))
+
+
+def _trial_size(path: Path, width: int, height: int) -> TrialSize:
+    """Frame sizes of a trial output, keyframes apart (demuxed, not decoded)."""
+    frames = key_frames = key_bytes = other_bytes = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.video[0]):
+            if not packet.size:
+                continue  # the demuxer's end-of-stream marker
+            frames += 1
+            if packet.is_keyframe:
+                key_frames, key_bytes = key_frames + 1, key_bytes + packet.size
+            else:
+                other_bytes += packet.size
+    if not key_frames:
+        raise ValueError(f"the trial at {width}x{height} encoded no keyframe")
+    return TrialSize(width, height, frames, key_frames, key_bytes, other_bytes)
 
 
 def _log_path(out_dir: Path, what: str) -> Path:
@@ -689,6 +765,7 @@ def transcode(
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     return TranscodeResult(
         source=info, plan=plan, variants=variants, elapsed=time.monotonic() - started, files=files,
+        ladder=prepared.ladder, trial_failure=prepared.trial_failure,
         loudness=level.plan.to_json() if level.plan is not None else None,
     )  # fmt: skip
 

@@ -1,0 +1,207 @@
+"""The per-title decision as pure data: trials built by hand the way workers.pipeline.run_trial fills them.
+
+What a viewer notices: easy content gets fewer bytes (a higher CRF, lower caps, fewer rungs); hard content gets
+exactly the fixed ladder's rate control; every part of a job rebuilds the same ladder from the stored trial.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from core.probe import SourceInfo
+from core.settings import Settings
+from workers.command import build_trial_argv, trial_file
+from workers.ladder import plan_ladder
+from workers.parts import plan_digest
+from workers.pertitle import (
+    CHEAP_KBPS,
+    MAX_CRF,
+    MIN_STEP,
+    LadderMode,
+    Trial,
+    TrialSize,
+    TrialWindow,
+    crf_offset,
+    decide,
+    fixed_decision,
+    trial_sizes,
+    trial_windows,
+)
+from workers.pipeline import FIXED_BY_SETTING, FIXED_WITHOUT_TRIAL, plan_encode
+
+
+def video(width: int = 1920, height: int = 1080, *, fps: float = 30.0, kbps: int = 0, seconds: float = 60.0):
+    return SourceInfo("mov", seconds, True, True, width, height, fps=fps, video_bitrate=kbps * 1000, audio_channels=2)
+
+
+def measured(width: int, height: int, kbps: float, *, fps: float = 30.0, key_share: float = 0.3) -> TrialSize:
+    """A trial size whose real-GOP (2 s) bit rate is `kbps`: three 1 s windows, each starting on a keyframe."""
+    gop = 2 * fps
+    bytes_per_gop = kbps * 1000 / 8 * 2
+    key = bytes_per_gop * key_share
+    other = (bytes_per_gop - key) / (gop - 1)
+    frames = round(3 * fps)
+    return TrialSize(width, height, frames, 3, round(3 * key), round((frames - 3) * other))
+
+
+def trial(small_kbps: float, large_kbps: float, *, crf: int = 21, fps: float = 30.0) -> Trial:
+    """A 1080p source's trial: 426x240 and 854x480 (4x the pixels)."""
+    sizes = (measured(426, 240, small_kbps, fps=fps), measured(854, 480, large_kbps, fps=fps))
+    return Trial(crf, fps, 2, trial_windows(60.0), sizes, wall_seconds=0.8)
+
+
+# A slide deck: 60 kb/s at 480p (bpp 0.005), bits grow as pixels ** 0.5. Noise: 4 Mb/s at 480p, pixels ** 1.
+EASY = trial(30, 60)
+HARD = trial(1000, 4000)
+
+
+def test_trial_size_counts_one_keyframe_per_real_gop():
+    size = measured(854, 480, 500.0)
+    assert size.kbps(30.0, 2) == pytest.approx(500.0, rel=0.01)
+    # The trial has a keyframe every second; a real encode every two: its keyframes weigh half as much.
+    assert size.kbps(30.0, 2) < (size.key_bytes + size.other_bytes) * 8 / 3 / 1000
+
+
+def test_windows_spread_over_the_source_and_fit_in_it():
+    for duration in (7.0, 60.0, 600.0, 7200.0):
+        windows = trial_windows(duration)
+        assert len(windows) == 3
+        assert all(w.start >= 0 and w.start + w.seconds <= duration for w in windows)
+        assert windows[0].start < duration / 3 < windows[1].start < 2 * duration / 3 < windows[2].start
+    assert trial_windows(4.0) == (TrialWindow(0.0, 3.0),)  # too short to hold them apart: one from the start
+    assert trial_windows(2.0) == (TrialWindow(0.0, 2.0),)
+
+
+def test_trial_sizes_are_small_rungs_of_the_plan():
+    assert trial_sizes(plan_ladder(video())) == ((426, 240), (854, 480))
+    assert trial_sizes(plan_ladder(video(1080, 1920))) == ((240, 426), (480, 854))  # portrait: upright
+    assert trial_sizes(plan_ladder(video(640, 360))) == ((426, 240), (640, 360))
+    assert trial_sizes(plan_ladder(video(320, 240))) == ((320, 240),)  # one rung: one size
+
+
+def test_easy_content_gets_a_higher_crf_lower_caps_and_fewer_rungs():
+    fixed = plan_ladder(video())
+    easy, decision = decide(fixed, EASY)
+    assert decision.mode == LadderMode.per_title
+    assert easy.renditions[0].name == fixed.renditions[0].name == "1080p"  # the source's own picture stays
+    assert len(easy.renditions) < len(fixed.renditions)
+    top = easy.renditions[0]
+    assert top.crf is not None and fixed.crf < top.crf <= MAX_CRF  # the top rung, where VMAF barely sees it
+    for r in easy.renditions:
+        was = next(f for f in fixed.renditions if f.name == r.name)
+        assert r.crf is not None and r.crf >= fixed.crf
+        assert r.maxrate_kbps < was.maxrate_kbps
+        assert r.bufsize_kbps == 2 * r.maxrate_kbps
+        assert (r.width, r.height, r.fps) == (was.width, was.height, was.fps)
+    assert [d.name for d in decision.rungs] == [r.name for r in fixed.renditions]  # every rung has its reason
+    assert [d.name for d in decision.rungs if d.kept] == [r.name for r in easy.renditions]
+    assert all(d.reason.endswith(".") and d.reason.count(". ") == 0 for d in decision.rungs)  # one sentence
+    assert all(d.reason.startswith("Dropped") for d in decision.rungs if not d.kept)
+
+
+def test_hard_content_keeps_the_fixed_ladders_rate_control():
+    fixed = plan_ladder(video())
+    hard, decision = decide(fixed, HARD)
+    assert [(r.name, r.maxrate_kbps, r.bufsize_kbps) for r in hard.renditions] == [
+        (r.name, r.maxrate_kbps, r.bufsize_kbps) for r in fixed.renditions
+    ]
+    assert all(r.crf == fixed.crf for r in hard.renditions)
+    assert all(d.kept and "hard content" in d.reason for d in decision.rungs)
+
+
+def test_the_crf_rises_only_as_far_as_the_content_is_easy():
+    offsets = [crf_offset(bpp) for bpp in (0.001, 0.01, 0.03, 0.06, 0.1, 0.2, 1.0)]
+    assert offsets == sorted(offsets, reverse=True)
+    assert offsets[0] > 0 and offsets[-1] == 0
+
+
+def test_a_talking_head_gets_one_more_crf_on_top_and_loses_a_rung_too_close_to_the_next():
+    """Only the top rung's CRF rises (lower rungs, upscaled, show a CRF step far more); whether a rung is worth
+    having is judged at the same CRF, so the top rung's saving does not make the rung below look too close."""
+    fixed = plan_ladder(video(1280, 720))
+    plan, decision = decide(fixed, trial(104, 249))  # bpp 0.020, bits ~ pixels ** 0.63
+    assert [(r.name, r.crf) for r in plan.renditions] == [("720p", 22), ("480p", 21), ("240p", 21)]
+    dropped = next(d for d in decision.rungs if not d.kept)
+    assert dropped.name == "360p" and f"less than a {MIN_STEP:g}x saving" in dropped.reason
+    fixed_caps = {r.name: r.maxrate_kbps for r in fixed.renditions}
+    assert all(r.maxrate_kbps < fixed_caps[r.name] for r in plan.renditions)  # easy content: caps that fit it
+
+
+def test_a_rung_too_close_to_the_one_above_is_dropped():
+    """A 1080p source at 1.2 Mb/s: its 720p and 480p would be capped near the 1080p's rate (the fixed ladder
+    never spends more than the source carries), so they save too little to be worth their bytes."""
+    fixed = plan_ladder(video(kbps=1200))
+    assert [r.maxrate_kbps for r in fixed.renditions][:3] == [1200, 1200, 1200]
+    plan, decision = decide(fixed, HARD, 1200)
+    names = [r.name for r in plan.renditions]
+    assert names[0] == "1080p" and "240p" in names
+    dropped = {d.name: d.reason for d in decision.rungs if not d.kept}
+    assert {"720p", "480p"} <= set(dropped)
+    assert all("more than the source's 1200 kb/s" in dropped[name] for name in ("720p", "480p"))
+    rates = [r.maxrate_kbps for r in plan.renditions]
+    assert all(hi >= MIN_STEP * lo for hi, lo in zip(rates, rates[1:], strict=False))
+
+
+def test_below_a_rung_any_connection_carries_nothing_is_kept():
+    plan, decision = decide(plan_ladder(video(854, 480)), trial(5, 10))
+    assert [r.name for r in plan.renditions] == ["480p"]
+    assert plan.renditions[0].maxrate_kbps <= CHEAP_KBPS
+    assert all("any connection" in d.reason for d in decision.rungs if not d.kept)
+
+
+def test_decision_json_has_the_shared_format():
+    _, decision = decide(plan_ladder(video()), EASY)
+    data = json.loads(json.dumps(decision.to_json()))
+    assert data["mode"] == "per_title"
+    assert data["inputs"]["trial_crf"] == 21 and data["inputs"]["bits_per_pixel"] > 0
+    for rung in data["rungs"]:
+        assert {"name", "kept", "crf", "maxrate_kbps", "reason"} <= set(rung)
+        assert isinstance(rung["kept"], bool) and isinstance(rung["crf"], int)
+    fixed = fixed_decision(plan_ladder(video()), "Kept: why.").to_json()
+    assert fixed["mode"] == "fixed" and fixed["inputs"] is None and all(r["kept"] for r in fixed["rungs"])
+
+
+def test_parts_rebuild_the_planners_ladder_from_the_stored_trial():
+    info, settings = video(), Settings()
+    planned = plan_encode(info, settings, EASY)
+    stored = json.loads(json.dumps({"source": info.to_json(), "trial": planned.trial.to_json()}))  # a JSON column
+    again = plan_encode(SourceInfo.from_json(stored["source"]), settings, Trial.from_json(stored["trial"]))
+    assert again.plan == planned.plan and plan_digest(again) == plan_digest(planned)
+    assert plan_digest(planned) != plan_digest(plan_encode(info, settings))  # the trial is part of the plan
+
+
+def test_per_title_off_or_without_a_trial_is_the_fixed_ladder():
+    info = video()
+    fixed = plan_ladder(info)
+    off = plan_encode(info, Settings(per_title=False), EASY)
+    assert off.plan == fixed and off.trial is None
+    assert off.ladder is not None and off.ladder.mode == LadderMode.fixed
+    assert {d.reason for d in off.ladder.rungs} == {FIXED_BY_SETTING}
+    none = plan_encode(info, Settings())
+    assert none.plan == fixed and none.ladder is not None
+    assert {d.reason for d in none.ladder.rungs} == {FIXED_WITHOUT_TRIAL}
+
+
+def test_trial_argv_opens_every_window_warily_from_a_keyframe(tmp_path: Path):
+    plan = plan_ladder(video())
+    windows = trial_windows(60.0)
+    argv = build_trial_argv(
+        plan, tmp_path / "src.bin", "mov", tmp_path, windows=windows, sizes=trial_sizes(plan), crf=21, max_pixels=1000
+    )
+    inputs = [i for i, a in enumerate(argv) if a == "-i"]
+    assert len(inputs) == len(windows)
+    starts = [0, *(i + 2 for i in inputs[:-1])]
+    for start, at, w in zip(starts, inputs, windows, strict=True):
+        options = argv[start:at]  # this input's own options
+        assert argv[at + 1] == f"file:{(tmp_path / 'src.bin').resolve()}"
+        assert options[options.index("-f") + 1] == "mov"
+        assert options[options.index("-protocol_whitelist") + 1] == "file"
+        assert options[options.index("-max_pixels") + 1] == "1000"
+        assert options[options.index("-ss") + 1] == f"{w.start:g}"
+        assert "-noaccurate_seek" in options
+    for width, height in trial_sizes(plan):
+        assert str(tmp_path / trial_file(width, height)) in argv
+    assert argv.count("-crf") == 2 and argv.count("veryfast") == 2
+    assert math.isclose(float(argv[argv.index("-crf") + 1]), 21)

@@ -1,0 +1,299 @@
+"""Per-title ladder: fit each rung's rate control to the source, and keep only the rungs worth their bytes.
+
+The fixed ladder (workers.ladder) gives a slide deck and a football match the same CRF and the same caps. A
+cheap trial (workers.command.build_trial_argv, run by workers.pipeline.prepare) encodes a few short windows
+spread over the source at one or two small sizes, with the real preset at the plan's CRF, and counts the bytes
+of its keyframes and of its other frames. From that Trial alone, this module decides, per rung:
+
+- the CRF: the top rung of content that costs few bits per pixel (slides, screen capture, a still picture, a
+  talking head, animation) goes one or two CRF higher, which VMAF barely sees there; the rungs below keep the
+  fixed CRF (measured: a CRF step costs them far more VMAF); content that costs many bits per pixel (motion,
+  noise, film grain) keeps the fixed ladder's CRF and caps on every rung, so it is never worse than today;
+- the cap of easy content: a few times the bit rate the trial predicts (never above the fixed cap), so a
+  player reading the master sees what the rung really needs;
+- whether the rung is kept: the top rung always is (the source's own picture); a lower one is dropped when
+  the rung above already costs no more than the cheapest fixed rung (any connection that plays the fixed
+  ladder plays it), or when it would save too little against the rung above to be worth its bytes (which is
+  also what happens when both would need more bits than the source carries: both are capped at its rate).
+
+Pure: the same Trial gives the same ladder on every worker; the trial is stored on the job (Trial.to_json) and
+never measured again by the parts.
+"""
+
+import math
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+
+from workers.ladder import LADDER_TABLE, MIN_KBPS, LadderPlan, VideoRendition
+
+# -- the trial: what to encode -------------------------------------------------------------------------------
+
+TRIAL_WINDOWS = 3  # spread over the source: its start, middle and end may differ
+TRIAL_WINDOW_SECONDS = 1.0  # each from a keyframe of the source (no decoding before it)
+TRIAL_MAX_SHORT_SIDE = 480  # the larger trial size: the highest rung up to 480p, cheap to encode
+TRIAL_SECONDS_LIMIT = 30.0  # a trial that runs longer than this is given up (fixed ladder, a note)
+
+
+@dataclass(frozen=True)
+class TrialWindow:
+    start: float  # seconds into the source (the trial starts at the keyframe at or before it)
+    seconds: float
+
+
+def trial_windows(duration: float) -> tuple[TrialWindow, ...]:
+    """TRIAL_WINDOWS windows centred on equal shares of the source; one from the start when it is too short
+    to hold them apart."""
+    if duration <= 0:
+        return (TrialWindow(0.0, TRIAL_WINDOW_SECONDS * TRIAL_WINDOWS),)
+    if duration < 2 * TRIAL_WINDOWS * TRIAL_WINDOW_SECONDS:
+        return (TrialWindow(0.0, round(min(duration, TRIAL_WINDOWS * TRIAL_WINDOW_SECONDS), 3)),)
+    share = duration / TRIAL_WINDOWS
+    return tuple(
+        TrialWindow(round(max(0.0, (i + 0.5) * share - TRIAL_WINDOW_SECONDS / 2), 3), TRIAL_WINDOW_SECONDS)
+        for i in range(TRIAL_WINDOWS)
+    )
+
+
+def trial_sizes(plan: LadderPlan) -> tuple[tuple[int, int], ...]:
+    """The lowest rung and the highest up to TRIAL_MAX_SHORT_SIDE (the lowest when none is that small): how the
+    bits grow between them says how they grow up to the top rung. Smallest first; one size for a one-rung plan."""
+    by_pixels = sorted(plan.renditions, key=lambda r: r.width * r.height)
+    small = by_pixels[0]
+    fitting = [r for r in by_pixels if min(r.width, r.height) <= TRIAL_MAX_SHORT_SIDE]
+    large = fitting[-1] if fitting else small
+    sizes = [(small.width, small.height)]
+    if (large.width, large.height) != sizes[0]:
+        sizes.append((large.width, large.height))
+    return tuple(sizes)
+
+
+# -- the trial: what it measured -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialSize:
+    """The trial's encode at one size: every window starts with a keyframe."""
+
+    width: int
+    height: int
+    frames: int
+    key_frames: int
+    key_bytes: int
+    other_bytes: int
+
+    def kbps(self, fps: float, gop_seconds: int) -> float:
+        """The bit rate of a real encode of this picture: one keyframe per GOP, the rest like the trial's other
+        frames (the trial has a keyframe per window, more often than a real GOP)."""
+        others = self.frames - self.key_frames
+        key = self.key_bytes / max(1, self.key_frames)
+        other = self.other_bytes / others if others > 0 else key
+        gop_frames = max(1.0, fps * gop_seconds)
+        return (key + (gop_frames - 1) * other) * 8 / gop_seconds / 1000
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What the trial encode measured: all the per-title decision reads (plus its wall time, for operators)."""
+
+    crf: int
+    fps: float  # the trial's (the top rung's) frame rate
+    gop_seconds: int
+    windows: tuple[TrialWindow, ...]
+    sizes: tuple[TrialSize, ...]  # smallest first
+    wall_seconds: float = 0.0  # what the trial cost; never read by the decision
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Trial":
+        return cls(
+            crf=data["crf"],
+            fps=data["fps"],
+            gop_seconds=data["gop_seconds"],
+            windows=tuple(TrialWindow(**w) for w in data["windows"]),
+            sizes=tuple(TrialSize(**s) for s in data["sizes"]),
+            wall_seconds=data.get("wall_seconds", 0.0),
+        )
+
+    def kbps(self, size: TrialSize) -> float:
+        return size.kbps(self.fps, self.gop_seconds)
+
+    @property
+    def bits_per_pixel(self) -> float:
+        """Complexity: bits per pixel of a real encode at the larger trial size at the trial's CRF."""
+        top = self.sizes[-1]
+        return self.kbps(top) * 1000 / (top.width * top.height * max(self.fps, 1e-9))
+
+    @property
+    def growth(self) -> float:
+        """How bits grow with pixels (bits ~ pixels ** growth) between the trial's sizes: about 1 for noise, where
+        every pixel is news, about 0.5 for flat pictures with sharp edges, whose cost grows with edge length."""
+        if len(self.sizes) < 2:
+            return DEFAULT_GROWTH
+        small, large = self.sizes[0], self.sizes[-1]
+        pixels = (large.width * large.height) / (small.width * small.height)
+        bits = self.kbps(large) / max(self.kbps(small), 1e-9)
+        if pixels <= 1.0 or bits <= 0:
+            return DEFAULT_GROWTH
+        return min(MAX_GROWTH, max(MIN_GROWTH, math.log(bits) / math.log(pixels)))
+
+
+DEFAULT_GROWTH = 0.75
+MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
+
+# -- the decision --------------------------------------------------------------------------------------------
+
+# Calibrated on bench/quality.py's clips (4 s, each rung alone at CRF 21, 24, 27 with the fixed caps, libvmaf
+# against the source upscaled bicubic): 3 more CRF cost the top rung 0.8 (slides, still picture) to 2.3 VMAF
+# (talking head with webcam noise), and the rungs below it 1.4 to 5.4 (upscaled on a big screen, they show each
+# step more). So only the top rung's CRF rises, by 1, where the content costs at most this many bits per pixel
+# at the trial's CRF and size (slides, still pictures: about 0.011; talking head 0.020, animation 0.098); 2 more
+# cost the still picture's top rung 1.17 VMAF in bench/quality.py, over the 1-point budget.
+TOP_CRF_OFFSETS: tuple[tuple[float, int], ...] = ((0.15, 1),)
+HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
+MAX_CRF = 30
+CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
+CAP_HEADROOM = 3.0  # easy content's cap: this x the predicted average (predictions ran 0-25 % under the real rate)
+MIN_STEP = 1.6  # a lower rung must cost at most 1/MIN_STEP of the rung above, or it saves too little
+CHEAP_KBPS = LADDER_TABLE[0].kbps  # the fixed ladder's cheapest cap: what it asks of the slowest connection
+
+
+class LadderMode(StrEnum):
+    per_title = "per_title"  # fitted to a trial encode of the source
+    fixed = "fixed"  # the same for every source (per-title off, or no trial)
+
+
+@dataclass(frozen=True)
+class RungDecision:
+    name: str
+    kept: bool
+    crf: int
+    maxrate_kbps: int
+    predicted_kbps: int | None  # what the trial predicts the rung averages; None without a trial
+    reason: str  # one sentence, for operators (the job page)
+
+
+@dataclass(frozen=True)
+class LadderDecision:
+    """Which rungs and why, stored on the job as plan["ladder"]."""
+
+    mode: LadderMode
+    inputs: dict | None  # what the decision read (the trial's figures); None without a trial
+    rungs: tuple[RungDecision, ...]  # every rung of the fixed ladder, highest first, kept or not
+
+    def to_json(self) -> dict:
+        return {"mode": self.mode.value, "inputs": self.inputs, "rungs": [asdict(r) for r in self.rungs]}
+
+
+def crf_offset(bits_per_pixel: float) -> int:
+    """How far the top rung's CRF may rise for content this easy (0: hard content keeps the fixed ladder's)."""
+    for most, offset in TOP_CRF_OFFSETS:
+        if bits_per_pixel <= most:
+            return offset
+    return 0
+
+
+def predicted_kbps(trial: Trial, rung: VideoRendition, crf: int) -> float:
+    """The rung's average bit rate at `crf`, from the trial size nearest in pixels: scaled by pixels ** growth,
+    by frame rate, and halved every CRF_HALVING steps of CRF."""
+    pixels = rung.width * rung.height
+    anchor = min(trial.sizes, key=lambda s: abs(math.log(pixels / (s.width * s.height))))
+    kbps = trial.kbps(anchor) * (pixels / (anchor.width * anchor.height)) ** trial.growth
+    kbps *= float(rung.fps) / max(trial.fps, 1e-9)
+    return kbps * 2 ** (-(crf - trial.crf) / CRF_HALVING)
+
+
+def fixed_decision(plan: LadderPlan, why: str) -> LadderDecision:
+    """Every rung as the fixed ladder has it, for one reason (per-title off, or no trial)."""
+    return LadderDecision(
+        LadderMode.fixed,
+        None,
+        tuple(RungDecision(r.name, True, plan.crf, r.maxrate_kbps, None, why) for r in plan.renditions),
+    )
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    rung: VideoRendition
+    crf: int
+    cap: int
+    predicted: float
+    at_fixed_crf: float  # its predicted rate at the plan's CRF: what its size costs, whatever CRF it gets
+
+    @property
+    def expected(self) -> float:  # what it will average: the prediction, unless its cap stops it
+        return min(self.predicted, self.cap)
+
+
+def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[LadderPlan, LadderDecision]:
+    """The per-title ladder of a fixed plan, from its trial: each kept rung with its own CRF and cap."""
+    if plan.audio_only:
+        return plan, LadderDecision(LadderMode.per_title, None, ())
+    bpp, offset = trial.bits_per_pixel, crf_offset(trial.bits_per_pixel)
+    easy = bpp <= HARD_BPP
+    candidates = []
+    for i, r in enumerate(plan.renditions):
+        crf = max(plan.crf, min(MAX_CRF, plan.crf + offset)) if i == 0 else plan.crf  # never below the install's
+        predicted = predicted_kbps(trial, r, crf)
+        cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(predicted * CAP_HEADROOM))) if easy else r.maxrate_kbps
+        at_fixed = min(predicted_kbps(trial, r, plan.crf), cap if crf == plan.crf else r.maxrate_kbps)
+        candidates.append(_Candidate(r, crf, cap, predicted, at_fixed))
+    decisions: list[RungDecision] = []
+    kept: list[_Candidate] = []
+    for c in candidates:  # highest first
+        above = kept[-1] if kept else None
+        why_not = _not_worth_it(c, above, source_kbps) if above is not None else None
+        if why_not is None:
+            kept.append(c)
+        decisions.append(
+            RungDecision(
+                c.rung.name, why_not is None, c.crf, c.cap, round(c.predicted), why_not or _why(c, plan, above, easy)
+            )
+        )
+    inputs = {
+        "trial_crf": trial.crf,
+        "bits_per_pixel": round(bpp, 5),
+        "growth": round(trial.growth, 3),
+        "top_crf_offset": offset,
+        "hard": not easy,
+        "trial_kbps": {f"{s.width}x{s.height}": round(trial.kbps(s), 1) for s in trial.sizes},
+        "source_kbps": source_kbps or None,
+        "trial_seconds": round(trial.wall_seconds, 3),
+    }
+    renditions = tuple(replace(c.rung, crf=c.crf, maxrate_kbps=c.cap, bufsize_kbps=2 * c.cap) for c in kept)
+    return replace(plan, renditions=renditions), LadderDecision(LadderMode.per_title, inputs, tuple(decisions))
+
+
+def _not_worth_it(c: _Candidate, above: _Candidate, source_kbps: int) -> str | None:
+    """Why a lower rung is dropped, or None to keep it."""
+    if above.cap <= CHEAP_KBPS:
+        return (
+            f"Dropped: {above.rung.name} peaks at {above.cap} kb/s at most, which any connection that plays the "
+            f"fixed ladder's cheapest rung ({CHEAP_KBPS} kb/s) carries."
+        )
+    if c.at_fixed_crf * MIN_STEP > above.at_fixed_crf:  # the step in size, not in the CRF the top rung got
+        if source_kbps and c.predicted >= source_kbps:
+            return (
+                f"Dropped: it would need about {round(c.predicted)} kb/s, more than the source's {source_kbps} "
+                f"kb/s carries, leaving it no cheaper than {above.rung.name}."
+            )
+        return (
+            f"Dropped: at the same CRF about {round(c.at_fixed_crf)} kb/s against {round(above.at_fixed_crf)} kb/s "
+            f"for {above.rung.name}, less than a {MIN_STEP:g}x saving, not worth its bytes."
+        )
+    return None
+
+
+def _why(c: _Candidate, plan: LadderPlan, above: _Candidate | None, easy: bool) -> str:
+    fixed = next(r for r in plan.renditions if r.name == c.rung.name)
+    if c.crf == plan.crf and c.cap == fixed.maxrate_kbps:
+        rate = f"Kept at the fixed ladder's CRF {c.crf} and {c.cap} kb/s cap" + ("" if easy else " (hard content)")
+    else:
+        crf = f"CRF {c.crf}" + (f" (fixed: {plan.crf})" if c.crf != plan.crf else "")
+        cap = f"a {c.cap} kb/s cap" + (f" (fixed: {fixed.maxrate_kbps})" if c.cap != fixed.maxrate_kbps else "")
+        rate = f"Kept at {crf} and {cap}"
+    rate += f", predicted about {round(c.expected)} kb/s"
+    if above is None:
+        return f"{rate}: the top rung, the source's full picture."
+    return f"{rate}, {above.at_fixed_crf / c.at_fixed_crf:.1f}x less than {above.rung.name} at the same CRF."
