@@ -12,12 +12,17 @@ from dataclasses import dataclass
 
 import m3u8
 
+from core.encoding import VideoCodec
 from core.media_keys import AUDIO_NAME, INIT_NAME, MEDIA_PLAYLIST, segment_name
 
 VERSION = 7  # fMP4 segments with EXT-X-MAP in a playlist without I-frames only need 6; ffmpeg writes 7 as well
 AUDIO_GROUP = "audio"
 AAC_LC = "mp4a.40.2"
 PEAK_MIN_SEGMENT = 0.5  # a short tail segment would overstate the peak bit rate
+# What a rung's CODECS says before its first range is measured (the measured string replaces it): a profile and
+# level every player of that codec takes for up to 1080p (H.264 High 4.0, AV1 Main 4.0 8-bit).
+PLANNED_CODECS = {VideoCodec.h264: "avc1.640028", VideoCodec.av1: "av01.0.08M.08"}
+SAMPLE_ENTRIES = {VideoCodec.h264: "avc1", VideoCodec.av1: "av01"}  # how a codec string (RFC 6381) starts
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class VariantEntry:
     name: str  # the rendition's folder, e.g. "720p"
     bandwidth: int  # peak segment bit rate of the video, bits/s (the audio's is added in the master)
     average_bandwidth: int
-    codecs: str  # "avc1.64001f"
+    codecs: str  # "avc1.64001f", "av01.0.05M.08"
     width: int
     height: int
     frame_rate: float
@@ -141,7 +146,7 @@ def master_problems(master_text: str) -> list[str]:
             problems.append(f"{variant.uri}: no BANDWIDTH")
         if not info.codecs:
             problems.append(f"{variant.uri}: no CODECS")
-        if info.codecs and "avc1" in info.codecs:
+        if info.codecs and any(c.strip()[:4] in SAMPLE_ENTRIES.values() for c in info.codecs.split(",")):
             if not info.resolution:
                 problems.append(f"{variant.uri}: no RESOLUTION")
             if not info.frame_rate:

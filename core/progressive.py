@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core import hls
+from core.encoding import VideoCodec
 from core.media_keys import AUDIO_NAME
 from schemas.tables import JobPart, PartKind, PartState, Rendition
 
@@ -157,7 +158,7 @@ def master_for(plan: dict, codecs: dict[str, str], pub: Published) -> tuple[str,
         peak, average = _rates(pub.renditions.get(r["name"], []))
         if not peak:
             peak = average = r["maxrate_kbps"] * 1000
-        codec = codecs.get(r["name"]) or "avc1.640028"  # before the first range: any High profile string plays
+        codec = codecs.get(r["name"]) or hls.PLANNED_CODECS[VideoCodec(r.get("codec", VideoCodec.h264))]
         variants.append(hls.VariantEntry(r["name"], peak, average, codec, r["width"], r["height"], r["frame_rate"]))
     rows = [
         Rendition(video_id=uuid.UUID(int=0), name=v.name, width=v.width, height=v.height, frame_rate=v.frame_rate,

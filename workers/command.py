@@ -11,9 +11,10 @@ from pathlib import Path
 
 import ffmpeg
 
+from core.encoding import VideoCodec
 from core.media_keys import AUDIO_NAME, INIT_NAME, SEGMENT_PATTERN, TILE_PATTERN
 from workers.chunks import TimeRange
-from workers.ladder import LadderPlan, VideoRendition
+from workers.ladder import LadderPlan, VideoRendition, av1_crf
 from workers.loudness import LevelPlan, Window
 from workers.pertitle import TrialWindow
 from workers.thumbnails import StoryboardPlan, ThumbnailPlan, poster_output, sheets_output, tiles_output
@@ -44,10 +45,29 @@ def _rung(v, r: VideoRendition, length: float | None):
 MID_STREAM_VBV_FILL = 0.5
 
 
+def _av1_opts(i: int, r: VideoRendition, plan: LadderPlan) -> dict[str, object]:
+    """An AV1 rung's encoder: SVT-AV1 in capped CRF (its CRF, with -maxrate/-bufsize as its peak: libsvtav1 passes
+    them on as SVT-AV1's `mbr` and buffer size), 8-bit main profile. They override the x264 options given to every
+    stream (ffmpeg-python writes options sorted, so `-crf:v:3` follows `-crf`, and the later match wins).
+    Keyframes: the shared -force_key_frames grid makes each grid frame a KEY frame (libsvtav1 always enables
+    SVT-AV1's forced key frames), closed GOP (libsvtav1's default `+cgop` flag: irefresh-type 2), -g as the
+    intra period and scene-change detection off (SVT-AV1's default): nothing in a segment refers across its start,
+    so ranges encoded apart join like the H.264 ones."""
+    return {
+        f"c:v:{i}": "libsvtav1",
+        f"preset:v:{i}": plan.svtav1_preset,
+        f"crf:v:{i}": r.crf if r.crf is not None else av1_crf(plan.crf),
+        f"profile:v:{i}": "main",
+    }
+
+
 def _video_opts(plan: LadderPlan, mid_stream: bool) -> dict[str, object]:
     opts: dict[str, object] = {}
     for i, r in enumerate(plan.renditions):
         opts.update({f"maxrate:v:{i}": f"{r.maxrate_kbps}k", f"bufsize:v:{i}": f"{r.bufsize_kbps}k"})
+        if r.codec == VideoCodec.av1:
+            opts.update(_av1_opts(i, r, plan))
+            continue
         if r.crf is not None and r.crf != plan.crf:  # per-title: this rung's own rate control
             opts[f"crf:v:{i}"] = r.crf
         if mid_stream:

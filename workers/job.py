@@ -230,7 +230,7 @@ def plan_summary(prepared) -> dict:
     return {
         "renditions": [
             {"name": r.name, "width": r.width, "height": r.height, "frame_rate": float(r.fps),
-             "maxrate_kbps": r.maxrate_kbps}
+             "maxrate_kbps": r.maxrate_kbps, "codec": r.codec}
             for r in plan.renditions
         ],
         "audio_kbps": plan.audio_kbps if prepared.info.has_audio else None,

@@ -54,7 +54,7 @@ from workers.command import (
     range_playlist,
     trial_file,
 )
-from workers.ladder import LadderPlan, plan_ladder
+from workers.ladder import LadderPlan, plan_ladder, with_av1
 from workers.loudness import LevelPlan, Measurement, measure_windows, parse_ebur128, plan_level
 from workers.measure import VariantFacts, codec_string
 from workers.pertitle import (
@@ -138,8 +138,8 @@ def parse_progress(block: dict[str, str], duration: float) -> Progress:
 
 
 def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
-    """The ladder this install's settings ask for."""
-    return plan_ladder(
+    """The ladder this install's settings ask for: the AV1 twins last, of the rungs as finally chosen."""
+    plan = plan_ladder(
         info,
         max_height=settings.ladder_max_height,
         segment_seconds=settings.segment_seconds,
@@ -147,6 +147,7 @@ def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
         crf=settings.x264_crf,
         preset=settings.x264_preset,
     )
+    return with_av1(plan, settings.svtav1_preset) if settings.av1 and not plan.audio_only else plan
 
 
 @dataclass(frozen=True)

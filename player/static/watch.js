@@ -220,7 +220,7 @@
     // Plyr wraps the <video> in its own elements: that must happen before hls.js attaches a MediaSource,
     // or moving the element makes Chromium reload it.
     if (window.Hls && Hls.isSupported()) {
-      state.renditions = v.renditions;
+      state.renditions = oneCodec(v.renditions);
       // Still encoding, the API lists no renditions yet: the quality menu comes from the master playlist, so
       // Plyr is set up once hls.js has read it, and the media attached after that.
       if (!state.renditions.length && state.growing) return playWithHls(v, true);
@@ -251,7 +251,7 @@
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
       if (plyrLater && !state.plyr) {
-        state.renditions = levelRenditions(data.levels);
+        state.renditions = oneCodec(levelRenditions(data.levels));
         setupPlyr(v);
         hls.attachMedia(video);
       }
@@ -303,9 +303,28 @@
 
   function levelRenditions(levels) {
     return levels
-      .map((level) => ({ name: playlistName(level), width: level.width, height: level.height, bandwidth: level.bitrate }))
+      .map((level) => ({
+        name: playlistName(level),
+        width: level.width,
+        height: level.height,
+        bandwidth: level.bitrate,
+        codecs: [level.videoCodec, level.audioCodec].filter(Boolean).join(","),
+      }))
       .filter((r) => r.name)
       .sort((a, b) => b.bandwidth - a.bandwidth);
+  }
+
+  // With an AV1 ladder beside the H.264 one (same sizes), the quality menu lists the rungs of the codec hls.js
+  // plays: hls.js drops the variants this browser cannot decode (MediaSource.isTypeSupported on their CODECS)
+  // and starts, and stays, in the most efficient codec left, AV1 before H.264. The audio-only rendition has no
+  // video codec and always stays.
+  const AV1 = "av01";
+  function oneCodec(renditions) {
+    const decodes = (r) => !r.codecs || !window.MediaSource || MediaSource.isTypeSupported(`video/mp4; codecs="${r.codecs}"`);
+    const playable = renditions.filter(decodes);
+    const isAv1 = (r) => (r.codecs || "").split(",").some((c) => c.trim().startsWith(AV1));
+    const av1 = playable.filter(isAv1);
+    return av1.length ? av1 : playable.filter((r) => !isAv1(r));
   }
 
   // What the menu calls a level: the rendition's name, or its size.
