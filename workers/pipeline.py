@@ -138,7 +138,7 @@ def parse_progress(block: dict[str, str], duration: float) -> Progress:
 
 
 def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
-    """The ladder this install's settings ask for: the AV1 twins last, of the rungs as finally chosen."""
+    """The fixed H.264 ladder this install's settings ask for (per-title and the AV1 twins come after it)."""
     plan = plan_ladder(
         info,
         max_height=settings.ladder_max_height,
@@ -147,7 +147,7 @@ def plan_for(info: SourceInfo, settings: Settings) -> LadderPlan:
         crf=settings.x264_crf,
         preset=settings.x264_preset,
     )
-    return with_av1(plan, settings.svtav1_preset) if settings.av1 and not plan.audio_only else plan
+    return plan
 
 
 @dataclass(frozen=True)
@@ -377,6 +377,8 @@ def plan_encode(info: SourceInfo, settings: Settings, trial: Trial | None = None
         ladder = fixed_decision(plan, FIXED_WITHOUT_TRIAL)
     else:
         plan, ladder = decide(plan, trial, info.video_bitrate // 1000)
+    if settings.av1 and not plan.audio_only:  # twins of the rungs as finally chosen, with their rate control
+        plan = with_av1(plan, settings.svtav1_preset)
     ranges = (
         ()
         if plan.audio_only
