@@ -54,6 +54,7 @@ from rich.table import Table
 from bench.services import Azurite, Database, Redis
 from cli.stack import Child, LocalStack, free_port
 from core.jobqueue import STALE_AFTER
+from schemas.tables import PartKind
 from workers.launch import worker_argv
 from workers.supervision import REAP_INTERVAL
 
@@ -498,14 +499,18 @@ class JobLogs:
     published: Counter = field(default_factory=Counter)  # outputs published (kept or dropped)
     lines: dict[str, list[tuple[int, datetime]]] = field(default_factory=lambda: defaultdict(list))  # (pid, time)
     fenced: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # processes that lost the lease
-    # Processes whose work after the job finished is by design: the part that finished it, and the storyboard part.
+    # Processes whose work after the job finished is by design: the part that finished it, and the parts that run
+    # after the video is ready (storyboard, quality).
     after_finish: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+
+
+AFTER_READY_PARTS = (PartKind.storyboard, PartKind.quality)  # queued with `ready` (workers.parts)
 
 
 def read_worker_logs(log_dir: Path) -> JobLogs:
     """workers/job.py's and workers/parts.py's lines: "job … planning on …" and "job …: video (part …) started
     on …", then "video … ready" or, for an attempt that lost its lease or part, "… was taken (away) from attempt
-    …"; the storyboard part runs after the video is ready; any other line (a blob request included) is an
+    …"; the storyboard and quality parts run after the video is ready; any other line (a blob request included) is an
     attempt at work."""
     logs = JobLogs()
     for path in log_dir.glob("worker*.log"):
@@ -521,7 +526,7 @@ def read_worker_logs(log_dir: Path) -> JobLogs:
             process = int(record.get("process", 0))
             if " planning on " in message:  # an attempt at the job (its parts are counted in the database)
                 logs.started[job] += 1
-            elif ": storyboard (part " in message:
+            elif any(f": {kind.value} (part " in message for kind in AFTER_READY_PARTS):
                 logs.after_finish[job].add(process)
             elif message.startswith("video ") and message.endswith(" ready"):
                 logs.published[job] += 1

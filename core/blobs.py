@@ -251,7 +251,14 @@ class AzureBlobStore:
     def delete_prefix(self, prefix: str) -> int:
         names = self.list(prefix)
         for start in range(0, len(names), 256):  # batch delete takes at most 256 blobs
-            self.container.delete_blobs(*names[start : start + 256])
+            batch = names[start : start + 256]
+            # A blob listed a moment ago may be gone already (a part removing its scratch tiles, a concurrent
+            # delete): 404 is what we want; anything else fails the delete so the caller keeps its row.
+            responses = self.container.delete_blobs(*batch, raise_on_any_failure=False)
+            failed = [(name, r.status_code) for name, r in zip(batch, responses, strict=False)
+                      if r.status_code not in (202, 404)]  # fmt: skip
+            if failed:
+                raise RuntimeError(f"could not delete {len(failed)} blobs under {prefix!r}: {failed[:3]}")
         return len(names)
 
     def _window(self) -> tuple[datetime, datetime]:

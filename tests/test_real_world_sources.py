@@ -43,6 +43,9 @@ pytestmark = pytest.mark.slow  # each test encodes a few seconds of video with t
 
 def run(src: Path, tmp_path: Path, **settings) -> tuple[TranscodeResult, list[Variant]]:
     out = tmp_path / "hls"
+    # The fixed ladder: these tests are about how a source is read (fields, HDR, tracks), not which rungs a
+    # per-title decision keeps (tests/test_pertitle*.py); a synthetic source may lose a rung to it.
+    settings = {"per_title": False, **settings}
     result = transcode(src, out, Settings(data_dir=tmp_path / "data", **settings))
     return result, local_ladder(out)
 
