@@ -54,7 +54,7 @@ from rich.table import Table
 from bench.services import Azurite, Database, Redis
 from cli.stack import Child, LocalStack, free_port
 from core.jobqueue import STALE_AFTER
-from schemas.tables import PartKind
+from core.parts import AFTER_READY
 from workers.launch import worker_argv
 from workers.supervision import REAP_INTERVAL
 
@@ -504,9 +504,6 @@ class JobLogs:
     after_finish: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
 
-AFTER_READY_PARTS = (PartKind.storyboard, PartKind.quality)  # queued with `ready` (workers.parts)
-
-
 def read_worker_logs(log_dir: Path) -> JobLogs:
     """workers/job.py's and workers/parts.py's lines: "job … planning on …" and "job …: video (part …) started
     on …", then "video … ready" or, for an attempt that lost its lease or part, "… was taken (away) from attempt
@@ -526,7 +523,7 @@ def read_worker_logs(log_dir: Path) -> JobLogs:
             process = int(record.get("process", 0))
             if " planning on " in message:  # an attempt at the job (its parts are counted in the database)
                 logs.started[job] += 1
-            elif any(f": {kind.value} (part " in message for kind in AFTER_READY_PARTS):
+            elif any(f": {kind.value} (part " in message for kind in AFTER_READY):
                 logs.after_finish[job].add(process)
             elif message.startswith("video ") and message.endswith(" ready"):
                 logs.published[job] += 1

@@ -23,6 +23,8 @@ from core.timeutil import time_span
 from schemas.tables import JobPart, JobState, PartKind, PartState, TranscodeJob, utcnow
 
 LIVE_JOB = (JobState.running, JobState.succeeded)  # the storyboard and quality parts run after the video is ready
+# Parts queued with `ready` (workers.parts.finish_if_complete): they never hold back or fail their video.
+AFTER_READY = (PartKind.storyboard, PartKind.quality)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ class LostPart:
     @property
     def after_ready(self) -> bool:
         """A part of a video already ready (storyboard, quality): losing it must never fail the video."""
-        return self.kind in (PartKind.storyboard, PartKind.quality)
+        return self.kind in AFTER_READY
 
 
 def stale_parts(engine: Engine, now: datetime | None = None) -> list[LostPart]:
@@ -228,7 +230,7 @@ def complete_unfinished(engine: Engine) -> list[Generation]:
     """Planned jobs still running whose every video and audio part has succeeded: the part that completed the
     set could not finish the video (a database blip right after its record). The supervisor finishes them."""
     open_parts = select(col(JobPart.job_id)).where(
-        col(JobPart.kind).not_in([PartKind.storyboard, PartKind.quality]), col(JobPart.state) != PartState.succeeded
+        col(JobPart.kind).not_in(AFTER_READY), col(JobPart.state) != PartState.succeeded
     )
     with Session(engine) as s:
         rows = s.execute(

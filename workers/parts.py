@@ -27,7 +27,16 @@ from core.errors import Refused
 from core.logs import job_context
 from core.media_keys import MASTER_NAME, MEDIA_PLAYLIST, POSTER_NAME, STORYBOARD_VTT, TILES_DIR, encode_prefix
 from core.notes import add_note
-from core.parts import ClaimedPart, Generation, describe, generation_live, part_heartbeat, part_held, parts_of
+from core.parts import (
+    AFTER_READY,
+    ClaimedPart,
+    Generation,
+    describe,
+    generation_live,
+    part_heartbeat,
+    part_held,
+    parts_of,
+)
 from core.progressive import (
     AUDIO_RENDITION,
     PartView,
@@ -62,7 +71,6 @@ from workers.sources import local_source
 log = logging.getLogger(__name__)
 PART_FAILURES = 2  # a range that fails on its own twice fails the video (a worker lost is counted apart)
 PROGRESS_INTERVAL = 1.0
-AFTER_READY = (PartKind.storyboard, PartKind.quality)  # parts of a ready video: failing them never fails it
 
 
 def run_part(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, ring: Callable[[str], None]) -> str:
