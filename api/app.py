@@ -17,7 +17,19 @@ from api.failures import add_failure_handlers
 from api.headers import SecurityHeaders, page_policy
 from api.limits import BodyLimits, body_rules
 from api.media import MediaFiles
-from api.routes import auth, captions, health, media_access, metrics, ops, ops_page, playback, uploads, videos
+from api.routes import (
+    auth,
+    captions,
+    health,
+    imports,
+    media_access,
+    metrics,
+    ops,
+    ops_page,
+    playback,
+    uploads,
+    videos,
+)
 from core.accounts import limit_password_hashing
 from core.blobs import MEDIA_URL_PREFIX, make_stores
 from core.broker import Broker
@@ -72,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(videos.router)
     app.include_router(videos.library)
+    app.include_router(imports.router)  # import from a URL (a worker downloads it)
     app.include_router(uploads.router)  # tus resumable uploads (+ its expiry cleanup lifespan)
     app.include_router(playback.router)
     app.include_router(media_access.router)  # nginx's auth_request for unsigned /media/ (cached per video)

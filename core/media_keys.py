@@ -45,6 +45,12 @@ def source_key(video_id: uuid.UUID) -> str:
     return f"{media_prefix(video_id)}source"
 
 
+def imported_source_key(video_id: uuid.UUID, lease: uuid.UUID) -> str:
+    """A source fetched from a URL, per import attempt: an attempt that lost its import (a frozen worker waking up)
+    can only ever overwrite or delete its own copy, never the one the winning attempt recorded."""
+    return f"{media_prefix(video_id)}source-{lease.hex}"
+
+
 def rendition_playlist_key(video_id: uuid.UUID, rendition: str) -> str:
     return f"{media_prefix(video_id)}{rendition}/{MEDIA_PLAYLIST}"
 

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     # A source blob whose video row was never committed (its API node died in between) is deleted by the same
     # periodic cleanup once it is this old: far longer than storing and recording take within one request.
     orphan_source_grace_seconds: int = Field(default=3600, ge=1, description="Age of a row-less source blob.")
+    # Imports from a URL (POST /api/v1/videos/import): a worker downloads the source through core.egress (every hop
+    # checked), within max_upload_bytes, a total time and a minimum rate, then checks it exactly like an upload.
+    import_timeout_seconds: float = Field(default=3600, gt=0, description="Longest download of one import.")
+    # Slower than this over the window (or silent for the whole window) is refused: a trickle must not hold a
+    # worker for the whole timeout.
+    import_min_bytes_per_second: int = Field(default=16 * 1024, ge=0, description="Rate floor (0: none).")
+    import_rate_window_seconds: float = Field(default=60, gt=0, description="The rate floor's window.")
+    import_max_open: int = Field(default=10, ge=1, description="Imports queued or running per creator.")
 
     # What a source may ask of a decoder (core/media_limits.py), checked from headers and packet timestamps before
     # any decode, at upload and again in the worker. A source over one is refused (422) naming the limit.

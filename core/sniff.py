@@ -43,6 +43,11 @@ def _is_mpegts(head: bytes) -> bool:
     return len(head) >= 3 * _TS_PACKET and all(head[i * _TS_PACKET] == 0x47 for i in range(3))
 
 
+def _is_playlist(head: bytes) -> bool:
+    """An HLS (or extended M3U) playlist: a list of other files' names, which we never open."""
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"#EXTM3U")
+
+
 def sniff_demuxer(path: Path) -> str:
     with path.open("rb") as f:
         head = f.read(8192)
@@ -54,6 +59,8 @@ def sniff_demuxer(path: Path) -> str:
     if _is_mpegts(head):
         return "mpegts"
     what = f"a {kind.mime} file" if kind else "not a recognised audio or video container"
+    if _is_playlist(head):
+        what = "an HLS playlist, which only names other files (give the video file itself)"
     raise Refused(
         Refusal.unsupported_media,
         f"not a media file: {what}; upload MP4/MOV, MKV/WebM, AVI, MPEG-TS/PS, FLV, WMV or an audio file",

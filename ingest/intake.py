@@ -7,6 +7,7 @@ after the source blob was written removes the blob and any row.
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,7 +18,7 @@ from core.blobs import CHUNK, Stores
 from core.errors import Refusal, Refused, too_large_detail
 from core.media_keys import media_prefix, source_key
 from core.media_limits import MediaLimits
-from core.probe import probe
+from core.probe import SourceInfo, probe
 from core.settings import Settings
 from core.sniff import sniff_demuxer
 from core.titles import checked_title
@@ -79,6 +80,39 @@ def accept_upload(
     )
 
 
+@dataclass(frozen=True)
+class CheckedSource:
+    """What `check_source` found in a local file: its size, the one demuxer allowed to open it, and its streams."""
+
+    size: int
+    demuxer: str
+    info: SourceInfo
+
+    def video_fields(self) -> dict[str, object]:
+        """The Video columns that describe the source, for a new row (upload) or an existing one (import)."""
+        info = self.info
+        return {
+            "source_size": self.size,
+            "source_format": self.demuxer,
+            "duration": info.duration,
+            "width": info.display_width or None,
+            "height": info.display_height or None,
+            "has_video": info.has_video,
+            "has_audio": info.has_audio,
+        }
+
+
+def check_source(path: Path, settings: Settings) -> CheckedSource:
+    """Sniff and probe a complete local file: the one check of what a source is, for every upload and every import
+    (workers.imports), so a URL's content is refused exactly as the same bytes uploaded would be."""
+    size = path.stat().st_size
+    if size > settings.max_upload_bytes:
+        raise Refused(Refusal.too_large, too_large_detail(settings.max_upload_bytes))
+    demuxer = sniff_demuxer(path)  # also refuses an empty file
+    info = probe(path, demuxer, MediaLimits.from_settings(settings))  # limits before any decode
+    return CheckedSource(size, demuxer, info)
+
+
 def accept_file(
     path: Path,
     filename: str | None,
@@ -98,11 +132,7 @@ def accept_file(
     """
     try:
         title = clean_title(title, filename)
-        size = path.stat().st_size
-        if size > settings.max_upload_bytes:
-            raise Refused(Refusal.too_large, too_large_detail(settings.max_upload_bytes))
-        demuxer = sniff_demuxer(path)  # also refuses an empty file
-        info = probe(path, demuxer, MediaLimits.from_settings(settings))  # limits before any decode
+        checked = check_source(path, settings)
         video = Video(
             owner_id=owner_id,
             title=title,
@@ -110,13 +140,7 @@ def accept_file(
             visibility=visibility,
             source_filename=(filename or "")[:255] or None,
             source_key="",
-            source_size=size,
-            source_format=demuxer,
-            duration=info.duration,
-            width=info.display_width or None,
-            height=info.display_height or None,
-            has_video=info.has_video,
-            has_audio=info.has_audio,
+            **checked.video_fields(),
         )
         video.source_key = source_key(video.id)
         job = TranscodeJob(video_id=video.id, owner_id=owner_id)

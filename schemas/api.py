@@ -265,3 +265,28 @@ class PlaybackTokenRead(BaseModel):
     expires_at: Timestamp
     playback_url: str  # the master playlist with ?token=: plays in any HLS player
     watch_url: str  # the watch page with ?token=
+
+
+class ImportCreate(BaseModel):
+    """Import a video from a URL: a worker downloads it (http/https only, every hop to a public address), then it
+    goes on as an upload would."""
+
+    url: str = Field(min_length=1, max_length=2048, description="http:// or https:// URL of a video or audio file")
+    title: str | None = Field(default=None, max_length=200, description="default: the URL's file name")
+    description: str = Field(default="", max_length=5000)
+    visibility: VisibilityName = "public"
+
+
+class ImportRead(BaseModel):
+    """Where a video came from and what became of its download (owner only)."""
+
+    url: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    attempts: int
+    bytes_received: int
+    bytes_total: int | None  # the server's Content-Length, when it sent one
+    error: str | None  # in words, for people
+    failure_kind: FailureKind | None  # fetch_too_large, fetch_too_slow, fetch_blocked, refused_format, ...
+    queued_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None

@@ -25,6 +25,7 @@ def utcnow() -> datetime:
 
 
 class VideoStatus(StrEnum):
+    importing = "importing"  # its source is being fetched from a URL (video_imports); then queued like an upload
     uploaded = "uploaded"
     queued = "queued"
     processing = "processing"
@@ -69,6 +70,13 @@ class NoteKind(StrEnum):
     loudness_failed = "loudness_failed"  # measuring the loudness failed: the audio kept its level
 
 
+class ImportState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"  # the source is stored and its transcode job queued
+    failed = "failed"
+
+
 class PartState(StrEnum):
     queued = "queued"
     running = "running"
@@ -97,6 +105,12 @@ class FailureKind(StrEnum):
     unavailable = "unavailable"  # storage or database unreachable through every retry (core.transient)
     disk_full = "disk_full"  # the worker's scratch disk filled up, through every retry
     internal = "internal"  # anything else raised during the job: our bug or an unreachable store
+    # An import from a URL (video_imports, workers.imports): why the download itself was given up.
+    fetch_failed = "fetch_failed"  # no answer, an error status, a broken connection, too many redirects
+    fetch_blocked = "fetch_blocked"  # a hop (a redirect, a DNS answer) led to a non-public address (core.egress)
+    fetch_too_large = "fetch_too_large"  # over max_upload_bytes, declared or received
+    fetch_too_slow = "fetch_too_slow"  # under import_min_bytes_per_second over import_rate_window_seconds
+    fetch_timeout = "fetch_timeout"  # the whole download outlasted import_timeout_seconds
     other = "other"  # failed before kinds were recorded, with an error no kind matched (migration 0005)
 
 
@@ -338,3 +352,37 @@ class WorkerNode(SQLModel, table=True):
     pids: str = Field(default="", sa_type=String(255))  # its own and its pool processes', comma-separated
     load1: float | None = None
     cpus: int | None = None
+
+
+class VideoImport(SQLModel, table=True):
+    """A video whose source a worker fetches from a URL (workers.imports). The database is the queue, like the
+    transcode jobs': a worker claims a queued import with a lease and heartbeats it; the supervisor re-queues one
+    whose worker died (core.imports.reap_stale_imports), and rings for any a lost doorbell left waiting.
+
+    Once the source is stored and checked like an upload's, the same transaction records it on the video and
+    queues its transcode job; the import row stays as the record of where the video came from."""
+
+    __tablename__ = "video_imports"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    video_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("videos.id", ondelete="CASCADE"), nullable=False, unique=True, index=True)
+    )
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    url: str = Field(sa_type=Text)  # as core.egress.check_url normalized it
+    state: str = Field(default=ImportState.queued, sa_type=String(16), index=True)
+    lease: uuid.UUID | None = Field(default=None, sa_type=Uuid)  # the running attempt's (core.imports.held_by)
+    worker: str | None = Field(default=None, sa_type=String(255))
+    attempts: int = 0  # attempts started (a worker lost mid-download counts)
+    transient_failures: int = 0  # storage/database/disk failures retried so far
+    not_before: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    bytes_received: int = Field(default=0, sa_type=BigInteger)
+    bytes_total: int | None = Field(default=None, sa_type=BigInteger)  # the server's Content-Length, if it sent one
+    error: str | None = Field(default=None, sa_type=Text)  # in words, for the creator
+    failure_kind: str | None = Field(default=None, sa_type=String(32))  # a FailureKind, set with error
+    queued_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    heartbeat_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

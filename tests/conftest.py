@@ -267,6 +267,8 @@ def stack(tmp_path_factory, postgres_url, redis_url, azurite) -> Iterator[Stack]
         "STREAMIFY_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
         # Required with an external database (every node and nginx share it): api/access.py.
         "STREAMIFY_PLAYBACK_SECRET": secrets.token_urlsafe(48),
+        # Outbound requests to user-given URLs (imports, webhooks) may reach the tests' own servers on 127.0.0.1.
+        "STREAMIFY_EGRESS_ALLOWED_HOSTS": "127.0.0.1",
     }
     migrate(Settings(database_url=postgres_url, data_dir=data))
     worker = start_worker(env, logs)

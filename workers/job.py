@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from core.blobs import BlobStore, Stores, make_stores
 from core.db import affected, get_engine
 from core.errors import Refused
+from core.imports import claim_import
 from core.jobqueue import HEARTBEAT_INTERVAL, Beat, Claimed, claim_next, heartbeat, held_by, retry_later
 from core.logs import job_context
 from core.media_keys import CAPTIONS_DIR, encode_prefix, media_prefix
@@ -151,7 +152,9 @@ def _retry_later(engine, job: Claimed, reason: str, kind: FailureKind, settings:
 
 def run_next(settings: Settings, stores: Stores | None = None, ring: Callable[[str], None] | None = None) -> str:
     """Take the most urgent work and run it: a part of a planned job first (finishing what started publishes
-    sooner), else the best queued job, which is planned into parts. Returns what became of it ("idle": none)."""
+    sooner), then an import from a URL (it ends in a queued job), else the best queued job, which is planned into
+    parts. Returns what became of it ("idle": none)."""
+    from workers.imports import run_import  # noqa: PLC0415 (imports use this module's heartbeat)
     from workers.parts import run_part  # noqa: PLC0415 (parts import this module)
 
     engine = get_engine(settings)
@@ -161,6 +164,9 @@ def run_next(settings: Settings, stores: Stores | None = None, ring: Callable[[s
     part = claim_part(engine, worker)
     if part is not None:
         return run_part(part, worker, settings, stores, ring)
+    imported = claim_import(engine, worker)
+    if imported is not None:
+        return run_import(imported, worker, settings, stores, ring)
     job = claim_next(engine, worker)
     if job is None:
         return "idle"

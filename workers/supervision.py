@@ -26,8 +26,10 @@ from sqlmodel import Session, col, select
 
 from core.blobs import make_stores
 from core.db import get_engine
+from core.imports import imports_waiting, live_import_attempts, queued_imports, reap_stale_imports
 from core.jobqueue import STALE_AFTER, cancelled_idle, live_attempts, live_generations, reap_stale, waiting
 from core.logs import outside_jobs
+from core.media_keys import media_prefix
 from core.notes import add_note
 from core.parts import complete_unfinished, give_up_part, lost_too_often, requeue_part, stale_parts
 from core.settings import Settings
@@ -75,6 +77,7 @@ class Supervisor:
         self.engine = get_engine(settings)
         self.settings = settings
         self.scratch = settings.tmp_dir / "jobs"
+        self.downloads = settings.tmp_dir / "imports"  # workers.imports.download_path
         self.ring = ring
         self.name = node_name()
         self.concurrency = concurrency
@@ -84,7 +87,7 @@ class Supervisor:
     def start(self) -> None:
         # Doorbells may have been lost with a dead broker or worker: one per queued job costs nothing.
         try:
-            for _ in range(queued_count(self.engine)):
+            for _ in range(queued_count(self.engine) + queued_imports(self.engine)):
                 self.ring("startup")
         except Exception:
             log.warning("could not ring doorbells for queued jobs", exc_info=True)
@@ -110,11 +113,13 @@ class Supervisor:
                         log.warning("job %s lost its worker: re-queued", job_id)
                         self.ring(str(job_id))
                     self.reap_parts()
+                    self.reap_imports()
                     self.end_cancelled()
                     self.finish_complete()
                     self.ring_waiting()
                     sweep_scratch(self.scratch, live_attempts(self.engine))
                     sweep_scratch(sources_dir(self.settings), live_generations(self.engine))
+                    sweep_scratch(self.downloads, live_import_attempts(self.engine))
             except Exception:
                 log.warning("supervisor round failed", exc_info=True)
             self._stop.wait(REGISTRY_INTERVAL)
@@ -137,6 +142,16 @@ class Supervisor:
                 log.warning("job %s: %s lost its worker: re-queued", lost.job_id, lost.label)
                 self.ring(f"part of {lost.job_id}")
 
+    def reap_imports(self) -> None:
+        """Imports whose worker stopped beating go back to the queue; after MAX_ATTEMPTS the video fails, and any
+        copy a dead attempt stored goes (its download file goes with the scratch sweep)."""
+        reaped = reap_stale_imports(self.engine)
+        for import_id in reaped.requeued:
+            log.warning("import %s lost its worker: re-queued", import_id)
+            self.ring(f"import {import_id}")
+        for video_id in reaped.failed:
+            make_stores(self.settings).sources.delete_prefix(media_prefix(video_id))
+
     def end_cancelled(self) -> None:
         """A cancelled job none of whose parts is running: nobody else would notice."""
         from workers.job import end_generation  # noqa: PLC0415
@@ -155,8 +170,10 @@ class Supervisor:
                 log.warning("job %s: finished by the supervisor after its last part", generation.job_id)
 
     def ring_waiting(self) -> None:
-        """Ring for queued jobs nobody took (at most one per pool process: a woken process drains the queue)."""
-        for _ in range(min(waiting(self.engine, ring_after=RING_AFTER), self.concurrency or os.cpu_count() or 1)):
+        """Ring for queued jobs and imports nobody took (at most one per pool process: a woken process drains the
+        queue)."""
+        due = waiting(self.engine, ring_after=RING_AFTER) + imports_waiting(self.engine, RING_AFTER)
+        for _ in range(min(due, self.concurrency or os.cpu_count() or 1)):
             self.ring("waiting")
 
 

@@ -11,8 +11,8 @@
   const QUALITY_POLLS = 40;
   const TERMINAL = new Set(["ready", "failed", "cancelled"]);
   const STATUS_TEXT = {
-    uploaded: "Uploaded", queued: "Waiting", processing: "Processing", ready: "Ready", failed: "Failed",
-    cancelled: "Cancelled",
+    importing: "Importing", uploaded: "Uploaded", queued: "Waiting", processing: "Processing", ready: "Ready",
+    failed: "Failed", cancelled: "Cancelled",
   };
   const VISIBILITY_TEXT = { public: "Public", unlisted: "Unlisted", private: "Private" };
 
@@ -120,7 +120,8 @@
     const working = !TERMINAL.has(v.status);
     const pct = Math.round(Math.min(1, Math.max(0, v.progress || 0)) * 100);
     const status = q(".badge.status");
-    status.textContent = v.status === "processing" ? `Processing ${pct}%` : STATUS_TEXT[v.status] || v.status;
+    status.textContent = v.status === "processing" ? `Processing ${pct}%`
+      : v.status === "importing" && pct ? `Importing ${pct}%` : STATUS_TEXT[v.status] || v.status;
     status.className = `badge status status-${v.status}`;
     const visibility = q(".badge.visibility");
     visibility.textContent = VISIBILITY_TEXT[v.visibility] || v.visibility;
@@ -129,10 +130,11 @@
 
     q(".processing").hidden = !working;
     const bar = q(".processing .bar");
-    if (v.status === "processing") bar.value = v.progress || 0;
+    if (v.status === "processing" || (v.status === "importing" && v.progress)) bar.value = v.progress || 0;
     else bar.removeAttribute("value"); // indeterminate while waiting for a worker
     q(".processing .pct").textContent = v.status === "processing" ? `${pct}%`
-      : v.status === "queued" ? "Waiting for a worker…" : "Preparing…";
+      : v.status === "queued" ? "Waiting for a worker…"
+      : v.status === "importing" ? `Downloading from the URL… ${pct ? `${pct}%` : ""}` : "Preparing…";
 
     // Progressive publish: the start of a video still encoding already plays.
     const playable = v.status === "processing" && v.playable;

@@ -1,5 +1,5 @@
 // Upload page: resumable uploads with tus-js-client (per-file metadata, progress, pause/resume,
-// refusals), then each new video's processing status until it is ready.
+// refusals), imports from a URL (POST /api/v1/videos/import), then each new video's status until it is ready.
 (() => {
   const UI = StreamifyUI;
   const ENDPOINT = "/api/v1/uploads/";
@@ -352,20 +352,89 @@
         if (r.ok) v = await r.json();
       } catch (_err) { /* try again */ }
       if (v) {
+        const wasImporting = item.videoStatus === "importing";
         item.videoStatus = v.status;
         if (v.status === "ready") { setState(item, "ready", "Ready to watch."); return; }
         if (v.status === "failed" || v.status === "cancelled") {
           setState(item, "failed", "");
-          showError(item, `Processing ${v.status}: ${v.error || "no reason given"}`);
+          showError(item, `${wasImporting ? "Import" : "Processing"} ${v.status}: ${v.error || "no reason given"}`);
           return;
         }
-        const text = v.status === "processing"
-          ? `Processing… ${Math.round(v.progress * 100)}%`
-          : "Uploaded. Waiting for a transcoder…";
+        const pct = Math.round(v.progress * 100);
+        const text = v.status === "processing" ? `Processing… ${pct}%`
+          : v.status === "importing" ? `Downloading from the URL…${pct ? ` ${pct}%` : ""}`
+          : `${item.file ? "Uploaded" : "Downloaded"}. Waiting for a transcoder…`;
         setState(item, "processing", text);
       }
       await new Promise((ok) => setTimeout(ok, 1500));
     }
+  }
+
+  // ---- import from a URL ------------------------------------------------------------------------
+  /** Ask the server to import `body.url`; a refusal (a private address, not http(s)) is said under the form. */
+  async function importUrl(body) {
+    const error = document.getElementById("import-error");
+    const button = document.getElementById("import-start");
+    error.hidden = true;
+    button.disabled = true;
+    let response;
+    try {
+      response = await fetch("/api/v1/videos/import", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+    } catch (_err) {
+      response = null;
+    } finally {
+      button.disabled = false;
+    }
+    if (!response || !response.ok) {
+      error.textContent = response ? `Refused: ${await UI.problem(response)}` : "Cannot reach the server; try again.";
+      error.hidden = false;
+      return null;
+    }
+    return response.json();
+  }
+
+  /** An imported video in the list: its download, then its processing, like an uploaded file's. */
+  function addImport(video, url) {
+    const el = template.content.firstElementChild.cloneNode(true);
+    el.dataset.kind = "import";
+    const item = {
+      file: null, el, upload: null, state: "processing", progress: 0, videoId: video.id, videoStatus: video.status,
+      error: null, samples: [], url, previous: null,
+    };
+    const q = (sel) => el.querySelector(sel);
+    item.q = q;
+    q(".file-name").textContent = video.title;
+    q(".file-size").textContent = url;
+    setFields(item, false);
+    const watch = q(".watch");
+    watch.href = `/watch/${video.id}`;
+    watch.hidden = false;
+    q(".remove").addEventListener("click", () => remove(item));
+    queue.prepend(el);
+    state.items.push(item);
+    document.getElementById("queue-head").hidden = false;
+    setState(item, "processing", "Downloading from the URL…");
+    followVideo(item);
+    return item;
+  }
+
+  function wireImport() {
+    const form = document.getElementById("import-form");
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const url = document.getElementById("import-url").value.trim();
+      const body = { url, visibility: document.getElementById("import-visibility").value };
+      const title = document.getElementById("import-title").value.trim();
+      if (title) body.title = title;
+      const video = await importUrl(body);
+      if (!video) return;
+      form.reset();
+      addImport(video, url);
+    });
   }
 
   // ---- page -------------------------------------------------------------------------------------
@@ -415,6 +484,7 @@
     document.getElementById("limit").textContent = `Up to ${formatBytes(maxBytes)} per file`;
     document.getElementById("uploader").hidden = false;
     wireDropZone();
+    wireImport();
     listUnfinished();
   }
 

@@ -84,6 +84,9 @@
     if (v.status === "processing") {
       const pct = Math.round(v.progress * 100);
       show("processing", `Processing… ${pct}%`, v.progress, "The video starts here by itself when it is ready.");
+    } else if (v.status === "importing") {
+      show("processing", "Downloading the video from its URL…", v.progress || null,
+        "The video starts here by itself when it is ready.");
     } else {
       show("processing", "Waiting for a transcoder…", null, "The video starts here by itself when it is ready.");
     }
