@@ -13,7 +13,7 @@ leaves in a label, so the output is safe to hand to a monitoring system.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -24,7 +24,18 @@ from sqlmodel import Session, col, select
 
 from core.jobqueue import WORKER_ONLINE
 from core.timeutil import aware
-from schemas.tables import FailureKind, JobState, Rendition, TranscodeJob, Video, VideoStatus, WorkerNode, utcnow
+from schemas.tables import (
+    FailureKind,
+    ImportState,
+    JobState,
+    Rendition,
+    TranscodeJob,
+    Video,
+    VideoImport,
+    VideoStatus,
+    WorkerNode,
+    utcnow,
+)
 
 DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 SPEED_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -54,6 +65,8 @@ class Facts:
     first_playable: Histogram
     oldest_queued_seconds: float
     workers_online: int
+    imports: dict[str, int] = field(default_factory=dict)  # imports from a URL, by state
+    import_failures: dict[str, int] = field(default_factory=dict)  # failed imports, by failure kind
 
 
 def _seconds_between(session: Session, start, end):
@@ -114,6 +127,15 @@ def read_facts(session: Session) -> Facts:
     online = session.exec(
         select(func.count()).select_from(WorkerNode).where(WorkerNode.last_seen >= now - WORKER_ONLINE)
     ).one()
+    imports = {state.value: 0 for state in ImportState}
+    imports.update(session.exec(select(VideoImport.state, func.count()).group_by(VideoImport.state)).all())
+    import_failures = dict(
+        session.exec(
+            select(VideoImport.failure_kind, func.count())
+            .where(VideoImport.state == ImportState.failed, col(VideoImport.failure_kind).is_not(None))
+            .group_by(VideoImport.failure_kind)
+        ).all()
+    )
     return Facts(
         jobs=jobs,
         videos=videos,
@@ -127,6 +149,8 @@ def read_facts(session: Session) -> Facts:
         first_playable=first_playable,
         oldest_queued_seconds=max(0.0, (now - aware(oldest)).total_seconds()) if oldest else 0.0,
         workers_online=int(online),
+        imports=imports,
+        import_failures=import_failures,
     )
 
 
@@ -147,6 +171,14 @@ def metric_families(f: Facts) -> list[Metric]:
     )
     for kind, n in sorted(f.failures.items()):
         failures.add_metric([kind], n)
+    imports = GaugeMetricFamily("streamify_imports", "Imports from a URL by state.", labels=["state"])
+    for state, n in sorted(f.imports.items()):
+        imports.add_metric([state], n)
+    import_failures = CounterMetricFamily(
+        "streamify_import_failures", "Failed imports from a URL by kind of failure.", labels=["reason"]
+    )
+    for kind, n in sorted(f.import_failures.items()):
+        import_failures.add_metric([kind], n)
     stored = GaugeMetricFamily(
         "streamify_stored_bytes",
         "Bytes kept in blob storage: kind=source (uploaded originals) and kind=media (HLS segments, from each "
@@ -159,6 +191,8 @@ def metric_families(f: Facts) -> list[Metric]:
         jobs,
         videos,
         failures,
+        imports,
+        import_failures,
         CounterMetricFamily("streamify_uploads", "Videos uploaded (and not deleted).", value=f.uploads),
         CounterMetricFamily("streamify_upload_bytes", "Bytes of uploaded sources (not deleted).", value=f.upload_bytes),
         CounterMetricFamily(

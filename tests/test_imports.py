@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session, select
 
 from core.blobs import make_stores
@@ -280,3 +281,17 @@ def test_deleting_a_video_while_it_imports_stops_the_import(install, creator, se
     assert install.client.delete(f"/api/v1/videos/{video['id']}", headers=creator).status_code == 204
     assert run(install.settings, claimed) == "lost"
     assert leftovers(install.settings, video["id"]) == []
+
+
+def test_failed_imports_are_counted_by_kind_in_the_metrics(install, creator, server):
+    start(install, creator, server.url("/playlist.m3u8"))
+    run(install.settings, claim(install.settings))
+    operator = install.as_user(install.user(operator=True))
+    body = install.client.get("/metrics", headers=operator).text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+    assert samples[("streamify_import_failures_total", (("reason", "refused_format"),))] >= 1
+    assert samples[("streamify_imports", (("state", "failed"),))] >= 1
