@@ -16,8 +16,8 @@ from tests.conftest import wait_for
 from tests.media import make_clip
 
 ITEMS_JS = """() => window.streamifyUploads.items.map(i => ({
-  name: i.file.name, state: i.state, progress: i.progress, videoId: i.videoId, videoStatus: i.videoStatus,
-  error: i.error, url: i.upload && i.upload.url,
+  name: i.file ? i.file.name : i.url, state: i.state, progress: i.progress, videoId: i.videoId,
+  videoStatus: i.videoStatus, error: i.error, url: i.upload && i.upload.url,
   speed: i.el.querySelector('.speed').textContent, eta: i.el.querySelector('.eta').textContent}))"""
 
 
