@@ -15,6 +15,7 @@ from core.blobs import Stores
 from core.db import get_engine
 from core.errors import Refusal, Refused
 from core.imports import ClaimedImport, fail_import, import_heartbeat, record_imported, retry_import_later
+from core.jobqueue import Beat
 from core.logs import job_context
 from core.media_keys import imported_source_key, media_prefix
 from core.settings import Settings
@@ -59,7 +60,7 @@ def _run(claimed: ClaimedImport, settings: Settings, stores: Stores, ring: Calla
     stop, progress = Stop(), Progress()
     stored = False
 
-    def beat():
+    def beat() -> Beat:
         return import_heartbeat(engine, claimed, progress.received, progress.total)
 
     try:
