@@ -56,6 +56,8 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
                 return self.end_headers()
             if path == "/slow":
                 return self._trickle(declared=1024 * 1024, chunk=SLOW_CHUNK, pause=SLOW_PAUSE)
+            if path == "/stall":  # a little, then nothing at all
+                return self._trickle(declared=1024 * 1024, chunk=100, pause=TRICKLE_FOR, limit=1024 * 1024)
             if path == "/huge":  # no length: the importer finds out while receiving
                 return self._trickle(declared=None, chunk=64 * 1024, pause=0.0, limit=server.huge_bytes)
             if path == "/huge-declared":

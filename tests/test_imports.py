@@ -133,6 +133,7 @@ FAILURES = {
     "no length, too big": ("/huge", "fetch_too_large", f"file too large: the limit is {LIMIT} bytes"),
     "declared too big": ("/huge-declared", "fetch_too_large", f"file too large: the limit is {LIMIT} bytes"),
     "too slow": ("/slow", "fetch_too_slow", f"too slow: under {FLOOR} bytes/s over 1 s"),
+    "silent": ("/stall", "fetch_too_slow", f"too slow: under {FLOOR} bytes/s over 1 s"),
     "not media": ("/page.html", "refused_format", "not a media file"),
     "text file": ("/files/notes.txt", "refused_format", "not a media file"),
     "playlist of local files": ("/playlist.m3u8", "refused_format", "HLS playlist"),
@@ -161,6 +162,19 @@ def test_a_failed_import_says_why_on_the_video_and_leaves_nothing(install, creat
     assert words in video["error"]
     assert (record["state"], record["failure_kind"], record["error"]) == ("failed", kind, video["error"])
     assert leftovers(install.settings, video["id"]) == []
+
+
+def test_a_download_over_the_total_time_limit_fails(tmp_path, server):
+    limits = {"import_timeout_seconds": 2, "import_min_bytes_per_second": 0, "import_rate_window_seconds": 10}
+    with local_app(tmp_path, egress_allowed_hosts="127.0.0.1", **limits) as short:
+        creator = short.as_user(short.user())
+        video = start(short, creator, server.url("/slow"))
+        began = time.monotonic()
+        assert run(short.settings, claim(short.settings)) == "failed"
+        assert 2 <= time.monotonic() - began < 6
+        video, record = video_and_import(short, creator, video["id"])
+    assert record["failure_kind"] == "fetch_timeout" and video["error"] == "the download took longer than 2 s"
+    assert leftovers(short.settings, video["id"]) == []
 
 
 BAD_URLS = {
