@@ -129,13 +129,12 @@ def read_facts(session: Session) -> Facts:
     ).one()
     imports = {state.value: 0 for state in ImportState}
     imports.update(session.exec(select(VideoImport.state, func.count()).group_by(VideoImport.state)).all())
-    import_failures = dict(
-        session.exec(
-            select(VideoImport.failure_kind, func.count())
-            .where(VideoImport.state == ImportState.failed, col(VideoImport.failure_kind).is_not(None))
-            .group_by(VideoImport.failure_kind)
-        ).all()
-    )
+    failed_imports = session.exec(
+        select(VideoImport.failure_kind, func.count())
+        .where(VideoImport.state == ImportState.failed)
+        .group_by(VideoImport.failure_kind)
+    ).all()
+    import_failures = {kind or FailureKind.other: n for kind, n in failed_imports}
     return Facts(
         jobs=jobs,
         videos=videos,

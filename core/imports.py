@@ -8,6 +8,7 @@ supervisor rings for imports left waiting, as for jobs. Nothing here downloads (
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -101,7 +102,7 @@ def import_heartbeat(engine: Engine, claimed: ClaimedImport, received: int, tota
 
 
 def record_imported(
-    engine: Engine, claimed: ClaimedImport, key: str, source: dict[str, object], received: int
+    engine: Engine, claimed: ClaimedImport, key: str, source: Mapping[str, object], received: int
 ) -> uuid.UUID | None:
     """The fetched source on its video and the video's transcode job queued, in one transaction, if this attempt
     still holds the import (None otherwise: nothing written). From here the video goes on as an upload would."""

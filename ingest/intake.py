@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col
@@ -80,6 +80,18 @@ def accept_upload(
     )
 
 
+class SourceFields(TypedDict):
+    """The Video columns that describe its source."""
+
+    source_size: int
+    source_format: str
+    duration: float
+    width: int | None
+    height: int | None
+    has_video: bool
+    has_audio: bool
+
+
 @dataclass(frozen=True)
 class CheckedSource:
     """What `check_source` found in a local file: its size, the one demuxer allowed to open it, and its streams."""
@@ -88,18 +100,18 @@ class CheckedSource:
     demuxer: str
     info: SourceInfo
 
-    def video_fields(self) -> dict[str, object]:
+    def video_fields(self) -> SourceFields:
         """The Video columns that describe the source, for a new row (upload) or an existing one (import)."""
         info = self.info
-        return {
-            "source_size": self.size,
-            "source_format": self.demuxer,
-            "duration": info.duration,
-            "width": info.display_width or None,
-            "height": info.display_height or None,
-            "has_video": info.has_video,
-            "has_audio": info.has_audio,
-        }
+        return SourceFields(
+            source_size=self.size,
+            source_format=self.demuxer,
+            duration=info.duration,
+            width=info.display_width or None,
+            height=info.display_height or None,
+            has_video=info.has_video,
+            has_audio=info.has_audio,
+        )
 
 
 def check_source(path: Path, settings: Settings) -> CheckedSource:
