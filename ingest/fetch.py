@@ -26,7 +26,6 @@ from schemas.tables import FailureKind
 log = logging.getLogger(__name__)
 MAX_REDIRECTS = 5
 CONNECT_SECONDS = 30.0
-CHUNK = 1024 * 1024
 
 
 class FetchFailed(Exception):
@@ -166,7 +165,7 @@ async def _fetch(
         window = RateWindow(limits, time.monotonic())
         received = 0
         with dest.open("wb") as out:
-            async for chunk in response.aiter_raw(CHUNK):
+            async for chunk in response.aiter_raw():  # as the network gives it: a chunk size would buffer
                 received += len(chunk)
                 window.check(time.monotonic(), received)  # before writing: never a byte past the limit
                 out.write(chunk)
