@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import Refused
+from core.fetch import FetchFailed, FetchLimits, RateWindow, declared_too_large
 from core.media_keys import imported_source_key, media_prefix, source_key
 from core.settings import Settings
 from core.sniff import sniff_demuxer
-from ingest.fetch import FetchFailed, FetchLimits, RateWindow, declared_too_large
 from ingest.imports import url_file_name
 from schemas.tables import FailureKind
 from tests.import_server import PLAYLIST

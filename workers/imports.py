@@ -4,7 +4,7 @@ video's source and queue its transcode; or fail the video with the reason, leavi
 The download file is the attempt's own (`<data>/tmp/imports/<import>.<lease>`, swept by the supervisor if its
 worker is killed) and the stored copy is too (core.media_keys.imported_source_key), so an attempt that lost its
 import (a frozen worker waking up) deletes only what it wrote. ffmpeg never sees the URL: only the local file,
-through ingest.intake.check_source (the allow-listed demuxers of core.sniff, the limits of core.probe).
+through core.source_check.check_source (the allow-listed demuxers of core.sniff, the limits of core.probe).
 """
 
 import logging
@@ -14,14 +14,14 @@ from pathlib import Path
 from core.blobs import Stores
 from core.db import get_engine
 from core.errors import Refusal, Refused
+from core.fetch import FetchFailed, FetchStopped, Progress, fetch
 from core.imports import ClaimedImport, fail_import, import_heartbeat, record_imported, retry_import_later
 from core.jobqueue import Beat
 from core.logs import job_context
 from core.media_keys import imported_source_key, media_prefix
 from core.settings import Settings
+from core.source_check import check_source
 from core.transient import transient_kind
-from ingest.fetch import FetchFailed, FetchStopped, Progress, fetch
-from ingest.intake import check_source
 from schemas.tables import FailureKind
 from workers.job import Stop, beating_with
 

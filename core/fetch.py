@@ -3,7 +3,7 @@
 Every connection goes through core.egress (each hop and each DNS answer is checked when the socket opens), the
 body is streamed to disk as it comes (never held in memory), and the download is given up as soon as it is over
 the size limit, slower than the rate floor over the last window, or longer than the total time. What comes
-back is a local file: ffmpeg only ever opens that, after ingest.intake.check_source.
+back is a local file: ffmpeg only ever opens that, after core.source_check.check_source.
 
 `RateWindow` is the pure part (times in, verdicts out), tested without a network.
 """
