@@ -340,6 +340,12 @@ def _link_page(browser, stack_url: str, source: str, failed: list[str]):
 
 def test_valid_token_plays_in_chromium_and_expired_token_does_not(disk_stack, videos, link, browser):
     a = videos["a"]
+    # Refresh nginx's decision alone first: the previous test's answer has expired, and while nginx refreshes an
+    # expired answer every request that arrives asks too (its cache lock covers new entries only), so the
+    # player's opening burst would each ask. Real players hit this at each expiry; the bound below allows it.
+    with httpx.Client(base_url=disk_stack.url) as anon:
+        _, _, urls = playlist_urls(anon, link["playback_url"])
+        assert anon.get(urls[1]).status_code == 200
     calls_before = internal_calls(disk_stack, a["id"])
     started = time.monotonic()
     failed: list[str] = []
@@ -349,9 +355,11 @@ def test_valid_token_plays_in_chromium_and_expired_token_does_not(disk_stack, vi
     assert page.evaluate("window.result.fatal") is None
     context.close()
     assert not failed, failed
-    # Segments were checked by nginx; a node heard at most once per access-cache period (10 s) the run overlaps
-    # whether the link was revoked.
-    assert internal_calls(disk_stack, a["id"]) - calls_before <= 2 + int((time.monotonic() - started) / 10)
+    # Segments were checked by nginx; a node heard whether the link was revoked once per access-cache period (10 s)
+    # the run reached, and also from the requests in flight when that answer expired (at most Chromium's six
+    # connections to one host); +1: the warm-up's own line may reach the log late. Never once per segment.
+    periods = int((time.monotonic() - started) / 10)
+    assert internal_calls(disk_stack, a["id"]) - calls_before <= 1 + 6 * periods
     requested = [line for line in disk_stack.access_log.read_text().splitlines() if f"/media/{a['id']}/" in line]
     # A private video's segment answered 200: its signed URL (logged without the signature: see below).
     assert any(re.search(r'\.m4s HTTP/1\.1" 200 ', line) for line in requested), requested[-5:]

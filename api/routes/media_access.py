@@ -2,7 +2,8 @@
 
 nginx calls it as an `auth_request` for every /media/ request whose signature it could not refuse by itself,
 and caches the answer per video (and generation) for STREAMIFY_NGINX_ACCESS_CACHE_SECONDS, so a node sees it
-at most once per video per period, never per segment:
+about once per video per period, never per segment (requests that arrive while nginx refreshes an expired answer
+ask too: its cache lock covers new entries only):
 
 - unsigned URL: is the video public or unlisted?
 - valid signature (`?generation=` given, the one the signature covers): is that still the video's playback
