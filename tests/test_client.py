@@ -81,7 +81,7 @@ def test_a_cut_connection_resumes_from_the_servers_offset(stack, proxy, clips):
         proxy.cut_after = size // 2  # the first PATCH dies half way, as when Wi-Fi drops
         video = client.upload(clip, title="Resumed", on_progress=lambda sent, _: seen.append(sent))
         assert proxy.cuts == 1
-        assert video.title == "Resumed" and video.status in (VideoStatus.queued, VideoStatus.processing)
+        assert video.title == "Resumed" and video.status not in (VideoStatus.failed, VideoStatus.cancelled)
         # The server's own account: every byte written once, in two PATCHes, the second from where the first died.
         records = list((Path(stack.env["STREAMIFY_DATA_DIR"]) / "tmp" / "tus" / owner).glob("*.json"))
         record = json.loads(records[0].read_text())
