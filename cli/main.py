@@ -3,9 +3,8 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Annotated, BinaryIO, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +13,10 @@ from rich.table import Table
 
 from core.processes import die_with_parent
 from workers.launch import flower_argv, local_worker_argv, worker_argv
+
+if TYPE_CHECKING:
+    from cli.client import StreamifyClient
+    from schemas.api import VideoRead
 
 app = typer.Typer(help="Streamify: self-hosted video platform.", no_args_is_help=True)
 console = Console()
@@ -264,86 +267,77 @@ def jobs(
             pass
 
 
-class _Counting:
-    """A file wrapper that advances a progress bar as httpx streams it."""
-
-    def __init__(self, f: BinaryIO, advance) -> None:
-        self._f, self._advance = f, advance
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self._advance(len(data))
-        return data
-
-    def __getattr__(self, name: str):
-        return getattr(self._f, name)
-
-
 @app.command()
 def upload(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     server: Annotated[str, typer.Option(envvar="STREAMIFY_SERVER")] = "http://127.0.0.1:8000",
     title: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
     visibility: Annotated[str, typer.Option(help="public, unlisted or private")] = "public",
     token: Annotated[str | None, typer.Option(envvar="STREAMIFY_TOKEN", help="API token")] = None,
     wait: Annotated[bool, typer.Option(help="wait until the video is ready")] = True,
 ) -> None:
-    """Upload a file, wait for the transcode, print the watch URL."""
+    """Upload a file (resumable: a dropped connection picks up where it stopped), follow the transcode, print the
+    watch URL."""
     import httpx
+
+    from cli.client import StreamifyClient, StreamifyError
+    from schemas.tables import VideoStatus, Visibility
 
     if not token:
         console.print("[red]an API token is needed:[/] --token or STREAMIFY_TOKEN (mint one on the site or with "
                       "`streamify users token EMAIL`)")  # fmt: skip
         raise typer.Exit(2)
-    headers = {"Authorization": f"Bearer {token}"}
+    if visibility not in set(Visibility):
+        console.print(f"[red]--visibility must be one of:[/] {', '.join(Visibility)}")
+        raise typer.Exit(2)
+    with StreamifyClient(server, token) as client:
+        try:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("uploading", total=file.stat().st_size)
+                video = client.upload(
+                    file,
+                    title=title,
+                    description=description,
+                    visibility=Visibility(visibility),
+                    on_progress=lambda sent, _: bar.update(task, completed=sent),
+                )
+            if wait:
+                video = _follow(client, video)
+        except StreamifyError as exc:
+            console.print(f"[red]refused ({exc.status}):[/] {exc.detail}", highlight=False)
+            raise typer.Exit(1) from exc
+        except httpx.TransportError as exc:
+            console.print(f"[red]cannot reach {server}:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+        console.print(f"watch: {client.link(video.watch_url)}")
+    if video.status != VideoStatus.ready and wait:
+        raise typer.Exit(1)
 
-    server = server.rstrip("/")
-    size = file.stat().st_size
+
+def _follow(client: "StreamifyClient", video: "VideoRead") -> "VideoRead":
+    """The transcode's progress as a bar, until the video is ready (or failed, or cancelled)."""
+    from schemas.tables import VideoStatus
+
     with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
+        "[progress.description]{task.description}", BarColumn(), "{task.percentage:>3.0f}%", console=console
     ) as bar:
-        task = bar.add_task("uploading", total=size)
-        with (
-            file.open("rb") as f,
-            httpx.Client(timeout=httpx.Timeout(60, read=600), headers=headers) as client,
-        ):
-            body = cast(BinaryIO, _Counting(f, lambda n: bar.advance(task, n)))  # httpx reads it like the file
-            data = {"visibility": visibility, **({"title": title} if title else {})}
-            r = client.post(f"{server}/api/v1/videos", files={"file": (file.name, body)}, data=data)
-    if r.status_code != 202:
-        console.print(f"[red]refused ({r.status_code}):[/] {r.json().get('detail', r.text)}")
-        raise typer.Exit(1)
-    video = r.json()
-    if wait:
-        video = _wait_ready(server, video["id"], headers)
-    console.print(f"watch: {server}{video['watch_url']}")
-    if video["status"] == "failed":
-        raise typer.Exit(1)
-
-
-def _wait_ready(server: str, video_id: str, headers: dict[str, str]) -> dict:
-    import httpx
-
-    with (
-        Progress(
-            "[progress.description]{task.description}", BarColumn(), "{task.percentage:>3.0f}%", console=console
-        ) as bar,
-        httpx.Client(timeout=30, headers=headers) as client,
-    ):
-        task = bar.add_task("queued", total=1.0)
-        while True:
-            video = client.get(f"{server}/api/v1/videos/{video_id}").raise_for_status().json()
-            bar.update(task, completed=video["progress"], description=video["status"])
-            if video["status"] in ("ready", "failed"):
-                break
-            time.sleep(1)
-    if video["status"] == "failed":
-        console.print(f"[red]transcode failed:[/] {video['error']}")
+        task = bar.add_task(video.status, total=1.0)
+        video = client.wait_until(
+            video.id,
+            "ready",
+            timeout=None,
+            on_poll=lambda v: bar.update(task, completed=v.progress, description=v.status),
+        )
+    if video.status != VideoStatus.ready:
+        console.print(f"[red]transcode {video.status}:[/] {video.error or ''}", highlight=False)
     return video
 
 

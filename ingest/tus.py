@@ -43,7 +43,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from enum import StrEnum
 from pathlib import Path
 
 from anyio import to_thread
@@ -56,6 +55,7 @@ from core.errors import Refusal, Refused, too_large_detail
 from core.settings import Settings
 from core.sniff import sniff_demuxer
 from ingest.intake import accept_file, clean_title
+from schemas.api import UploadState
 from schemas.tables import Video, Visibility
 
 log = logging.getLogger(__name__)
@@ -75,13 +75,6 @@ STORE_FAILED_DETAIL = "could not store the upload; try again"
 INTERRUPTED_DETAIL = "ingest was interrupted; upload again"
 NO_SPACE_DETAIL = "not enough disk space on the server for this upload right now: try again later"
 RESERVE_LOCK = ".reserve.lock"
-
-
-class UploadState(StrEnum):
-    receiving = "receiving"  # waiting for more bytes
-    ingesting = "ingesting"  # every byte is in; sniff/probe/store/record running
-    done = "done"  # became `video_id`
-    refused = "refused"  # `error` says why; the bytes are gone
 
 
 class UploadRecord(BaseModel):

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import email_validator
@@ -290,3 +291,30 @@ class ImportRead(BaseModel):
     queued_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+
+
+class UploadState(StrEnum):
+    """Where a resumable (tus) upload stands: ingest/tus.py moves it along, `GET /api/v1/uploads/{id}` tells it."""
+
+    receiving = "receiving"  # waiting for more bytes
+    ingesting = "ingesting"  # every byte is in; sniff/probe/store/record running
+    done = "done"  # became `video_id`
+    refused = "refused"  # `error` says why; the bytes are gone
+
+
+class UploadRead(BaseModel):
+    """What became of a resumable upload, for a client that lost the final PATCH's answer (not part of tus)."""
+
+    id: str
+    state: UploadState
+    offset: int
+    length: int
+    filename: str | None
+    title: str
+    expires_at: datetime
+    received_bytes: int
+    patch_offsets: list[int]
+    video_id: uuid.UUID | None
+    watch_url: str | None
+    error_status: int | None
+    error: str | None

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 
+from cli.client import StreamifyClient
 from tests.media import make_clip, make_rotated
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,7 @@ REDIS_URL = os.environ.get("STREAMIFY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite-blob"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 UPLOAD_LIMIT = 48 * 1024 * 1024
+POLL_SECONDS = 0.2  # how often the tests ask for a video's status
 
 
 # Test tiers (`make test-fast` runs the tests with none of these markers; `make test` runs them all). The markers
@@ -281,11 +283,12 @@ def stack(tmp_path_factory, postgres_url, redis_url, azurite) -> Iterator[Stack]
 
 
 def wait_status(client: httpx.Client, video_id: str, statuses=("ready", "failed"), timeout: float = 300) -> dict:
-    def check():
-        video = client.get(f"/api/v1/videos/{video_id}").json()
-        return video if video["status"] in statuses else None
-
-    return wait_for(check, f"video {video_id} to reach {statuses}", timeout=timeout)
+    """The video as JSON once its status is one of `statuses` (the client's poll: an API briefly down is waited
+    out; TimeoutError after `timeout`)."""
+    video = StreamifyClient.wrap(client).wait_until(
+        video_id, lambda v: v.status in statuses, timeout=timeout, interval=POLL_SECONDS
+    )
+    return video.model_dump(mode="json")
 
 
 def wait_finished(client: httpx.Client, video_id: str, timeout: float = 300) -> dict:
@@ -295,12 +298,15 @@ def wait_finished(client: httpx.Client, video_id: str, timeout: float = 300) -> 
     assert video["status"] == "ready", video["error"]
     if not video["has_video"]:
         return video
-    return wait_for(
-        lambda: (v := client.get(f"/api/v1/videos/{video_id}").json())["storyboard_url"] and v, "the storyboard", 120
+    until = StreamifyClient.wrap(client).wait_until(
+        video_id, lambda v: v.storyboard_url is not None, timeout=120, interval=POLL_SECONDS
     )
+    return until.model_dump(mode="json")
 
 
 def upload(client: httpx.Client, path: Path, title: str | None = None) -> httpx.Response:
+    """The raw multipart POST, for tests of the HTTP answer itself (status, headers, a refusal's body); the client
+    (cli/client.py) turns those into StreamifyError."""
     with path.open("rb") as f:
         return client.post("/api/v1/videos", files={"file": (path.name, f)}, data={"title": title} if title else {})
 

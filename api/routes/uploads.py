@@ -6,16 +6,13 @@ tells a client that lost the final PATCH's answer what became of its upload (vid
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 
 from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep
 from api.errors import refusal_response, status_for
@@ -26,11 +23,10 @@ from ingest.tus import (
     TUS_VERSION,
     TusStore,
     UploadRecord,
-    UploadState,
     http_date,
     parse_metadata,
 )
-from schemas.api import Problem
+from schemas.api import Problem, UploadRead, UploadState
 
 PREFIX = "/api/v1/uploads"
 VIDEO_ID_HEADER = "Streamify-Video-Id"
@@ -73,22 +69,6 @@ router = APIRouter(prefix=PREFIX, tags=["uploads"], route_class=TusRoute, lifesp
 REFUSALS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (400, 401, 404, 409, 410, 412, 413, 415, 422, 423, 429, 503, 507)
 }
-
-
-class UploadRead(BaseModel):
-    id: str
-    state: UploadState
-    offset: int
-    length: int
-    filename: str | None
-    title: str
-    expires_at: datetime
-    received_bytes: int
-    patch_offsets: list[int]
-    video_id: uuid.UUID | None
-    watch_url: str | None
-    error_status: int | None
-    error: str | None
 
 
 def check_version(tus_resumable: Annotated[str | None, Header()] = None) -> None:
