@@ -225,3 +225,29 @@ def test_another_rung_then_off_then_deleting_the_video_leave_no_file(disk_stack:
 
     assert owner.delete(f"/api/v1/videos/{video['id']}").status_code == 204
     assert not (media_dir / video["id"]).exists()
+
+
+def test_on_azure_blob_storage_the_downloads_are_stored_beside_the_ladder_and_removed_when_turned_off(stack, tmp_path):
+    """The single API process on Azurite hands out the blob's own (SAS) URLs; the worker stores the files there."""
+    clip = make_clip(tmp_path / "short.mp4", size="320x180", seconds=3, channels=2)
+    with stack.client() as owner, clip.open("rb") as f:
+        r = owner.post("/api/v1/videos", files={"file": (clip.name, f)}, data={"title": "azure dl"})
+        assert r.status_code == 202, r.text
+        video_id = r.json()["id"]
+        assert wait_status(owner, video_id)["status"] == "ready"
+        assert owner.patch(f"/api/v1/videos/{video_id}", json={"downloads": {"enabled": True}}).status_code == 200
+        mp4, m4a = wait_downloads(owner, video_id)
+        for item, ctype in ((mp4, "video/mp4"), (m4a, "audio/mp4")):
+            got = httpx.get(item["url"], timeout=30)
+            assert got.status_code == 200 and got.headers["content-type"] == ctype, got.text
+            assert len(got.content) == item["size"]
+        (tmp_path / "dl.mp4").write_bytes(httpx.get(mp4["url"], timeout=30).content)
+        assert (
+            abs(float(probe(tmp_path / "dl.mp4")["format"]["duration"]) - float(probe(clip)["format"]["duration"]))
+            < 0.15
+        )
+
+        assert owner.patch(f"/api/v1/videos/{video_id}", json={"downloads": {"enabled": False}}).status_code == 200
+        assert httpx.get(mp4["url"], timeout=30).status_code == 404
+        assert httpx.get(m4a["url"], timeout=30).status_code == 404
+        assert owner.delete(f"/api/v1/videos/{video_id}").status_code == 204

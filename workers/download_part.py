@@ -49,8 +49,9 @@ def run_download(part: ClaimedPart, settings: Settings, stores: Stores, work: Pa
     root = encode_prefix(part.video_id, part.generation)
     with Session(engine) as s:
         video = s.get(Video, part.video_id)
-        if video is None or video.media_root != root:
-            raise Stopped  # a newer encode replaced this one: its own download part makes them
+        if video is None or video.media_root != root:  # the encode is no longer shown (a failed re-transcode):
+            _record(engine, part, [], None, stop, 0.0)  # nothing to make from it; a new encode queues its own part
+            return PartState.succeeded
         rows = list(
             s.exec(select(Download).where(Download.video_id == part.video_id, Download.state == DownloadState.pending))
         )
