@@ -60,6 +60,7 @@ def ready_video(install: LocalApp, token: str, *, visibility: str = "public", st
         s.add(Video(id=video_id, owner_id=owner_id, title="clip", visibility=visibility, status=status,
                     source_key=f"{video_id}/source", source_size=1, source_format="mp4", duration=5.0, width=1280,
                     height=720, media_root=root if status == VideoStatus.ready else None))  # fmt: skip
+        s.flush()  # the rows below refer to it (no ORM relationship orders the inserts)
         job = TranscodeJob(video_id=video_id, owner_id=owner_id, state=JobState.succeeded, lease=generation)
         s.add(job)
         for name, height, bandwidth, codecs in (("720p", 720, 3_000_000, "avc1.64001f"),
