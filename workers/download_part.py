@@ -24,7 +24,17 @@ from core.parts import ClaimedPart, part_held
 from core.progressive import AUDIO_RENDITION, attempt_tag
 from core.settings import Settings
 from core.transient import PUBLIC_REASONS, transient_kind
-from schemas.tables import Download, DownloadKind, DownloadState, JobPart, PartState, Rendition, Video, utcnow
+from schemas.tables import (
+    Download,
+    DownloadKind,
+    DownloadState,
+    FailureKind,
+    JobPart,
+    PartState,
+    Rendition,
+    Video,
+    utcnow,
+)
 from workers.job import Stop
 from workers.pipeline import BACKGROUND_NICE, Stopped, TranscodeError, run_ffmpeg, watchdog_for
 from workers.remux import BadPlaylist, build_remux_argv, rendition_files
@@ -112,7 +122,7 @@ def make_downloads(
         if path is None:
             continue
         if not path.is_file() or path.stat().st_size == 0:
-            raise TranscodeError(f"ffmpeg wrote no {EXTENSIONS[kind].upper()}")
+            raise TranscodeError(f"ffmpeg wrote no {EXTENSIONS[kind].upper()}", kind=FailureKind.incomplete_output)
         key = download_key(root, tag, kinds[kind].rendition or kind.value, EXTENSIONS[kind])
         store.put_file(key, path)
         made.append(Made(kind, key, path.stat().st_size))
