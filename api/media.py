@@ -22,6 +22,7 @@ from core.blobs import cache_control_for, content_type_for
 from core.playback_tokens import EXPIRES_PARAM, GENERATION_PARAM, SIGNATURE_PARAM, Revoked, TokenRefused, verify_segment
 from schemas.tables import Video
 
+DOWNLOAD_PARAM = "download"  # as nginx's map of $arg_download (infra/nginx/nginx.conf.j2)
 PRIVATE_MESSAGE = "this video is private: its media needs a signed link (open it from a playback link)"
 
 
@@ -72,6 +73,8 @@ class MediaFiles(StaticFiles):
         if refusal is not None:
             return JSONResponse({"detail": refusal}, status_code=403, headers={"Cache-Control": "no-store"})
         response = await super().get_response(path, scope)
+        if query.get(DOWNLOAD_PARAM, [""])[-1]:  # a download link saves a file; without it the file plays inline
+            response.headers["Content-Disposition"] = "attachment"
         cache = response.headers.get("Cache-Control", "")
         if signature is not None and cache.startswith("public"):
             response.headers["Cache-Control"] = "private" + cache.removeprefix("public")  # never a shared cache

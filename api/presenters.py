@@ -4,8 +4,8 @@ from api.access import Playback
 from api.playlists import is_playable
 from core.media_keys import POSTER_NAME, published_root
 from core.progressive import AUDIO_RENDITION
-from schemas.api import RenditionRead, VideoRead
-from schemas.tables import Rendition, User, Video, VideoStatus
+from schemas.api import DownloadRead, RenditionRead, VideoRead
+from schemas.tables import Download, DownloadKind, DownloadState, Rendition, User, Video, VideoStatus
 
 
 def playback_url(playback: Playback) -> str:
@@ -19,7 +19,13 @@ def storyboard_url(playback: Playback) -> str:
 
 
 def video_read(
-    video: Video, renditions: list[Rendition], *, owner: User, viewer: User | None, playback: Playback
+    video: Video,
+    renditions: list[Rendition],
+    *,
+    owner: User,
+    viewer: User | None,
+    playback: Playback,
+    downloads: list[Download] | None = None,
 ) -> VideoRead:
     ready = video.status == VideoStatus.ready
     pictures = ready and video.has_video
@@ -50,7 +56,32 @@ def video_read(
         poster_url=playback.media_url(published_root(video.id, video.media_root) + POSTER_NAME) if pictures else None,
         storyboard_url=storyboard_url(playback) if has_storyboard else None,
         watch_url=f"/watch/{video.id}",
+        downloads=download_reads(video, downloads or [], playback, owner=viewer is not None and viewer.id == owner.id),
     )
+
+
+def download_reads(video: Video, rows: list[Download], playback: Playback, *, owner: bool) -> list[DownloadRead]:
+    """The MP4 first, then the M4A. A file is offered only while the video is ready (a re-transcode makes them
+    again from the new encode); while it encodes they are pending, and a video that failed has none to offer."""
+    reads = []
+    for row in sorted(rows, key=lambda r: r.kind != DownloadKind.video):
+        status = row.state
+        if video.status in (VideoStatus.failed, VideoStatus.cancelled):
+            status = DownloadState.failed
+        elif video.status != VideoStatus.ready:
+            status = DownloadState.pending
+        ready = status == DownloadState.ready and row.blob_key is not None
+        reads.append(
+            DownloadRead(
+                kind=row.kind,  # type: ignore[arg-type]  # a DownloadKind, stored as its value
+                rendition=row.rendition,
+                status=status,  # type: ignore[arg-type]
+                url=playback.media_url(row.blob_key) if ready and row.blob_key else None,
+                size=row.size if ready else None,
+                error=(row.error or "the video has no encode") if owner and status == DownloadState.failed else None,
+            )
+        )
+    return reads
 
 
 def rendition_reads(video: Video, renditions: list[Rendition]) -> list[RenditionRead]:

@@ -26,6 +26,7 @@ _TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
     ".ts": "video/mp2t",
     ".aac": "audio/aac",
     ".vtt": "text/vtt",
@@ -42,7 +43,7 @@ def cache_control_for(key: str) -> str:
     """Segments, init files and images never change under their name; playlists and WebVTT tracks (indexes of
     those, which a re-transcode may lay out anew) are written once, when final."""
     suffix = PurePosixPath(key).suffix.lower()
-    if suffix in (".m4s", ".ts", ".mp4", ".aac", ".jpg"):
+    if suffix in (".m4s", ".ts", ".mp4", ".m4a", ".aac", ".jpg"):
         return IMMUTABLE
     if suffix in (".m3u8", ".vtt"):
         return FINISHED_PLAYLIST

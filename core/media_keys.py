@@ -18,6 +18,7 @@ POSTER_NAME = "poster.jpg"
 STORYBOARD_VTT = "storyboard.vtt"
 SPRITE_PATTERN = "storyboard_%d.jpg"
 SPRITE_NAME = re.compile(r"storyboard_\d{1,4}\.jpg")  # what SPRITE_PATTERN writes, for readers of the track
+DOWNLOADS_DIR = "downloads"  # the owner's MP4 and M4A, inside the encode folder they were remuxed from
 CAPTIONS_DIR = "captions"  # creators' subtitle files, attached apart from any encode (a re-transcode keeps them)
 
 
@@ -38,6 +39,18 @@ def encode_prefix(video_id: uuid.UUID, lease: uuid.UUID) -> str:
 def published_root(video_id: uuid.UUID, media_root: str | None) -> str:
     """The published encode's folder: the video's media_root, or its prefix for encodes from before 0006."""
     return media_root or media_prefix(video_id)
+
+
+def downloads_prefix(root: str) -> str:
+    """Where the downloads of the encode in `root` live: beside its ladder, so replacing or deleting the encode
+    (a re-transcode, the video's deletion) takes them along."""
+    return f"{root}{DOWNLOADS_DIR}/"
+
+
+def download_key(root: str, tag: str, rendition: str, extension: str) -> str:
+    """One attempt's file (`<tag>.720p.mp4`): the tag lets an attempt that lost its part remove its own files
+    only (workers.parts._end), as segments do."""
+    return f"{downloads_prefix(root)}{tag}.{rendition}.{extension}"
 
 
 def source_key(video_id: uuid.UUID) -> str:

@@ -24,7 +24,7 @@ from schemas.tables import JobPart, JobState, PartKind, PartState, TranscodeJob,
 
 LIVE_JOB = (JobState.running, JobState.succeeded)  # the storyboard and quality parts run after the video is ready
 # Parts queued with `ready` (workers.parts.finish_if_complete): they never hold back or fail their video.
-AFTER_READY = (PartKind.storyboard, PartKind.quality)
+AFTER_READY = (PartKind.storyboard, PartKind.download, PartKind.quality)
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,14 @@ def _urgency():
 
 
 def _after_ready():
-    """Parts of videos already ready go after every encode: the storyboard, then the VMAF measurement (the
-    costliest, and what viewers miss least)."""
-    return case((col(JobPart.kind) == PartKind.storyboard, 1), (col(JobPart.kind) == PartKind.quality, 2), else_=0)
+    """Parts of videos already ready go after every encode: the storyboard and the downloads (a remux: seconds),
+    then the VMAF measurement (the costliest, and what viewers miss least)."""
+    return case(
+        (col(JobPart.kind) == PartKind.storyboard, 1),
+        (col(JobPart.kind) == PartKind.download, 1),
+        (col(JobPart.kind) == PartKind.quality, 2),
+        else_=0,
+    )
 
 
 def claim_part(engine: Engine, worker: str) -> ClaimedPart | None:

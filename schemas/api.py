@@ -41,6 +41,17 @@ class RenditionRead(BaseModel):
     vmaf_seconds: float | None
 
 
+class DownloadRead(BaseModel):
+    """A file to download (issue 15): the MP4 of one H.264 rung with the audio, or the M4A of the audio."""
+
+    kind: Literal["video", "audio"]
+    rendition: str | None  # the rung ("720p"), "audio"; null while the ladder is not known yet
+    status: Literal["pending", "ready", "failed"]  # pending: made once the video is ready
+    url: str | None  # once ready: from the media store like a segment, signed for a private video
+    size: int | None  # bytes, once ready
+    error: str | None  # why it failed (its owner only)
+
+
 class VideoRead(BaseModel):
     id: uuid.UUID
     title: str
@@ -66,6 +77,7 @@ class VideoRead(BaseModel):
     poster_url: str | None  # JPEG at the top rendition's size, straight from the media store (may carry a SAS)
     storyboard_url: str | None  # WebVTT thumbnail track (sprite #xywh cues) for scrub previews
     watch_url: str
+    downloads: list[DownloadRead] = []  # empty unless the owner turned downloads on
 
 
 class VideoPage(BaseModel):
@@ -79,10 +91,17 @@ class Problem(BaseModel):
     detail: str
 
 
+class DownloadsUpdate(BaseModel):
+    enabled: bool
+    # An H.264 rung of the video ("720p"); null or absent: the top one.
+    rendition: str | None = Field(default=None, min_length=1, max_length=32)
+
+
 class VideoUpdate(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     visibility: VisibilityName | None = None
+    downloads: DownloadsUpdate | None = None  # turn the MP4 and M4A downloads on (of a rung) or off
 
 
 class SignUp(BaseModel):

@@ -7,6 +7,7 @@ from enum import StrEnum
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -60,6 +62,20 @@ class PartKind(StrEnum):
     audio = "audio"  # the whole source's audio -> the one audio rendition, published segment by segment
     storyboard = "storyboard"  # the ranges' tiles -> sprite sheets and the WebVTT track, after the video is ready
     quality = "quality"  # VMAF of every rung against the source, after the video is ready (workers.quality)
+    download = "download"  # the owner's MP4 and M4A, remuxed from the published segments (workers.download_part)
+
+
+class DownloadKind(StrEnum):
+    """What a download holds (core.downloads)."""
+
+    video = "video"  # MP4: one H.264 rung with the audio
+    audio = "audio"  # M4A: the audio rendition alone
+
+
+class DownloadState(StrEnum):
+    pending = "pending"  # wanted: made once the video is ready (a download part queued or running)
+    ready = "ready"  # in the media store at blob_key
+    failed = "failed"  # the part could not make it (error says why); turning downloads on again retries
 
 
 class NoteKind(StrEnum):
@@ -192,6 +208,10 @@ class Video(SQLModel, table=True):
     # Bumped by the owner's "revoke playback links": tokens and media signatures of an earlier generation stop
     # working (core/playback_tokens.py).
     playback_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # The owner's downloads choice (migration 0013): on or off, and the rung of the MP4 (None: the top H.264 rung,
+    # resolved once the ladder is known). The files themselves are Download rows.
+    downloads_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    download_rendition: str | None = Field(default=None, sa_type=String(32))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
@@ -232,6 +252,27 @@ class Caption(SQLModel, table=True):
     is_default: bool = False
     blob_key: str = Field(sa_type=String(255))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Download(SQLModel, table=True):
+    """One downloadable file of a video: the MP4 of a rung or the M4A of its audio, remuxed from the published
+    encode's segments by a download part (workers.download_part) and stored beside them (core.media_keys)."""
+
+    __tablename__ = "downloads"
+    __table_args__ = (UniqueConstraint("video_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("videos.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    kind: str = Field(sa_type=String(16))  # a DownloadKind
+    rendition: str | None = Field(default=None, sa_type=String(32))  # None: the top rung, not known yet
+    state: str = Field(default=DownloadState.pending, sa_type=String(16))  # a DownloadState
+    blob_key: str | None = Field(default=None, sa_type=String(255))  # set when ready
+    size: int | None = Field(default=None, sa_type=BigInteger)
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class TranscodeJob(SQLModel, table=True):

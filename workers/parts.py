@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from core.blobs import BlobStore, Stores
 from core.db import affected, get_engine
+from core.downloads import download_part, fail_pending, h264_rungs, replace_rows, wanted_rows
 from core.errors import Refused
 from core.logs import job_context
 from core.media_keys import MASTER_NAME, MEDIA_PLAYLIST, POSTER_NAME, STORYBOARD_VTT, TILES_DIR, encode_prefix
@@ -51,6 +52,7 @@ from core.settings import Settings
 from core.timeutil import aware
 from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
 from schemas.tables import (
+    DownloadState,
     FailureKind,
     JobPart,
     JobState,
@@ -63,6 +65,7 @@ from schemas.tables import (
     VideoStatus,
     utcnow,
 )
+from workers.download_part import run_download
 from workers.job import Stop, beating_with, clear_encodes, end_generation
 from workers.pipeline import Progress, Stopped, TranscodeError
 from workers.quality_part import quality_part, run_quality
@@ -96,6 +99,8 @@ def _run(part: ClaimedPart, worker: str, settings: Settings, stores: Stores, rin
         with beating_with(lambda: part_heartbeat(engine, part), stop, f"part-{part.part_id}"):
             if part.kind == PartKind.quality:  # after ready: measures, never fails the video (a note instead)
                 return run_quality(part, settings, stores, work, stop, started)
+            if part.kind == PartKind.download:  # after ready: a remux, its failure is on the Download rows
+                return run_download(part, settings, stores, work, stop, started)
             src = local_source(settings, stores.sources, part.source_key, part.video_id, part.generation)
             prepared = _prepared(engine, part, settings)
             out = work / "out"
@@ -382,12 +387,29 @@ def finish_if_complete(
         quality = measure_vmaf and bool(job.plan.get("renditions"))
         if quality:
             s.add(quality_part(job.id, video.id, part.generation))
+        downloads = video.downloads_enabled and _queue_downloads(s, video, job, renditions)
         s.commit()
     if storyboard:
         ring(f"storyboard {part.job_id}")
+    if downloads:
+        ring(f"download {part.job_id}")
     if quality:
         ring(f"quality {part.job_id}")
     _after_ready(stores.media, part, root, playlists, master)
+    return True
+
+
+def _queue_downloads(s: Session, video: Video, job: TranscodeJob, renditions: list[Rendition]) -> bool:
+    """Downloads are on: their rows for this encode, pending, and the part that makes them (core.downloads).
+    Asked for while encoding, or made from the encode this one replaces: made (again) now."""
+    rungs = h264_rungs(renditions)
+    # The owner's rung, even if this ladder lacks it: its row then says so (core.downloads.wanted_rows).
+    rendition = video.download_rendition or (rungs[0] if rungs else None)
+    rows = wanted_rows(video, rendition, rungs)
+    replace_rows(s, video, rows)
+    if not any(r.state == DownloadState.pending for r in rows):
+        return False
+    s.add(download_part(job))
     return True
 
 
@@ -511,6 +533,8 @@ def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stor
         return "retrying"
     if part.kind in AFTER_READY:
         log.warning("video %s: %s failed: %s (it stays ready without it)", part.video_id, part.kind, reason)
+        if part.kind == PartKind.download:  # its rows say why, never pending for ever
+            fail_pending(engine, part.job_id, PUBLIC_REASONS.get(kind, "internal error while making the download"))
         return PartState.failed
     # An outage says so in the words creators read (no hosts or ports); the job keeps the details.
     public = PUBLIC_REASONS.get(kind, reason) if outage else f"{what} failed: {reason}"

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from core.blobs import make_stores
 from core.db import get_engine
+from core.downloads import fail_pending
 from core.imports import imports_waiting, live_import_attempts, queued_imports, reap_stale_imports
 from core.jobqueue import STALE_AFTER, cancelled_idle, live_attempts, live_generations, reap_stale, waiting
 from core.logs import outside_jobs
@@ -131,9 +132,12 @@ class Supervisor:
 
         for lost in stale_parts(self.engine):
             if lost_too_often(lost) and lost.after_ready:
-                if give_up_part(self.engine, lost) and lost.kind == PartKind.quality:
+                gave_up = give_up_part(self.engine, lost)
+                if gave_up and lost.kind == PartKind.quality:
                     add_note(self.engine, lost.job_id, NoteKind.vmaf_failed,
                              f"VMAF not measured: its worker was lost {lost.attempts} times")  # fmt: skip
+                elif gave_up and lost.kind == PartKind.download:  # its rows say so, never pending for ever
+                    fail_pending(self.engine, lost.job_id, f"its worker was lost {lost.attempts} times")
             elif lost_too_often(lost):
                 reason = f"{lost.label} failed: its worker was lost {lost.attempts} times"
                 end_generation(self.engine, make_stores(self.settings), lost.job_id, lost.generation,

@@ -21,13 +21,14 @@ from api.deps import (
     UserDep,
     VideoDep,
 )
+from api.downloads import change_downloads
 from api.errors import Responses
 from api.presenters import video_read
 from core.media_keys import media_prefix
 from core.titles import checked_title
 from ingest.intake import accept_upload
 from schemas.api import Problem, VideoPage, VideoRead, VideoUpdate, VisibilityName
-from schemas.tables import Rendition, User, Video, VideoStatus, Visibility, utcnow
+from schemas.tables import Download, Rendition, User, Video, VideoStatus, Visibility, utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
@@ -87,13 +88,19 @@ def _page(
     total = session.exec(select(func.count()).select_from(Video).where(*where)).one()
     ids = [v.id for v in videos]
     renditions: dict[uuid.UUID, list[Rendition]] = {}
+    downloads: dict[uuid.UUID, list[Download]] = {}
     owners: dict[uuid.UUID, User] = {}
     if ids:
         for r in session.exec(select(Rendition).where(col(Rendition.video_id).in_(ids))):
             renditions.setdefault(r.video_id, []).append(r)
+        for d in session.exec(select(Download).where(col(Download.video_id).in_(ids))):
+            downloads.setdefault(d.video_id, []).append(d)
         owner_ids = {v.owner_id for v in videos}
         owners = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(owner_ids)))}
-    items = [_read_one(v, renditions.get(v.id, []), owners[v.owner_id], viewer, signer, None) for v in videos]
+    items = [
+        _read_one(v, renditions.get(v.id, []), owners[v.owner_id], viewer, signer, None, downloads.get(v.id, []))
+        for v in videos
+    ]
     return VideoPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -129,18 +136,25 @@ def my_videos(
 
 
 def _read_one(
-    video: Video, renditions: list[Rendition], owner: User, viewer: User | None, signer: Signer, token: str | None
+    video: Video,
+    renditions: list[Rendition],
+    owner: User,
+    viewer: User | None,
+    signer: Signer,
+    token: str | None,
+    downloads: list[Download],
 ) -> VideoRead:
     playback = signer.grant(video, viewer, token)
     assert playback is not None  # every caller has already checked that the viewer may see this video
-    return video_read(video, renditions, owner=owner, viewer=viewer, playback=playback)
+    return video_read(video, renditions, owner=owner, viewer=viewer, playback=playback, downloads=downloads)
 
 
 def _read(session: Session, signer: Signer, video: Video, viewer: User | None, token: str | None = None) -> VideoRead:
     renditions = session.exec(select(Rendition).where(Rendition.video_id == video.id)).all()
+    downloads = session.exec(select(Download).where(Download.video_id == video.id)).all()
     owner = session.get(User, video.owner_id)
     assert owner is not None  # owner_id is a non-null foreign key
-    return _read_one(video, list(renditions), owner, viewer, signer, token)
+    return _read_one(video, list(renditions), owner, viewer, signer, token, list(downloads))
 
 
 @router.get("/{video_id}", response_model=VideoRead, responses=NOT_FOUND)
@@ -152,15 +166,28 @@ def get_video(
     return _read(session, signer, video, viewer, token)
 
 
-@router.patch("/{video_id}", response_model=VideoRead, responses={**NOT_FOUND, 401: {"model": Problem}})
+@router.patch(
+    "/{video_id}",
+    response_model=VideoRead,
+    responses={**NOT_FOUND, 401: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+)
 def update_video(
-    video: OwnedVideoDep, changes: VideoUpdate, session: SessionDep, signer: SignerDep, user: UserDep
+    video: OwnedVideoDep,
+    changes: VideoUpdate,
+    session: SessionDep,
+    signer: SignerDep,
+    user: UserDep,
+    stores: StoresDep,
+    enqueue: EnqueueDep,
 ) -> VideoRead:
-    for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+    """All or nothing: a blank title or a refused downloads change (api.downloads) changes nothing."""
+    for field, value in changes.model_dump(exclude_unset=True, exclude_none=True, exclude={"downloads"}).items():
         setattr(video, field, checked_title(value) if field == "title" else value)  # the upload path's sanitizer
     if not video.title:
         raise HTTPException(422, "title must not be blank")
     video.updated_at = utcnow()
+    if changes.downloads is not None:
+        change_downloads(session, video, changes.downloads, stores, enqueue)  # commits the fields above with it
     session.add(video)
     session.commit()
     session.refresh(video)

@@ -29,7 +29,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent  # nginx.conf.j2 ships beside thi
 TEMPLATE = "nginx.conf.j2"
 DELIVERY_HEADER = "X-Streamify-Delivery"  # set by nginx only: proves a response never touched Python
 # What /media/ serves; anything else there is 404. Types and Cache-Control come from core.blobs.
-MEDIA_EXTENSIONS = (".m4s", ".mp4", ".ts", ".aac", ".jpg", ".m3u8", ".vtt")
+MEDIA_EXTENSIONS = (".m4s", ".mp4", ".m4a", ".ts", ".aac", ".jpg", ".m3u8", ".vtt")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Every request body but an upload's: the largest is a caption file (api.captions.MAX_CAPTION_BYTES, 2 MiB, plus
 # its multipart framing). Uploads (multipart and tus) stream to a node unbuffered, up to the upload limit.

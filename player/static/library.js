@@ -236,9 +236,22 @@
       fields.title.value = row.video.title;
       fields.description.value = row.video.description;
       fields.visibility.value = row.video.visibility;
+      downloadChoices(fields.downloads, row.video);
       formError(form, "");
       fields.title.focus();
     }
+  }
+
+  /** Off, the best rung, or one H.264 rung of the video's (an MP4 of it, and the M4A of the audio). */
+  function downloadChoices(select, v) {
+    const rungs = (v.renditions || []).filter((r) => r.width != null && r.codecs.startsWith("avc1"));
+    select.replaceChildren(...[["off", "Off"], ["top", "MP4 of the best quality, and M4A"],
+      ...rungs.map((r) => [r.name, `MP4 ${r.name}, and M4A`])].map(([value, text]) => new Option(text, value)));
+    const mp4 = (v.downloads || []).find((d) => d.kind === "video");
+    let current = (v.downloads || []).length ? "top" : "off";
+    if (mp4 && mp4.rendition && rungs.length && mp4.rendition !== rungs[0].name) current = mp4.rendition;
+    select.value = current;
+    select.dataset.initial = current;
   }
 
   async function save(row) {
@@ -249,6 +262,13 @@
       description: fields.description.value,
       visibility: fields.visibility.value,
     };
+    // Sent only when changed: the same choice again would make the files again.
+    const downloads = fields.downloads.value;
+    if (downloads !== fields.downloads.dataset.initial) {
+      changes.downloads = downloads === "off"
+        ? { enabled: false }
+        : { enabled: true, rendition: downloads === "top" ? null : downloads };
+    }
     if (!changes.title) {
       formError(form, "Title: must not be blank.");
       return;

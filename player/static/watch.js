@@ -103,7 +103,51 @@
     badge.hidden = v.visibility === "public";
     badge.textContent = v.visibility === "private" ? "Private" : "Unlisted";
     $("description").textContent = v.description || "";
+    showDownloads(v);
   }
+
+  // ---- downloads ----------------------------------------------------------------------------------
+  // The owner's MP4 (a rung with the audio) and M4A, once made: plain links with the `download` attribute (a
+  // same-origin file is saved under a readable name, and ?download=1 makes nginx send Content-Disposition:
+  // attachment); the same URL without it plays inline. Pending ones say so until the worker has made them.
+  function downloadName(v, d) {
+    const base = (v.title || "video").replace(/[\\/:*?"<>|\u0000-\u001f]+/g, " ").trim().slice(0, 80) || "video";
+    return d.kind === "video" ? `${base} (${d.rendition}).mp4` : `${base} (audio).m4a`;
+  }
+
+  function downloadHref(url) {
+    if (!url.startsWith("/")) return url; // a CDN's or the blob store's own URL: its query is not ours to extend
+    return url + (url.includes("?") ? "&" : "?") + "download=1";
+  }
+
+  function showDownloads(v) {
+    const box = $("downloads");
+    const items = (v.downloads || []).map((d) => {
+      const li = document.createElement("li");
+      li.dataset.kind = d.kind;
+      li.dataset.status = d.status;
+      const what = d.kind === "video" ? `MP4${d.rendition ? ` ${d.rendition}` : ""}` : "Audio (M4A)";
+      if (d.status === "ready" && d.url) {
+        const a = document.createElement("a");
+        a.href = downloadHref(d.url);
+        a.download = downloadName(v, d);
+        a.textContent = d.size ? `${what} · ${megabytes(d.size)}` : what;
+        li.append(a);
+      } else {
+        li.className = "muted";
+        li.textContent = d.status === "failed" ? `${what}: not available${d.error ? ` (${d.error})` : ""}` : `${what}: being prepared…`;
+      }
+      return li;
+    });
+    $("download-list").replaceChildren(...items);
+    box.hidden = items.length === 0;
+  }
+
+  function megabytes(bytes) {
+    return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} kB`;
+  }
+
+  const downloadsPending = (v) => (v.downloads || []).some((d) => d.status === "pending");
 
   // ---- still encoding, already playing ------------------------------------------------------------
   // How far playback can go now: the end of what hls.js has in its playlists (the media's seekable range,
@@ -189,12 +233,17 @@
     state.video = v;
     describe(v);
     if (v.status === "ready") {
-      if (!state.plyr && !state.hls) return play(v);
+      if (!state.plyr && !state.hls) {
+        play(v);
+        if (downloadsPending(v)) setTimeout(poll, GROWING_POLL_MS); // made after ready: links once they are
+        return;
+      }
       encodingDone(); // it was playing while encoding: hls.js reads ENDLIST on its next playlist refresh
       // Its storyboard is made after it is ready: the previews come on once the API names the track.
-      if (v.storyboard_url && state.plyr) return addPreviews(state.plyr, v.storyboard_url);
-      state.storyboardPolls += 1;
-      if (v.has_video && state.storyboardPolls <= STORYBOARD_POLLS) setTimeout(poll, GROWING_POLL_MS);
+      if (v.storyboard_url && state.plyr) addPreviews(state.plyr, v.storyboard_url);
+      else state.storyboardPolls += 1;
+      const storyboardWait = !v.storyboard_url && v.has_video && state.storyboardPolls <= STORYBOARD_POLLS;
+      if (storyboardWait || downloadsPending(v)) setTimeout(poll, GROWING_POLL_MS);
       return;
     }
     if (v.status === "failed" || v.status === "cancelled") {
