@@ -1,7 +1,7 @@
 """video imports: videos whose source a worker fetches from a URL
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 
 One row per imported video, leased and heartbeaten by the worker that downloads it (core.imports), like a
 transcode job; videos gain the status `importing` (a plain VARCHAR: no enum to alter).
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
