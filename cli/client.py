@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from schemas.api import (
     CaptionCreated,
     CaptionRead,
+    ImportRead,
     PlaybackTokenRead,
     TokenCreated,
     TokenRead,
@@ -376,10 +377,34 @@ class StreamifyClient:
     def delete_caption(self, video_id: uuid.UUID | str, language: str) -> None:
         self.request("DELETE", f"{API}/videos/{_segment(video_id)}/captions/{_segment(language)}")
 
-    # Further areas (issue 15: webhooks, downloads, imports) add their methods here, each over `self.request`
-    # and returning its route's model from schemas/api.py, e.g.
-    #     def import_video(self, url: str, ...) -> VideoRead:
-    #         return self._model(VideoRead, "POST", f"{API}/videos/import", json={"url": url, ...})
+    # Downloads and imports
+
+    def set_downloads(self, video_id: uuid.UUID | str, enabled: bool, rendition: str | None = None) -> VideoRead:
+        """Turn the MP4 (of `rendition`, default the top H.264 rung) and M4A downloads on or off; `downloads`
+        on the video lists them, made once it is ready."""
+        body = {"downloads": {"enabled": enabled, "rendition": rendition}}
+        return self._model(VideoRead, "PATCH", f"{API}/videos/{_segment(video_id)}", json=body)
+
+    def import_video(
+        self,
+        url: str,
+        *,
+        title: str | None = None,
+        description: str = "",
+        visibility: Visibility | VisibilityName = "public",
+    ) -> VideoRead:
+        """A worker fetches `url` (public addresses only) and it goes on as an upload; a refused URL is a 422."""
+        body = {"url": url, "description": description, "visibility": str(visibility)}
+        if title is not None:
+            body["title"] = title
+        return self._model(VideoRead, "POST", f"{API}/videos/import", json=body)
+
+    def get_import(self, video_id: uuid.UUID | str) -> ImportRead:
+        """Where an imported video came from and what became of its download (owner only)."""
+        return self._model(ImportRead, "GET", f"{API}/videos/{_segment(video_id)}/import")
+
+    # Further areas add their methods here, each over `self.request` and returning its route's model from
+    # schemas/api.py.
 
 
 def _ready(video: VideoRead) -> bool:

@@ -64,6 +64,15 @@ def test_uploads_waits_lists_updates_and_deletes(stack, clips):
             intruder.delete_video(video.id)  # another creator's video reads like a missing one
         assert (other.value.status, other.value.detail) == (404, expected.replace(str(missing), str(video.id)))
 
+        # Downloads of a rung the video does not have, and an import from an internal address: refused by name.
+        with pytest.raises(StreamifyError) as no_rung:
+            client.set_downloads(video.id, True, rendition="4320p")
+        assert no_rung.value.status == 422 and "4320p" in no_rung.value.detail
+        with pytest.raises(StreamifyError) as internal:
+            client.import_video("http://169.254.169.254/latest/meta-data/")
+        assert internal.value.status == 422 and "169.254.169.254" in internal.value.detail
+        assert client.my_videos().total == 1  # nothing recorded for the refused import
+
         client.delete_video(video.id)
         with pytest.raises(StreamifyError) as gone:
             client.wait_until(video.id, "ready", timeout=30)
