@@ -28,8 +28,10 @@ def _json_logging(loglevel: int | str | None = None, **_kw) -> None:
 
 def worker_app(settings: Settings) -> Celery:
     """A Celery app whose doorbell task runs jobs with `settings`, and whose worker supervises with them."""
+    from core.webhook_outbox import WEBHOOK_TASK, ring
     from workers.job import run_until_idle
     from workers.supervision import Supervisor
+    from workers.webhook_delivery import deliver_due
 
     app = make_celery(settings)
     broker = Broker(settings, app)
@@ -39,12 +41,23 @@ def worker_app(settings: Settings) -> Celery:
     def transcode_video(reason: str) -> str:
         """A doorbell: `reason` (the job id that rang, for logs and Flower) need not be the job that runs. The
         worker then takes jobs until the queue is empty, so it never waits on a doorbell that was lost."""
-        outcomes = run_until_idle(settings, ring=broker.enqueue_reason)
+        outcomes = run_until_idle(settings, ring=broker.enqueue_reason, between=deliver_webhooks_now)
         return ", ".join(outcomes) or "idle"
+
+    def deliver_webhooks_now() -> int:
+        drained = deliver_due(settings)
+        if drained.retry_in is not None:
+            ring(broker, "retry", countdown=drained.retry_in)
+        return drained.attempted
+
+    @app.task(name=WEBHOOK_TASK)
+    def deliver_webhooks(reason: str) -> str:
+        """A webhook doorbell: attempts every due delivery (the database holds them), whichever rang."""
+        return f"{deliver_webhooks_now()} attempted"
 
     def start_supervisor(sender=None, **_kw) -> None:
         concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
-        supervisor = Supervisor(settings, broker.ring, concurrency)
+        supervisor = Supervisor(settings, broker.ring, concurrency, ring_webhooks=lambda why: ring(broker, why))
         supervisors.append(supervisor)
         supervisor.start()
 

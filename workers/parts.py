@@ -50,6 +50,7 @@ from core.progressive import (
 from core.settings import Settings
 from core.timeutil import aware
 from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
+from core.webhook_outbox import emit_for_video
 from schemas.tables import (
     FailureKind,
     JobPart,
@@ -61,6 +62,7 @@ from schemas.tables import (
     TranscodeJob,
     Video,
     VideoStatus,
+    WebhookEventType,
     utcnow,
 )
 from workers.job import Stop, beating_with, clear_encodes, end_generation
@@ -321,11 +323,13 @@ def _update_edge(s: Session, part: ClaimedPart) -> None:
         return
     seconds = round(pub.seconds(video.has_video, video.has_audio), 3)
     s.execute(update(Video).where(col(Video.id) == part.video_id).values(playable_seconds=seconds))
-    s.execute(
+    first = s.execute(
         update(TranscodeJob)
         .where(*generation_live(part), col(TranscodeJob.first_playable_at).is_(None))
         .values(first_playable_at=utcnow())
     )
+    if affected(first):  # the first time this encode plays: its webhook commits with it (the outbox)
+        emit_for_video(s, WebhookEventType.video_playable, part.video_id)
 
 
 def finish_if_complete(
@@ -382,6 +386,7 @@ def finish_if_complete(
         quality = measure_vmaf and bool(job.plan.get("renditions"))
         if quality:
             s.add(quality_part(job.id, video.id, part.generation))
+        emit_for_video(s, WebhookEventType.video_ready, video.id)  # committed with `ready`, or not at all
         s.commit()
     if storyboard:
         ring(f"storyboard {part.job_id}")
