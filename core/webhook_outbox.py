@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WEBHOOK_TASK = "streamify.webhooks"
-LEASE_MARGIN = timedelta(seconds=15)  # beyond the attempt's own time bound, before another worker may take it
+
+def lease_seconds(attempt_seconds: float) -> float:
+    """How long an attempt holds its delivery: twice its own time bound (which `asyncio.timeout` enforces) and a
+    little more for recording it. Past that its worker is taken for dead and another may attempt it."""
+    return 2 * attempt_seconds + 5
 CLAIM_CANDIDATES = 20
 
 
@@ -152,7 +156,7 @@ class Claimed:
     secret: str
 
 
-def claim(engine: Engine, lease_seconds: float, now: datetime | None = None) -> Claimed | None:
+def claim(engine: Engine, attempt_seconds: float, now: datetime | None = None) -> Claimed | None:
     """Lease the oldest due delivery for one attempt (a conditional UPDATE: two workers never take the same one).
     A delivery whose earlier lease ran out lost its worker mid-attempt: that attempt is recorded as such."""
     now = now or utcnow()
@@ -177,7 +181,7 @@ def claim(engine: Engine, lease_seconds: float, now: datetime | None = None) -> 
                     )
                     .values(
                         lease=lease,
-                        claimed_until=now + timedelta(seconds=lease_seconds) + LEASE_MARGIN,
+                        claimed_until=now + timedelta(seconds=lease_seconds(attempt_seconds)),
                         attempts=WebhookDelivery.attempts + 1,
                         last_attempt_at=now,
                         **lost,
@@ -243,7 +247,7 @@ def record(
                     response_status=outcome.status,
                     last_error=error,
                     last_error_detail=(outcome.detail or "")[:300] or None,
-                    next_attempt_at=now + timedelta(seconds=wait) if state == DeliveryState.pending and wait else None,
+                    next_attempt_at=now + timedelta(seconds=wait) if state == DeliveryState.pending and wait is not None else None,
                     delivered_at=now if state == DeliveryState.delivered else None,
                 )
             )
