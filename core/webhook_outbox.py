@@ -103,7 +103,9 @@ def emit(
 
 
 def emit_for_video(session: Session, event_type: WebhookEventType, video_id: uuid.UUID) -> int:
-    """`emit` for a video as this transaction sees it (read after the caller's own UPDATEs)."""
+    """`emit` for a video as this transaction sees it: the caller's own changes are flushed first, then the row is
+    read back (its UPDATEs may have bypassed the loaded object)."""
+    session.flush()
     video = session.get(Video, video_id, populate_existing=True)
     if video is None:
         return 0

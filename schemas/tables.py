@@ -365,7 +365,6 @@ class DeliveryError(StrEnum):
     blocked = "blocked"  # the URL or a redirect resolves to a loopback, private, link-local or metadata address
     too_many_redirects = "too_many_redirects"
     worker_lost = "worker_lost"  # the worker sending it died mid-attempt (its lease expired): sent again
-    endpoint_disabled = "endpoint_disabled"  # the endpoint was disabled while the delivery waited
 
 
 class EndpointDisabled(StrEnum):

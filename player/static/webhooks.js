@@ -9,7 +9,7 @@
   const STATE_TEXT = { pending: "Retrying", delivered: "Delivered", failed: "Failed" };
   const ERROR_TEXT = {
     http_status: "error answer", timeout: "timed out", connection: "no connection", blocked: "blocked address",
-    too_many_redirects: "too many redirects", worker_lost: "interrupted", endpoint_disabled: "endpoint disabled",
+    too_many_redirects: "too many redirects", worker_lost: "interrupted",
   };
 
   const $ = (id) => document.getElementById(id);
