@@ -57,7 +57,11 @@ def test_secrets_are_standard_webhooks_secrets_and_never_repeat():
 def test_payload_has_type_timestamp_and_data():
     at = datetime(2026, 12, 3, 17, 0, 1, 250000, tzinfo=UTC)
     body = payload("video.ready", at, {"id": "v1", "status": "ready"})
-    assert body == {"type": "video.ready", "timestamp": "2026-12-03T17:00:01.250000Z", "data": {"id": "v1", "status": "ready"}}
+    assert body == {
+        "type": "video.ready",
+        "timestamp": "2026-12-03T17:00:01.250000Z",
+        "data": {"id": "v1", "status": "ready"},
+    }
 
 
 def test_a_signed_request_verifies_with_the_standardwebhooks_package_and_a_changed_one_does_not():

@@ -193,7 +193,11 @@ def test_too_many_redirects_fail_the_attempt(tmp_path, receiver):
 
 
 def test_an_endpoint_that_keeps_failing_is_disabled_with_a_notice_and_can_be_enabled_again(tmp_path, receiver):
-    settings = {"egress_allowed_hosts": "127.0.0.1", "webhook_retry_schedule": "0s", "webhook_disable_after_failures": 2}
+    settings = {
+        "egress_allowed_hosts": "127.0.0.1",
+        "webhook_retry_schedule": "0s",
+        "webhook_disable_after_failures": 2,
+    }
     with local_app(tmp_path, **settings) as install:
         alice = install.user()
         endpoint = _register(install, alice, receiver.url())

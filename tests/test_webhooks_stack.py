@@ -163,3 +163,59 @@ def test_a_worker_killed_mid_delivery_and_a_redis_restart_lose_no_event(hooks, r
     assert [d["state"] for d in deliveries] == ["delivered"] * 3
     names = sorted(r.event["data"]["filename"] for r in receiver.received)
     assert names == ["broker-down.txt", "killed.txt", "killed.txt", "lost-doorbell.txt"]
+
+
+def test_the_library_page_lists_endpoints_deliveries_resend_and_the_disabled_notice(hooks, receiver, browser, contexts):
+    email, token = hooks.new_user()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    contexts.append(context)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{hooks.url}/login?next=/library")
+    page.fill("#email", email)
+    page.fill("#password", "correct horse battery")
+    page.click("#submit")
+    page.wait_for_selector("#webhooks", state="visible")
+    assert page.locator("#install-wide-field").is_hidden()  # a creator, not an operator
+
+    # A refused URL: the form says why; an accepted one shows its secret once and appears in the list.
+    page.fill("#webhook-form input[name=url]", "http://10.0.0.1/hook")
+    page.click("#webhook-form .add-webhook")
+    page.wait_for_selector("#webhook-form .form-error", state="visible")
+    assert "private, loopback" in page.inner_text("#webhook-form .form-error")
+    page.fill("#webhook-form input[name=url]", receiver.url("/page"))
+    page.click("#webhook-form .add-webhook")
+    page.wait_for_selector("#webhook-secret", state="visible")
+    secret = page.inner_text("#webhook-secret .secret")
+    assert secret.startswith("whsec_")
+    item = page.locator(".webhook-item").first
+    item.wait_for()
+    assert item.locator(".webhook-url").inner_text() == receiver.url("/page")
+
+    # A delivery that fails every attempt shows as failed with its code and attempts; Resend sends it again.
+    receiver.scripts["/page"] = [Answer(500)] * 5
+    with hooks.client(token) as creator:
+        refused = creator.post("/api/v1/videos", files={"file": ("page.txt", b"not a video\n" * 99)})
+        assert refused.status_code == 415
+    failed = item.locator("tr.delivery[data-state=failed]")
+    failed.wait_for(timeout=60_000)
+    assert failed.locator(".d-code").inner_text() == "500" and failed.locator(".d-attempts").inner_text() == "5"
+    failed.locator(".d-resend").click()
+    page.locator(".webhook-item tr.delivery[data-state=delivered]").wait_for(timeout=60_000)
+    assert receiver.received[-1].verified(secret)["data"]["filename"] == "page.txt"
+
+    # Disabled for failing: the notice is on the page, and "Enable again" turns it back on.
+    hooks.sql(
+        "UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'failing', disabled_at = now(), "
+        "consecutive_failures = 5 WHERE url = %s RETURNING id",
+        receiver.url("/page"),
+    )
+    notice = page.locator(".webhook-item .webhook-notice")
+    notice.wait_for(state="visible", timeout=15_000)
+    assert "5 deliveries in a row failed" in notice.inner_text()
+    page.click(".webhook-item .webhook-enable")
+    notice.wait_for(state="hidden", timeout=15_000)
+    assert page.locator(".webhook-item").first.get_attribute("data-enabled") == "true"
+    assert errors == []
