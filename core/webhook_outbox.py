@@ -38,10 +38,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 WEBHOOK_TASK = "streamify.webhooks"
 
+
 def lease_seconds(attempt_seconds: float) -> float:
     """How long an attempt holds its delivery: twice its own time bound (which `asyncio.timeout` enforces) and a
     little more for recording it. Past that its worker is taken for dead and another may attempt it."""
     return 2 * attempt_seconds + 5
+
+
 CLAIM_CANDIDATES = 20
 
 
@@ -237,6 +240,7 @@ def record(
     else:
         state = DeliveryState.pending
     error = None if outcome.delivered else (outcome.error or DeliveryError.http_status)
+    next_at = now + timedelta(seconds=wait) if state == DeliveryState.pending and wait is not None else None
     with Session(engine) as s:
         held = affected(
             s.execute(
@@ -249,7 +253,7 @@ def record(
                     response_status=outcome.status,
                     last_error=error,
                     last_error_detail=(outcome.detail or "")[:300] or None,
-                    next_attempt_at=now + timedelta(seconds=wait) if state == DeliveryState.pending and wait is not None else None,
+                    next_attempt_at=next_at,
                     delivered_at=now if state == DeliveryState.delivered else None,
                 )
             )

@@ -48,21 +48,26 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def _register(stack: FaultStack, url: str, **fields) -> dict:
-    with stack.client() as creator:
+def _creator(stack: FaultStack) -> str:
+    """A creator of its own per test: only its endpoints hear of its uploads (older tests' receivers are gone)."""
+    return stack.new_user()[1]
+
+
+def _register(stack: FaultStack, token: str, url: str, **fields) -> dict:
+    with stack.client(token) as creator:
         answer = creator.post("/api/v1/webhooks", json={"url": url, **fields})
     assert answer.status_code == 201, answer.text
-    return answer.json()
+    return {**answer.json(), "token": token}
 
 
-def _refuse_an_upload(stack: FaultStack, name: str) -> None:
-    with stack.client() as creator:
+def _refuse_an_upload(stack: FaultStack, token: str, name: str) -> None:
+    with stack.client(token) as creator:
         answer = creator.post("/api/v1/videos", files={"file": (name, b"not a video at all\n" * 50)})
     assert answer.status_code == 415, answer.text
 
 
 def _deliveries(stack: FaultStack, endpoint: dict) -> list[dict]:
-    with stack.client() as creator:
+    with stack.client(endpoint["token"]) as creator:
         return creator.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries").json()["items"]
 
 
@@ -77,7 +82,7 @@ def _settled(stack: FaultStack, endpoint: dict, count: int = 1, timeout: float =
 
 
 def test_registration_refuses_internal_addresses_the_operator_did_not_allow(hooks):
-    with hooks.client() as creator:
+    with hooks.client(_creator(hooks)) as creator:
         for url in ["http://10.0.0.1/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/hook"]:
             answer = creator.post("/api/v1/webhooks", json={"url": url})
             assert answer.status_code == 422, answer.text
@@ -85,9 +90,10 @@ def test_registration_refuses_internal_addresses_the_operator_did_not_allow(hook
 
 
 def test_a_receiver_gets_video_ready_signed_so_that_standardwebhooks_verifies_it(hooks, receiver, tmp_path):
-    endpoint = _register(hooks, receiver.url("/ready"), event_types=["video.ready", "video.playable"])
+    token = _creator(hooks)
+    endpoint = _register(hooks, token, receiver.url("/ready"), event_types=["video.ready", "video.playable"])
     clip = make_clip(tmp_path / "short.mp4", size="640x360", seconds=3, channels=2)
-    with hooks.client() as creator:
+    with hooks.client(token) as creator:
         video_id = upload(creator, clip, title="tell me when it is ready").json()["id"]
     wait_for(lambda: receiver.of_type("video.ready"), "video.ready at the receiver", timeout=180)
     [ready] = receiver.of_type("video.ready")
@@ -106,9 +112,10 @@ def test_a_receiver_gets_video_ready_signed_so_that_standardwebhooks_verifies_it
 
 
 def test_a_receiver_failing_three_times_gets_the_event_once_more_with_every_attempt_recorded(hooks, receiver):
-    endpoint = _register(hooks, receiver.url("/flaky"), event_types=["upload.refused"])
+    token = _creator(hooks)
+    endpoint = _register(hooks, token, receiver.url("/flaky"), event_types=["upload.refused"])
     receiver.scripts["/flaky"] = [Answer(500), Answer(500), Answer(500)]
-    _refuse_an_upload(hooks, "flaky.txt")
+    _refuse_an_upload(hooks, token, "flaky.txt")
     [delivery] = _settled(hooks, endpoint, timeout=SWEEP * 2)
     assert delivery["state"] == "delivered" and delivery["attempts"] == 4 and delivery["response_status"] == 200
     time.sleep(3)  # nothing more arrives after the success
@@ -119,10 +126,11 @@ def test_a_receiver_failing_three_times_gets_the_event_once_more_with_every_atte
 
 
 def test_internal_addresses_are_blocked_at_delivery_and_behind_a_redirect(hooks, receiver):
-    direct = _register(hooks, receiver.url("/direct", host="localhost"), event_types=["upload.refused"])
-    hop = _register(hooks, receiver.url("/hop"), event_types=["upload.refused"])
+    token = _creator(hooks)
+    direct = _register(hooks, token, receiver.url("/direct", host="localhost"), event_types=["upload.refused"])
+    hop = _register(hooks, token, receiver.url("/hop"), event_types=["upload.refused"])
     receiver.scripts["/hop"] = [Answer(302, location=receiver.url("/landed", host="localhost"))]
-    _refuse_an_upload(hooks, "blocked.txt")
+    _refuse_an_upload(hooks, token, "blocked.txt")
     for endpoint in (direct, hop):
         [delivery] = _settled(hooks, endpoint)
         assert delivery["state"] == "failed" and delivery["last_error"] == "blocked", delivery
@@ -131,9 +139,10 @@ def test_internal_addresses_are_blocked_at_delivery_and_behind_a_redirect(hooks,
 
 
 def test_a_worker_killed_mid_delivery_and_a_redis_restart_lose_no_event(hooks, receiver):
-    endpoint = _register(hooks, receiver.url("/held"), event_types=["upload.refused"])
+    token = _creator(hooks)
+    endpoint = _register(hooks, token, receiver.url("/held"), event_types=["upload.refused"])
     receiver.scripts["/held"] = [Answer(hold_seconds=60)]
-    _refuse_an_upload(hooks, "killed.txt")
+    _refuse_an_upload(hooks, token, "killed.txt")
     assert receiver.holding.wait(30), "the delivery never reached the receiver"
     signal_tree(worker_tree(hooks.workers[-1]), signal.SIGKILL)  # mid-request: nothing was recorded
     receiver.release.set()
@@ -148,7 +157,7 @@ def test_a_worker_killed_mid_delivery_and_a_redis_restart_lose_no_event(hooks, r
     worker = worker_tree(hooks.workers[-1])
     signal_tree(worker, signal.SIGSTOP)
     try:
-        _refuse_an_upload(hooks, "lost-doorbell.txt")
+        _refuse_an_upload(hooks, token, "lost-doorbell.txt")
         empty_redis(hooks)
     finally:
         signal_tree(worker, signal.SIGCONT)
@@ -156,7 +165,7 @@ def test_a_worker_killed_mid_delivery_and_a_redis_restart_lose_no_event(hooks, r
     assert hooks.redis is not None
     hooks.redis.kill()
     try:
-        _refuse_an_upload(hooks, "broker-down.txt")
+        _refuse_an_upload(hooks, token, "broker-down.txt")
     finally:
         hooks.redis.start()
     deliveries = _settled(hooks, endpoint, count=3, timeout=SWEEP * 3 + 30)
