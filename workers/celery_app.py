@@ -6,6 +6,7 @@ for any other settings object.
 """
 
 import logging
+from functools import partial
 
 from celery import Celery, signals
 
@@ -31,7 +32,7 @@ def worker_app(settings: Settings) -> Celery:
     from core.webhook_outbox import WEBHOOK_TASK, ring
     from workers.job import run_until_idle
     from workers.supervision import Supervisor
-    from workers.webhook_delivery import deliver_due
+    from workers.webhook_delivery import BATCH, DRAIN_LIMIT, deliver_due
 
     app = make_celery(settings)
     broker = Broker(settings, app)
@@ -41,13 +42,17 @@ def worker_app(settings: Settings) -> Celery:
     def transcode_video(reason: str) -> str:
         """A doorbell: `reason` (the job id that rang, for logs and Flower) need not be the job that runs. The
         worker then takes jobs until the queue is empty, so it never waits on a doorbell that was lost."""
-        outcomes = run_until_idle(settings, ring=broker.enqueue_reason, between=deliver_webhooks_now)
+        # Between parts, at most one batch of webhooks (what the part emitted), so encoding never waits long.
+        between = partial(deliver_webhooks_now, BATCH)
+        outcomes = run_until_idle(settings, ring=broker.enqueue_reason, between=between)
         return ", ".join(outcomes) or "idle"
 
-    def deliver_webhooks_now() -> int:
-        drained = deliver_due(settings)
+    def deliver_webhooks_now(limit: int = DRAIN_LIMIT) -> int:
+        drained = deliver_due(settings, limit)
         if drained.retry_in is not None:
             ring(broker, "retry", countdown=drained.retry_in)
+        if drained.more:
+            ring(broker, "more due")
         return drained.attempted
 
     @app.task(name=WEBHOOK_TASK)

@@ -23,6 +23,7 @@ from schemas.tables import DeliveryError, DeliveryState
 
 log = logging.getLogger(__name__)
 MAX_REDIRECTS = 3
+BATCH = 10  # deliveries attempted at once: a receiver that hangs costs one attempt's bound, not ten in a row
 DRAIN_LIMIT = 50  # attempts per doorbell: a backlog is shared with other workers' doorbells and the sweep's
 RING_RETRY_WITHIN = 60.0  # a retry this soon gets a delayed doorbell; later ones wait for the sweep (every 10 s)
 
@@ -31,25 +32,39 @@ RING_RETRY_WITHIN = 60.0  # a retry this soon gets a delayed doorbell; later one
 class Drained:
     attempted: int
     retry_in: float | None  # seconds until the soonest retry scheduled here, if it is soon enough to ring for
+    more: bool  # stopped at the limit with deliveries perhaps still due: ring again
 
 
 def deliver_due(settings: Settings, limit: int = DRAIN_LIMIT) -> Drained:
-    """Attempt due deliveries until none is left (or `limit`). A retry due within RING_RETRY_WITHIN is reported so
-    the caller rings for it then (a delayed doorbell); later ones are the supervisor's sweep's to ring for."""
+    """Attempt due deliveries, BATCH at once, until none is left (or `limit`). A retry due within RING_RETRY_WITHIN
+    is reported so the caller rings for it then (a delayed doorbell); later ones are the supervisor's sweep's."""
     engine = get_engine(settings)
     schedule = parse_schedule(settings.webhook_retry_schedule)
     done = 0
     soonest: float | None = None
-    while done < limit and (attempt := claim(engine, settings.webhook_timeout_seconds)) is not None:
-        outcome = asyncio.run(send(attempt, settings))
-        state = record(engine, attempt, outcome, schedule, settings.webhook_disable_after_failures)
-        log.info("webhook delivery %s attempt %d: %s -> %s", attempt.delivery_id, attempt.attempt,
-                 outcome.status or outcome.error, state)  # fmt: skip
-        wait = next_wait(schedule, attempt.attempt)
-        if state == DeliveryState.pending and wait is not None and wait <= RING_RETRY_WITHIN:
-            soonest = wait if soonest is None else min(soonest, wait)
-        done += 1
-    return Drained(done, soonest)
+    while done < limit:
+        batch: list[Claimed] = []
+        while len(batch) < min(BATCH, limit - done):
+            attempt = claim(engine, settings.webhook_timeout_seconds)
+            if attempt is None:
+                break
+            batch.append(attempt)
+        if not batch:
+            return Drained(done, soonest, more=False)
+        outcomes = asyncio.run(_send_all(batch, settings))
+        for attempt, outcome in zip(batch, outcomes, strict=True):
+            state = record(engine, attempt, outcome, schedule, settings.webhook_disable_after_failures)
+            log.info("webhook delivery %s attempt %d: %s -> %s", attempt.delivery_id, attempt.attempt,
+                     outcome.status or outcome.error, state)  # fmt: skip
+            wait = next_wait(schedule, attempt.attempt)
+            if state == DeliveryState.pending and wait is not None and wait <= RING_RETRY_WITHIN:
+                soonest = wait if soonest is None else min(soonest, wait)
+        done += len(batch)
+    return Drained(done, soonest, more=True)
+
+
+async def _send_all(batch: list[Claimed], settings: Settings) -> list[Outcome]:
+    return list(await asyncio.gather(*(send(attempt, settings) for attempt in batch)))
 
 
 async def send(attempt: Claimed, settings: Settings) -> Outcome:
