@@ -1,7 +1,10 @@
 """`streamify jobs`: the operator dashboard in a terminal, drawn from the same snapshot the page follows
 (GET /api/v1/ops/snapshot with the caller's API token). `render` is pure: a snapshot in, a rich renderable out."""
 
-import time
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import httpx
@@ -157,16 +160,37 @@ def fetch(client: httpx.Client) -> dict:
     return response.json()
 
 
+@contextmanager
+def _ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C asks the loop to stop instead of raising KeyboardInterrupt wherever the main thread is.
+
+    Raised inside rich's Live lock, the interrupt could leave the lock held, and leaving Live then waited for
+    ever on its refresh thread (a `streamify jobs` that ignored Ctrl-C). A second Ctrl-C still interrupts.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def follow(client: httpx.Client, console: Console, interval: float) -> None:
     """Redraw every `interval` seconds until Ctrl-C; a lost server is shown, and retried, not fatal."""
-    last = render(fetch(client))
-    with Live(last, console=console, refresh_per_second=4) as live:
-        while True:
-            time.sleep(interval)
-            try:
-                last = render(fetch(client))
-                live.update(last)
-            except SnapshotError as exc:
-                if exc.refused:
-                    raise
-                live.update(Group(Text(f"{exc}; retrying", style="yellow"), last))
+    stop = threading.Event()
+    with _ctrl_c_sets(stop):
+        last = render(fetch(client))
+        with Live(last, console=console, refresh_per_second=4) as live:
+            while not stop.wait(interval):
+                try:
+                    last = render(fetch(client))
+                    live.update(last)
+                except SnapshotError as exc:
+                    if exc.refused:
+                        raise
+                    live.update(Group(Text(f"{exc}; retrying", style="yellow"), last))

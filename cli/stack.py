@@ -100,6 +100,9 @@ class LocalStack:
 
     def child_env(self) -> dict[str, str]:
         env = {**os.environ, "STREAMIFY_DATA_DIR": str(self.settings.data_dir.resolve())}
+        # Log lines reach the files as they happen (uvicorn's access log goes to stdout, which Python would
+        # otherwise hold back in 8 KiB blocks): an operator tailing logs/ sees the request that just failed.
+        env["PYTHONUNBUFFERED"] = "1"
         assert self.settings.playback_secret is not None
         env["STREAMIFY_PLAYBACK_SECRET"] = self.settings.playback_secret.get_secret_value()
         if self.settings.uses_azure and not self.settings.segment_base_url:

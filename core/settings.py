@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     nginx_access_cache_seconds: int = Field(default=10, ge=1, le=3600)
     nginx_trusted_proxies: str = Field(default="", description="CIDRs in front of nginx (comma-separated).")
 
+    # Outbound requests to URLs users give (webhook endpoints, imports) never reach a loopback, private, link-local
+    # or reserved address (core/egress.py), except the hosts listed here: names or IP literals, comma-separated.
+    egress_allowed_hosts: str = Field(default="", description="Hosts outbound requests may reach though internal.")
+
     # Webhooks (core/webhooks.py, workers/webhook_delivery.py). One attempt is bounded as a whole (a receiver that
     # trickles its answer cannot hold a worker); a failed one is tried again after each wait of the schedule
     # (Standard Webhooks' suggestion: a day and more in all), then the delivery fails. An endpoint whose deliveries
