@@ -95,14 +95,15 @@ def test_a_receiver_gets_video_ready_signed_so_that_standardwebhooks_verifies_it
     clip = make_clip(tmp_path / "short.mp4", size="640x360", seconds=3, channels=2)
     with hooks.client(token) as creator:
         video_id = upload(creator, clip, title="tell me when it is ready").json()["id"]
-    wait_for(lambda: receiver.of_type("video.ready"), "video.ready at the receiver", timeout=180)
+    # Both events come; their order is not promised (a batch of deliveries goes out at once).
+    wait_for(lambda: receiver.of_type("video.ready") and receiver.of_type("video.playable"), "the events", timeout=180)
     [ready] = receiver.of_type("video.ready")
     event = ready.verified(endpoint["secret"])  # raises unless the signature verifies
     assert event["data"]["id"] == video_id and event["data"]["status"] == "ready"
     assert event["data"]["title"] == "tell me when it is ready" and event["data"]["renditions"]
     assert event["data"]["playable"] is True and event["data"]["watch_url"] == f"/watch/{video_id}"
     playable = receiver.of_type("video.playable")
-    assert len(playable) == 1 and playable[0].at <= ready.at
+    assert len(playable) == 1
     assert playable[0].verified(endpoint["secret"])["data"]["id"] == video_id
     deliveries = _settled(hooks, endpoint, count=2)
     assert {(d["event_type"], d["state"], d["attempts"], d["response_status"]) for d in deliveries} == {

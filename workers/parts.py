@@ -378,7 +378,8 @@ def finish_if_complete(
         wall = (now - aware(job.started_at)).total_seconds() if job.started_at else 0.0
         job.speed = round(video.duration / wall, 3) if video.duration and wall > 0 else None  # x real time
         job.error = job.failure_kind = None
-        if job.first_playable_at is None:
+        first_playable = job.first_playable_at is None  # too short to play before it was whole
+        if first_playable:
             job.first_playable_at = now
         storyboard = (job.plan or {}).get("storyboard", False)
         if storyboard:
@@ -386,6 +387,8 @@ def finish_if_complete(
         quality = measure_vmaf and bool(job.plan.get("renditions"))
         if quality:
             s.add(quality_part(job.id, video.id, part.generation))
+        if first_playable:  # a subscriber to `video.playable` alone is told too
+            emit_for_video(s, WebhookEventType.video_playable, video.id)
         emit_for_video(s, WebhookEventType.video_ready, video.id)  # committed with `ready`, or not at all
         s.commit()
     if storyboard:
