@@ -2,6 +2,7 @@
 receiver on 127.0.0.1: registration refusals, ownership, the secret shown once, retries recorded, addresses
 blocked at delivery (also behind a redirect), a failing endpoint disabled with a notice, leases."""
 
+import base64
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -264,3 +265,26 @@ def test_deleting_a_video_emits_video_deleted_with_the_video(tmp_path, receiver,
         assert event["type"] == "video.deleted"
         assert event["data"]["id"] == video["id"] and event["data"]["title"] == "gone soon"
         assert event["data"]["status"] == "deleted"
+
+
+def test_a_resumable_upload_refused_at_its_first_bytes_emits_upload_refused_once(tmp_path, receiver):
+    with local_app(tmp_path, egress_allowed_hosts="127.0.0.1") as install:
+        alice = install.user()
+        endpoint = _register(install, alice, receiver.url(), event_types=["upload.refused"])
+        tus = {**install.as_user(alice), "Tus-Resumable": "1.0.0"}
+        body = b"plain text, not a video\n" * 400  # past the 8 KiB sniff window
+        metadata = "filename " + base64.b64encode(b"resumable.txt").decode()
+        created = install.client.post(
+            "/api/v1/uploads/", headers={**tus, "Upload-Length": str(len(body)), "Upload-Metadata": metadata}
+        )
+        assert created.status_code == 201, created.text
+        patch = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+        refused = install.client.patch(created.headers["location"], headers=patch, content=body)
+        assert refused.status_code == 415, refused.text
+        again = install.client.patch(created.headers["location"], headers=patch, content=body)
+        assert again.status_code == 410  # already refused: no second event
+        assert deliver_due(install.settings).attempted == 1
+        [request] = receiver.received
+        data = request.verified(endpoint["secret"])["data"]
+        assert data["filename"] == "resumable.txt" and data["reason"] == "unsupported_media"
+        assert data["upload_id"] == created.headers["location"].rsplit("/", 1)[1]
