@@ -29,6 +29,7 @@ from api.routes import (
     playback,
     uploads,
     videos,
+    webhooks,
 )
 from core.accounts import limit_password_hashing
 from core.blobs import MEDIA_URL_PREFIX, make_stores
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playback.router)
     app.include_router(media_access.router)  # nginx's auth_request for unsigned /media/ (cached per video)
     app.include_router(captions.router)
+    app.include_router(webhooks.router)  # creators' and operators' webhook endpoints and their deliveries
     app.include_router(ops.router)
     app.include_router(metrics.router)  # Prometheus; operators or the scrape token
     app.include_router(ops_page.router)  # the operator dashboard page (/ops)

@@ -13,6 +13,7 @@ from core.accounts import SESSION_COOKIE, user_for_token
 from core.blobs import Stores
 from core.playback_tokens import TOKEN_PARAM, TokenRefused
 from core.settings import Settings
+from core.webhook_outbox import ring as ring_webhooks
 from schemas.tables import TokenKind, User, Video
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -37,10 +38,17 @@ def get_enqueue(request: Request) -> Callable[[uuid.UUID], None]:
     return request.app.state.broker.enqueue
 
 
+def get_webhook_bell(request: Request) -> Callable[[str], None]:
+    """Rings the webhook task after a commit that queued deliveries (core.webhook_outbox)."""
+    broker = request.app.state.broker
+    return lambda reason: ring_webhooks(broker, reason)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 StoresDep = Annotated[Stores, Depends(get_stores)]
 EnqueueDep = Annotated[Callable[[uuid.UUID], None], Depends(get_enqueue)]
+WebhookBellDep = Annotated[Callable[[str], None], Depends(get_webhook_bell)]
 
 
 def _same_site(request: Request) -> bool:

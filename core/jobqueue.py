@@ -18,7 +18,18 @@ from sqlmodel import Session, col
 
 from core.db import affected
 from core.transient import retry_delay
-from schemas.tables import FailureKind, JobPart, JobState, PartState, TranscodeJob, Video, VideoStatus, utcnow
+from core.webhook_outbox import emit_for_video
+from schemas.tables import (
+    FailureKind,
+    JobPart,
+    JobState,
+    PartState,
+    TranscodeJob,
+    Video,
+    VideoStatus,
+    WebhookEventType,
+    utcnow,
+)
 
 FAIR_SHARE_WINDOW = timedelta(hours=1)
 HEARTBEAT_INTERVAL = 1.0  # seconds between a running job's heartbeats (each one also picks up a cancel)
@@ -256,6 +267,8 @@ def reap_stale(engine: Engine, now: datetime | None = None) -> list[uuid.UUID]:
                         .where(col(Video.id) == job.video_id)
                         .values(status=status, error=reason, updated_at=now)
                     )
+                    if status == VideoStatus.failed:
+                        emit_for_video(s, WebhookEventType.video_failed, job.video_id)
             else:
                 requeue = (
                     update(TranscodeJob)

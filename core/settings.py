@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, computed
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.encoding import X264Preset, check_crf, check_gop, check_segment
+from core.webhooks import parse_schedule
 
 # Celery's --queues splits on commas and the embedded broker puts the name in file names: plain words only.
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -163,6 +164,17 @@ class Settings(BaseSettings):
     # or reserved address (core/egress.py), except the hosts listed here: names or IP literals, comma-separated.
     egress_allowed_hosts: str = Field(default="", description="Hosts outbound requests may reach though internal.")
 
+    # Webhooks (core/webhooks.py, workers/webhook_delivery.py). One attempt is bounded as a whole (a receiver that
+    # trickles its answer cannot hold a worker); a failed one is tried again after each wait of the schedule
+    # (Standard Webhooks' suggestion: a day and more in all), then the delivery fails. An endpoint whose deliveries
+    # keep failing, this many in a row, is disabled and its owner told.
+    webhook_timeout_seconds: float = Field(default=15, gt=0, le=120, description="One delivery attempt, in all.")
+    webhook_connect_timeout_seconds: float = Field(default=5, gt=0, le=60, description="Connecting to a receiver.")
+    webhook_retry_schedule: str = Field(
+        default="5s,5m,30m,2h,5h,10h,10h", description="Waits before each retry (s, m, h, d units), comma-separated."
+    )
+    webhook_disable_after_failures: int = Field(default=5, ge=1, description="Failed deliveries in a row.")
+
     @field_validator("queue")
     @classmethod
     def _plain_queue_name(cls, value: str) -> str:
@@ -171,6 +183,12 @@ class Settings(BaseSettings):
                 f"{value!r} is not a queue name: use 1 to 100 letters, digits, '.', '_' or '-', starting with a "
                 "letter or digit (a comma would make workers consume two queues, a '/' breaks the embedded broker)"
             )
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)
         return value
 
     @field_validator("x264_crf")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import email_validator
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from schemas.tables import FailureKind, NoteKind
+from schemas.tables import FailureKind, NoteKind, WebhookEventType
 
 # Self-hosted installs live on intranet names (localhost, .local, .internal, .test): allow them. The
 # library documents this list as the knob for it.
@@ -337,3 +337,61 @@ class UploadRead(BaseModel):
     watch_url: str | None
     error_status: int | None
     error: str | None
+
+
+class WebhookCreate(BaseModel):
+    url: str = Field(min_length=1, max_length=2048, description="http:// or https://, reachable from the internet")
+    event_types: list[WebhookEventType] = Field(default_factory=lambda: list(WebhookEventType), min_length=1)
+    description: str = Field(default="", max_length=200)
+    install_wide: bool = Field(default=False, description="operators only: receive every creator's events")
+
+
+class WebhookUpdate(BaseModel):
+    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    event_types: list[WebhookEventType] | None = Field(default=None, min_length=1)
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool | None = Field(default=None, description="true re-enables an endpoint disabled for failing")
+
+
+class WebhookRead(BaseModel):
+    id: uuid.UUID
+    url: str
+    description: str
+    event_types: list[str]
+    install_wide: bool
+    enabled: bool
+    # Why it stopped receiving ("failing": too many deliveries in a row failed; "owner": turned off) and when;
+    # `notice` says it in words for its owner (the library page shows the same).
+    disabled_reason: str | None
+    disabled_at: Timestamp | None
+    notice: str | None
+    consecutive_failures: int
+    created_at: Timestamp
+
+
+class WebhookCreated(WebhookRead):
+    secret: str  # whsec_...: shown this once; verify deliveries with it (Standard Webhooks)
+
+
+class WebhookDeliveryRead(BaseModel):
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID  # the `webhook-id` header is "msg_" + this: the same on every retry and resend
+    event_type: str
+    video_id: uuid.UUID | None
+    state: str  # pending, delivered, failed
+    attempts: int
+    response_status: int | None  # the last attempt's HTTP status
+    last_error: str | None  # a fixed set: http_status, timeout, connection, blocked, too_many_redirects, ...
+    last_error_detail: str | None
+    next_attempt_at: Timestamp | None
+    last_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDeliveryRead]
+    total: int
+    limit: int
+    offset: int

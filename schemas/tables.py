@@ -427,3 +427,103 @@ class VideoImport(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     heartbeat_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class WebhookEventType(StrEnum):
+    """What a webhook endpoint can subscribe to (core/webhook_outbox.py emits them)."""
+
+    video_ready = "video.ready"  # the whole ladder is published
+    video_failed = "video.failed"  # the encode failed for good (`data.error` says why)
+    video_playable = "video.playable"  # the start plays while the rest still encodes (progressive publish)
+    video_deleted = "video.deleted"  # its owner deleted it: rows and files are gone
+    upload_refused = "upload.refused"  # the upload's bytes were refused (not media, corrupt, too large, over a limit)
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"  # waiting for its next attempt (or one is under way: `claimed_until`)
+    delivered = "delivered"  # a 2xx answer
+    failed = "failed"  # every attempt of the schedule failed, or the address was blocked
+
+
+class DeliveryError(StrEnum):
+    """Why the last attempt of a delivery did not succeed, in a fixed set (never a parsed message)."""
+
+    http_status = "http_status"  # the receiver answered, but not 2xx (`response_status` says what)
+    timeout = "timeout"  # no complete answer within webhook_timeout_seconds
+    connection = "connection"  # the host did not resolve, refused the connection, or TLS failed
+    blocked = "blocked"  # the URL or a redirect resolves to a loopback, private, link-local or metadata address
+    too_many_redirects = "too_many_redirects"
+    worker_lost = "worker_lost"  # the worker sending it died mid-attempt (its lease expired): sent again
+
+
+class EndpointDisabled(StrEnum):
+    """Why an endpoint stopped receiving: its owner sees it on the library page and in the API."""
+
+    failing = "failing"  # webhook_disable_after_failures deliveries in a row failed
+    owner = "owner"  # its owner turned it off
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A receiver a creator registered. The secret signs every delivery (HMAC, Standard Webhooks), so it is kept
+    as given, not hashed: anyone who reads this table can forge deliveries to its owner's receiver."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    install_wide: bool = False  # an operator's: receives every creator's events
+    url: str = Field(sa_type=String(2048))
+    description: str = Field(default="", sa_type=String(200))
+    event_types: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # WebhookEventType values
+    secret: str = Field(sa_type=String(64))  # whsec_<base64>
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, sa_type=String(16))  # an EndpointDisabled
+    disabled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    consecutive_failures: int = 0  # deliveries that failed in a row (a delivered one resets it)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class WebhookEvent(SQLModel, table=True):
+    """One thing that happened, written in the same transaction as the change it reports (the outbox): the
+    database, not the broker, holds what must be delivered. Its id is every delivery's `webhook-id`."""
+
+    __tablename__ = "webhook_events"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    type: str = Field(sa_type=String(32))  # a WebhookEventType
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    video_id: uuid.UUID | None = Field(default=None, sa_type=Uuid)  # no foreign key: video.deleted outlives it
+    payload: dict = Field(sa_column=Column(JSON, nullable=False))  # {"type", "timestamp", "data"}: the body sent
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one endpoint. The database is its queue: a worker leases it (`claimed_until`, `lease`) for one
+    attempt; a worker killed mid-attempt lets the lease run out and the supervisor's sweep rings for it again."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    event_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("webhook_events.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    endpoint_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    state: str = Field(default=DeliveryState.pending, sa_type=String(16))
+    attempts: int = 0  # attempts started (one whose worker died counts: the receiver may have seen it)
+    next_attempt_at: datetime | None = Field(default_factory=utcnow, sa_column=_ts(nullable=True))  # None once ended
+    claimed_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))  # an attempt under way
+    lease: uuid.UUID | None = Field(default=None, sa_type=Uuid)  # that attempt's identity: fences its record
+    response_status: int | None = None  # the last attempt's HTTP status
+    last_error: str | None = Field(default=None, sa_type=String(32))  # a DeliveryError; None once delivered
+    last_error_detail: str | None = Field(default=None, sa_type=String(300))  # for the owner: no internals
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))

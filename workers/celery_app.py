@@ -6,6 +6,7 @@ for any other settings object.
 """
 
 import logging
+from functools import partial
 
 from celery import Celery, signals
 
@@ -28,8 +29,10 @@ def _json_logging(loglevel: int | str | None = None, **_kw) -> None:
 
 def worker_app(settings: Settings) -> Celery:
     """A Celery app whose doorbell task runs jobs with `settings`, and whose worker supervises with them."""
+    from core.webhook_outbox import WEBHOOK_TASK, ring
     from workers.job import run_until_idle
     from workers.supervision import Supervisor
+    from workers.webhook_delivery import BATCH, DRAIN_LIMIT, deliver_due
 
     app = make_celery(settings)
     broker = Broker(settings, app)
@@ -39,12 +42,27 @@ def worker_app(settings: Settings) -> Celery:
     def transcode_video(reason: str) -> str:
         """A doorbell: `reason` (the job id that rang, for logs and Flower) need not be the job that runs. The
         worker then takes jobs until the queue is empty, so it never waits on a doorbell that was lost."""
-        outcomes = run_until_idle(settings, ring=broker.enqueue_reason)
+        # Between parts, at most one batch of webhooks (what the part emitted), so encoding never waits long.
+        between = partial(deliver_webhooks_now, BATCH)
+        outcomes = run_until_idle(settings, ring=broker.enqueue_reason, between=between)
         return ", ".join(outcomes) or "idle"
+
+    def deliver_webhooks_now(limit: int = DRAIN_LIMIT) -> int:
+        drained = deliver_due(settings, limit)
+        if drained.retry_in is not None:
+            ring(broker, "retry", countdown=drained.retry_in)
+        if drained.more:
+            ring(broker, "more due")
+        return drained.attempted
+
+    @app.task(name=WEBHOOK_TASK)
+    def deliver_webhooks(reason: str) -> str:
+        """A webhook doorbell: attempts every due delivery (the database holds them), whichever rang."""
+        return f"{deliver_webhooks_now()} attempted"
 
     def start_supervisor(sender=None, **_kw) -> None:
         concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
-        supervisor = Supervisor(settings, broker.ring, concurrency)
+        supervisor = Supervisor(settings, broker.ring, concurrency, ring_webhooks=lambda why: ring(broker, why))
         supervisors.append(supervisor)
         supervisor.start()
 

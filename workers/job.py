@@ -31,6 +31,7 @@ from core.notes import add_note
 from core.parts import claim_part
 from core.settings import Settings
 from core.transient import PUBLIC_REASONS, transient_kind
+from core.webhook_outbox import emit_for_video
 from schemas.tables import (
     FailureKind,
     JobPart,
@@ -42,6 +43,7 @@ from schemas.tables import (
     TranscodeJob,
     Video,
     VideoStatus,
+    WebhookEventType,
     utcnow,
 )
 from workers.pipeline import Stopped, TranscodeError
@@ -136,6 +138,8 @@ def _record_end(engine, job: Claimed, state: JobState, reason: str, kind: Failur
                 )
             )
             s.execute(delete(Rendition).where(col(Rendition.video_id) == job.video_id))
+            if state == JobState.failed:
+                emit_for_video(s, WebhookEventType.video_failed, job.video_id)
         s.commit()
         return bool(held)
 
@@ -178,14 +182,24 @@ def _no_doorbell(reason: str) -> None:
 
 
 def run_until_idle(
-    settings: Settings, stores: Stores | None = None, ring: Callable[[str], None] | None = None
+    settings: Settings,
+    stores: Stores | None = None,
+    ring: Callable[[str], None] | None = None,
+    between: Callable[[], object] | None = None,
 ) -> list[str]:
     """Take work while the queue has some: one doorbell is enough to drain it, so lost doorbells cost nothing
-    while any worker is awake (a busy worker comes back here when its part ends)."""
+    while any worker is awake (a busy worker comes back here when its part ends). `between` runs after each
+    piece of work: the worker sends the webhooks that piece emitted (ready, failed, playable) at once, rather
+    than leaving their doorbell waiting behind a queue of encodes."""
     outcomes: list[str] = []
     stores = stores or make_stores(settings)
     while (outcome := run_next(settings, stores, ring)) != "idle":
         outcomes.append(outcome)
+        if between is not None:
+            try:
+                between()
+            except Exception:  # a webhook problem never stops encoding; the supervisor's sweep rings again
+                log.warning("sending webhooks between parts failed", exc_info=True)
     return outcomes
 
 
@@ -330,6 +344,8 @@ def end_generation(
                     master_playlist=None, storyboard_track=None, playable_seconds=None, updated_at=utcnow())
         )  # fmt: skip
         s.execute(delete(Rendition).where(col(Rendition.video_id) == video_id))
+        if state == JobState.failed:
+            emit_for_video(s, WebhookEventType.video_failed, video_id)
         s.commit()
     try:
         clear_encodes(stores.media, video_id)

@@ -51,6 +51,7 @@ from core.progressive import (
 from core.settings import Settings
 from core.timeutil import aware
 from core.transient import PUBLIC_REASONS, retry_delay, transient_kind
+from core.webhook_outbox import emit_for_video
 from schemas.tables import (
     DownloadState,
     FailureKind,
@@ -63,6 +64,7 @@ from schemas.tables import (
     TranscodeJob,
     Video,
     VideoStatus,
+    WebhookEventType,
     utcnow,
 )
 from workers.download_part import run_download
@@ -326,11 +328,13 @@ def _update_edge(s: Session, part: ClaimedPart) -> None:
         return
     seconds = round(pub.seconds(video.has_video, video.has_audio), 3)
     s.execute(update(Video).where(col(Video.id) == part.video_id).values(playable_seconds=seconds))
-    s.execute(
+    first = s.execute(
         update(TranscodeJob)
         .where(*generation_live(part), col(TranscodeJob.first_playable_at).is_(None))
         .values(first_playable_at=utcnow())
     )
+    if affected(first):  # the first time this encode plays: its webhook commits with it (the outbox)
+        emit_for_video(s, WebhookEventType.video_playable, part.video_id)
 
 
 def finish_if_complete(
@@ -379,7 +383,8 @@ def finish_if_complete(
         wall = (now - aware(job.started_at)).total_seconds() if job.started_at else 0.0
         job.speed = round(video.duration / wall, 3) if video.duration and wall > 0 else None  # x real time
         job.error = job.failure_kind = None
-        if job.first_playable_at is None:
+        first_playable = job.first_playable_at is None  # too short to play before it was whole
+        if first_playable:
             job.first_playable_at = now
         storyboard = (job.plan or {}).get("storyboard", False)
         if storyboard:
@@ -388,6 +393,9 @@ def finish_if_complete(
         if quality:
             s.add(quality_part(job.id, video.id, part.generation))
         downloads = video.downloads_enabled and _queue_downloads(s, video, job, renditions)
+        if first_playable:  # a subscriber to `video.playable` alone is told too
+            emit_for_video(s, WebhookEventType.video_playable, video.id)
+        emit_for_video(s, WebhookEventType.video_ready, video.id)  # committed with `ready`, or not at all
         s.commit()
     if storyboard:
         ring(f"storyboard {part.job_id}")

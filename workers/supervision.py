@@ -5,8 +5,9 @@ whose machine is gone) stops beating; any other worker's reaper re-queues its jo
 STALE_AFTER + REAP_INTERVAL (40 s), or fails it after MAX_ATTEMPTS lost workers.
 
 Queued jobs never depend on one broker message: every REAP_INTERVAL the supervisor rings again for jobs
-that waited past RING_AFTER (a Redis restart without persistence loses every doorbell), and removes scratch
-folders that no live attempt owns (a killed worker leaves its folder on a volume others share).
+that waited past RING_AFTER (a Redis restart without persistence loses every doorbell) and for webhook deliveries
+that are due with nobody attempting them, and removes scratch folders that no live attempt owns (a killed worker
+leaves its folder on a volume others share).
 """
 
 import logging
@@ -34,6 +35,7 @@ from core.media_keys import media_prefix
 from core.notes import add_note
 from core.parts import complete_unfinished, give_up_part, lost_too_often, requeue_part, stale_parts
 from core.settings import Settings
+from core.webhook_outbox import due_count
 from schemas.tables import FailureKind, JobState, NoteKind, PartKind, TranscodeJob, WorkerNode, utcnow
 from workers.sources import sources_dir
 
@@ -74,12 +76,19 @@ def queued_count(engine) -> int:
 class Supervisor:
     """Registry heartbeat + reaper, on a daemon thread of the worker's main process."""
 
-    def __init__(self, settings: Settings, ring: Callable[[str], None], concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ring: Callable[[str], None],
+        concurrency: int | None = None,
+        ring_webhooks: Callable[[str], None] | None = None,
+    ) -> None:
         self.engine = get_engine(settings)
         self.settings = settings
         self.scratch = settings.tmp_dir / "jobs"
         self.downloads = settings.tmp_dir / "imports"  # workers.imports.download_path
         self.ring = ring
+        self.ring_webhooks = ring_webhooks
         self.name = node_name()
         self.concurrency = concurrency
         self._stop = threading.Event()
@@ -118,6 +127,7 @@ class Supervisor:
                     self.end_cancelled()
                     self.finish_complete()
                     self.ring_waiting()
+                    self.ring_deliveries()
                     sweep_scratch(self.scratch, live_attempts(self.engine))
                     sweep_scratch(sources_dir(self.settings), live_generations(self.engine))
                     sweep_scratch(self.downloads, live_import_attempts(self.engine))
@@ -172,6 +182,12 @@ class Supervisor:
             stores = make_stores(self.settings)
             if finish_if_complete(self.engine, generation, stores, self.ring, measure_vmaf=self.settings.measure_vmaf):
                 log.warning("job %s: finished by the supervisor after its last part", generation.job_id)
+
+    def ring_deliveries(self) -> None:
+        """Ring once for webhook deliveries that are due and nobody is attempting: their doorbell was lost with the
+        broker, or their worker died mid-attempt and its lease ran out (a woken worker attempts every due one)."""
+        if self.ring_webhooks is not None and due_count(self.engine):
+            self.ring_webhooks("due deliveries")
 
     def ring_waiting(self) -> None:
         """Ring for queued jobs and imports nobody took (at most one per pool process: a woken process drains the

@@ -13,9 +13,11 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request,
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlmodel import Session
 
-from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep
+from api.deps import EnqueueDep, SessionDep, SettingsDep, StoresDep, UserDep, WebhookBellDep
 from api.errors import refusal_response, status_for
+from api.webhook_events import report_refused_upload
 from core.errors import Refusal, Refused
 from ingest.housekeeping import sweep_periodically
 from ingest.tus import (
@@ -160,6 +162,7 @@ async def append_bytes(
     session: SessionDep,
     stores: StoresDep,
     enqueue: EnqueueDep,
+    bell: WebhookBellDep,
     upload_offset: Annotated[str | None, Header()] = None,
     content_type: Annotated[str | None, Header()] = None,
     content_length: Annotated[str | None, Header()] = None,
@@ -176,10 +179,32 @@ async def append_bytes(
     offset = _int_header(upload_offset, "Upload-Offset")
     if offset is None:
         raise Refused(Refusal.malformed, "Upload-Offset header is required")
-    rec, new_offset = await tus.receive(rec, offset, _int_header(content_length, "Content-Length"), request.stream())
-    if rec.state == UploadState.ingesting:
-        await run_in_threadpool(tus.ingest, rec, session=session, stores=stores, enqueue=enqueue)
+    try:
+        rec, new_offset = await tus.receive(
+            rec, offset, _int_header(content_length, "Content-Length"), request.stream()
+        )
+        if rec.state == UploadState.ingesting:
+            await run_in_threadpool(tus.ingest, rec, session=session, stores=stores, enqueue=enqueue)
+    except Refused as exc:
+        await run_in_threadpool(_report_if_refused, tus, rec, exc, session, bell)
+        raise
     return Response(status_code=204, headers=_state_headers(rec, new_offset))
+
+
+def _report_if_refused(
+    tus: TusStore, before: UploadRecord, exc: Refused, session: Session, bell: Callable[[str], None]
+) -> None:
+    """`upload.refused` when this PATCH is what refused the upload (its bytes, not the request's headers)."""
+    if before.state == UploadState.refused:
+        return
+    try:
+        after = tus.load(before.owner_id, before.id)
+    except Refused:
+        return
+    if after.state == UploadState.refused:
+        report_refused_upload(
+            session, bell, after.owner_id, exc, filename=after.filename, title=after.title, upload_id=after.id
+        )
 
 
 @router.delete("/{upload_id}", status_code=204, dependencies=Versioned, responses=REFUSALS)

@@ -20,10 +20,13 @@ from api.deps import (
     StoresDep,
     UserDep,
     VideoDep,
+    WebhookBellDep,
 )
 from api.downloads import change_downloads
 from api.errors import Responses
 from api.presenters import video_read
+from api.webhook_events import emit_deleted, report_refused_upload
+from core.errors import Refused
 from core.media_keys import media_prefix
 from core.titles import checked_title
 from ingest.intake import accept_upload
@@ -55,6 +58,7 @@ def upload_video(
     settings: SettingsDep,
     enqueue: EnqueueDep,
     signer: SignerDep,
+    bell: WebhookBellDep,
     title: Annotated[str | None, Form(max_length=200)] = None,
     description: Annotated[str, Form(max_length=5000)] = "",
     visibility: Annotated[VisibilityName, Form()] = "public",
@@ -62,18 +66,22 @@ def upload_video(
     # Authenticated: the pooled connection goes back while the source is copied, probed and stored (minutes for a
     # big file); the ingest checks one out again to record the video.
     session.close()
-    video = accept_upload(
-        file.file,
-        file.filename,
-        title,
-        owner_id=user.id,
-        description=description,
-        visibility=visibility,
-        session=session,
-        stores=stores,
-        settings=settings,
-        enqueue=enqueue,
-    )
+    try:
+        video = accept_upload(
+            file.file,
+            file.filename,
+            title,
+            owner_id=user.id,
+            description=description,
+            visibility=visibility,
+            session=session,
+            stores=stores,
+            settings=settings,
+            enqueue=enqueue,
+        )
+    except Refused as exc:
+        report_refused_upload(session, bell, user.id, exc, filename=file.filename, title=title)
+        raise
     return video_read(video, [], owner=user, viewer=user, playback=signer.for_owner(video))
 
 
@@ -195,7 +203,7 @@ def update_video(
 
 
 @router.delete("/{video_id}", status_code=204, responses=NOT_FOUND)
-def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep) -> None:
+def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep, bell: WebhookBellDep) -> None:
     # Blobs first: if storage fails the row stays, so the delete can be retried and nothing is orphaned.
     try:
         stores.media.delete_prefix(media_prefix(video.id))
@@ -203,5 +211,8 @@ def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep) -
     except Exception as exc:
         log.exception("video %s: storage failed while deleting; row kept", video.id)  # details for operators only
         raise HTTPException(503, "storage unavailable, video not deleted: try again later") from exc
+    queued = emit_deleted(session, video)  # committed with the deletion (the outbox)
     session.execute(delete(Video).where(col(Video.id) == video.id))
     session.commit()
+    if queued:
+        bell(f"deleted {video.id}")

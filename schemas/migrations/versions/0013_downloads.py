@@ -1,7 +1,7 @@
 """downloads: the owner's MP4 and M4A of a video
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 
 A video records whether its owner turned downloads on and which rung the MP4 is of; each file (the MP4 of a
 rung, the M4A of the audio) is a row of `downloads`, made by a download part after the video is ready.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
