@@ -7,18 +7,23 @@ rebinding) or a redirect to an internal host is refused as well. The operator's 
 (`egress_allowed_hosts`) lets named hosts through, e.g. a receiver on the same machine in a test or an
 intranet service on purpose.
 
-httpx-secure is an async-only library; Celery tasks call it inside `asyncio.run`.
+httpx-secure is an async-only library; sync code (Celery tasks) runs its requests through `run_async`.
 """
 
+import asyncio
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from typing import Any, TypeVar
 
 import httpx
 from httpx_secure import SSRFProtectionError, httpx_ssrf_protection
 
 from core.settings import Settings
+
+T = TypeVar("T")
 
 SCHEMES = ("http", "https")
 _NAT64 = ip_network("64:ff9b::/96")  # well-known NAT64 prefix: the last 32 bits are an IPv4 address
@@ -127,3 +132,14 @@ def refused(exc: BaseException) -> EgressRefused | None:
         return EgressRefused(EgressReason.private_address, _private_message(str(exc.hostname or "")))
     cause = exc.__cause__ or exc.__context__
     return refused(cause) if cause is not None and cause is not exc else None
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a guarded request's coroutine from sync code, in a thread of its own if this one already runs an event
+    loop (asyncio.run refuses that: an embedding app, or Playwright's sync API in the same process)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="egress") as pool:
+        return pool.submit(asyncio.run, coro).result()

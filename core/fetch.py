@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from core.egress import egress_client, refused
+from core.egress import egress_client, refused, run_async
 from core.errors import too_large_detail
 from core.settings import Settings
 from schemas.tables import FailureKind
@@ -121,7 +121,7 @@ def fetch(url: str, dest: Path, settings: Settings, progress: Progress, stop: Ca
     caller owns it."""
     limits = FetchLimits.from_settings(settings)
     try:
-        return asyncio.run(_fetch_within(url, dest, settings, limits, progress, stop))
+        return run_async(_fetch_within(url, dest, settings, limits, progress, stop))
     except (FetchFailed, FetchStopped):
         raise
     except TimeoutError as exc:  # asyncio.timeout: the whole download, connecting included

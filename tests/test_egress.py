@@ -13,7 +13,7 @@ from ipaddress import ip_address
 import httpx
 import pytest
 
-from core.egress import EgressReason, EgressRefused, check_url, egress_client, is_public, refused
+from core.egress import EgressReason, EgressRefused, check_url, egress_client, is_public, refused, run_async
 from core.settings import Settings
 
 
@@ -100,7 +100,7 @@ def _get(settings: Settings, url: str) -> httpx.Response:
         async with egress_client(settings, timeout=5) as client:
             return await client.get(url)
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def test_a_connection_to_an_internal_address_is_refused(internal_server: int) -> None:
@@ -121,3 +121,18 @@ def test_a_redirect_to_an_internal_host_is_refused(internal_server: int) -> None
         _get(Settings(egress_allowed_hosts="127.0.0.1"), url)
     found = refused(e.value)
     assert found is not None and found.reason == EgressReason.private_address
+
+
+def test_a_guarded_request_runs_from_code_inside_an_event_loop(internal_server: int) -> None:
+    """Sync callers (a worker's import, a webhook batch) inside a process that already runs a loop in this thread:
+    asyncio.run alone refuses with RuntimeError."""
+    settings = Settings(egress_allowed_hosts="127.0.0.1")
+
+    async def get() -> httpx.Response:
+        async with egress_client(settings, timeout=5) as client:
+            return await client.get(f"http://127.0.0.1:{internal_server}/")
+
+    async def caller() -> int:
+        return run_async(get()).status_code  # sync code called from a coroutine, as Playwright's sync API does
+
+    assert asyncio.run(caller()) == 200

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import httpx
 
 from core.db import get_engine
-from core.egress import egress_client, refused
+from core.egress import egress_client, refused, run_async
 from core.settings import Settings
 from core.webhook_outbox import Claimed, Outcome, claim, record
 from core.webhooks import next_wait, parse_schedule, sign
@@ -51,7 +51,7 @@ def deliver_due(settings: Settings, limit: int = DRAIN_LIMIT) -> Drained:
             batch.append(attempt)
         if not batch:
             return Drained(done, soonest, more=False)
-        outcomes = asyncio.run(_send_all(batch, settings))
+        outcomes = run_async(_send_all(batch, settings))
         for attempt, outcome in zip(batch, outcomes, strict=True):
             state = record(engine, attempt, outcome, schedule, settings.webhook_disable_after_failures)
             log.info("webhook delivery %s attempt %d: %s -> %s", attempt.delivery_id, attempt.attempt,
