@@ -157,27 +157,33 @@ def _buckets(h: Histogram, bounds: Sequence[float]) -> list[tuple[str, float]]:
     return [*((repr(float(b)), float(n)) for b, n in zip(bounds, h.le, strict=True)), ("+Inf", float(h.count))]
 
 
+def _by_label(
+    family: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, doc: str, label: str, counts: dict[str, int]
+) -> GaugeMetricFamily | CounterMetricFamily:
+    """One sample per label value, in a stable order."""
+    metric = family(name, doc, labels=[label])
+    for value, n in sorted(counts.items()):
+        metric.add_metric([value], n)
+    return metric
+
+
 def metric_families(f: Facts) -> list[Metric]:
     """The exposition, built from facts alone (no I/O)."""
-    jobs = GaugeMetricFamily("streamify_jobs", "Transcode jobs by state (queued = queue depth).", labels=["state"])
-    for state, n in sorted(f.jobs.items()):
-        jobs.add_metric([state], n)
-    videos = GaugeMetricFamily("streamify_videos", "Videos by status.", labels=["status"])
-    for status, n in sorted(f.videos.items()):
-        videos.add_metric([status], n)
-    failures = CounterMetricFamily(
-        "streamify_job_failures", "Failed transcode jobs by kind of failure.", labels=["reason"]
+    jobs = _by_label(
+        GaugeMetricFamily, "streamify_jobs", "Transcode jobs by state (queued = queue depth).", "state", f.jobs
     )
-    for kind, n in sorted(f.failures.items()):
-        failures.add_metric([kind], n)
-    imports = GaugeMetricFamily("streamify_imports", "Imports from a URL by state.", labels=["state"])
-    for state, n in sorted(f.imports.items()):
-        imports.add_metric([state], n)
-    import_failures = CounterMetricFamily(
-        "streamify_import_failures", "Failed imports from a URL by kind of failure.", labels=["reason"]
+    videos = _by_label(GaugeMetricFamily, "streamify_videos", "Videos by status.", "status", f.videos)
+    failures = _by_label(
+        CounterMetricFamily, "streamify_job_failures", "Failed transcode jobs by kind of failure.", "reason", f.failures
     )
-    for kind, n in sorted(f.import_failures.items()):
-        import_failures.add_metric([kind], n)
+    imports = _by_label(GaugeMetricFamily, "streamify_imports", "Imports from a URL by state.", "state", f.imports)
+    import_failures = _by_label(
+        CounterMetricFamily,
+        "streamify_import_failures",
+        "Failed imports from a URL by kind of failure.",
+        "reason",
+        f.import_failures,
+    )
     stored = GaugeMetricFamily(
         "streamify_stored_bytes",
         "Bytes kept in blob storage: kind=source (uploaded originals) and kind=media (HLS segments, from each "
