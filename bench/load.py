@@ -11,8 +11,10 @@ infra.nginx in front of two API nodes, a worker) plus a second worker. For a fix
   (transport errors and timeouts) and latency;
 - faults are injected on a schedule: a worker SIGKILLed (its whole process tree, as a dead container) and
   restarted, a worker frozen with SIGSTOP (tree: a VM pause) for longer than the stale-job timeout, Redis
-  killed and restarted without persistence, Azurite frozen (a hung storage endpoint), every PostgreSQL
-  connection of the database terminated.
+  killed and restarted without persistence, Azurite frozen (a hung storage endpoint) or shut down (an
+  unreachable one), every PostgreSQL connection of the database terminated. A second Azurite stands for the
+  account's read-only secondary region (RA-GRS), brought up to date every few seconds as Azure's geo-replication
+  would, and nginx falls back to it (STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT); `--no-secondary` runs without.
 
 Then it waits (bounded) for the queue to empty and checks every upload from the database and through nginx:
 jobs lost (accepted upload with no video or job, or a failed/cancelled one), stuck (still queued or running),
@@ -22,7 +24,8 @@ logs, or a master rewritten after its job finished), ready videos that do not pl
 PASS/FAIL; the exit status is 1 when a goal failed.
 
     .venv/bin/python -m bench.load [--creators 3] [--viewers 8] [--duration S]
-                                   [--faults kill,stop,redis,storage,db | none] [--keep]
+                                   [--faults kill,stop,redis,storage,storage-down,db | none]
+                                   [--no-secondary] [--replication-seconds 5] [--keep]
 """
 
 import argparse
@@ -812,6 +815,15 @@ def accounts(database_url: str, count: int) -> list[str]:
     return tokens
 
 
+def replicate(run: Run, secondary: Azurite) -> None:
+    """Azure's geo-replication, every --replication-seconds while the primary answers (a stand-in: see
+    Azurite.replicate_to); what it had not copied when the primary went down is missing on the secondary."""
+    container = run.stack.settings.azure_media_container
+    while not run.over.wait(run.args.replication_seconds):
+        with contextlib.suppress(Exception):  # the primary is down (a fault): the secondary keeps what it has
+            run.azurite.replicate_to(secondary, container)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--creators", type=int, default=3)
@@ -824,6 +836,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--storage-seconds", type=float, default=20, help="how long Azurite stays frozen")
     parser.add_argument("--storage-down-seconds", type=float, default=90,
                         help="how long Azurite stays down: beyond the blob client's retries (15+18+24 s)")  # fmt: skip
+    parser.add_argument("--no-secondary", action="store_true",
+                        help="no read-only secondary store (RA-GRS) behind nginx: uncached media fail while "
+                             "Azurite is down")  # fmt: skip
+    parser.add_argument("--replication-seconds", type=float, default=5,
+                        help="how often the secondary is brought up to date (Azure's geo-replication lag)")
     parser.add_argument("--restart-after", type=float, default=2, help="a killed worker restarts after this")
     parser.add_argument("--inflight", type=int, default=2, help="uploads each creator keeps unfinished")
     parser.add_argument("--think", type=float, default=0.3, help="seconds a viewer waits between two plays")
@@ -857,6 +874,7 @@ def main(argv: list[str] | None = None) -> int:
     data.mkdir()
     redis = Redis(free_port(), work / "redis.log")
     azurite = Azurite(free_port(), work / "azurite")
+    secondary = None if args.no_secondary else Azurite(free_port(), work / "azurite-secondary")
     db = Database()
     stack: LocalStack | None = None
     run: Run | None = None
@@ -867,6 +885,8 @@ def main(argv: list[str] | None = None) -> int:
         db.create()
         redis.start()
         azurite.start()
+        if secondary is not None:
+            secondary.start()
         os.environ.update({
             "STREAMIFY_DATA_DIR": str(data),
             "STREAMIFY_DATABASE_URL": db.url,
@@ -878,6 +898,10 @@ def main(argv: list[str] | None = None) -> int:
             "STREAMIFY_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
         })  # fmt: skip
         os.environ.pop("STREAMIFY_SEGMENT_BASE_URL", None)
+        if secondary is not None:
+            os.environ["STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT"] = secondary.blob_endpoint
+        else:
+            os.environ.pop("STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT", None)
         from core.db import migrate
         from core.settings import get_settings
 
@@ -894,7 +918,8 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(args, stack, workers, redis, azurite, db)
         run.tokens = accounts(db.url, args.creators)
         console.print(f"stack {stack.url}: nginx -> 2 API nodes, 2 workers; Redis :{redis.port}, Azurite "
-                      f":{azurite.port}; {args.creators} creators, {args.viewers} viewers, {args.duration:.0f} s; "
+                      f":{azurite.port}" + (f" (secondary :{secondary.port}, replicated every "
+                      f"{args.replication_seconds:g} s)" if secondary else " (no secondary)") + f"; {args.creators} creators, {args.viewers} viewers, {args.duration:.0f} s; "
                       f"faults: {', '.join(f'{f.name}@{f.start:.0f}s' for f in args.plan) or 'none'}")  # fmt: skip
         threads = [threading.Thread(target=creator, args=(run, i, tok, clips), name=f"creator-{i}", daemon=True)
                    for i, tok in enumerate(run.tokens)]  # fmt: skip
@@ -902,6 +927,8 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(args.viewers)]  # fmt: skip
         injectors = [threading.Thread(target=inject, args=(run, f), name=f"fault-{f.name}", daemon=True)
                      for f in args.plan]  # fmt: skip
+        if secondary is not None:
+            threads.append(threading.Thread(target=replicate, args=(run, secondary), name="replication", daemon=True))
         run.t0, run.wall0 = time.monotonic(), time.time()
         for t in threads + injectors:
             t.start()
@@ -931,6 +958,8 @@ def main(argv: list[str] | None = None) -> int:
         if stack is not None:
             stack.stop()
         azurite.stop()
+        if secondary is not None:
+            secondary.stop()
         redis.stop()
         if passed and not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -81,8 +81,39 @@ class Azurite:
     def connection_string(self) -> str:
         return (
             f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
+            f"BlobEndpoint={self.blob_endpoint};"
         )
+
+    @property
+    def blob_endpoint(self) -> str:
+        """As STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT names a secondary: the account's blob service URL."""
+        return f"http://127.0.0.1:{self.port}/devstoreaccount1"
+
+    def replicate_to(self, secondary: "Azurite", container: str) -> int:
+        """Make `secondary`'s copy of `container` match this one's; how many blobs it copied or deleted.
+
+        Stands in for Azure's geo-replication (RA-GRS), which no emulator runs (Azurite has no second region).
+        Blobs are compared by name and size (media blobs are never rewritten in place); their content type and
+        cache control travel with them, as Azure replicates them.
+        """
+        from azure.storage.blob import BlobServiceClient
+
+        source = BlobServiceClient.from_connection_string(self.connection_string).get_container_client(container)
+        target = BlobServiceClient.from_connection_string(secondary.connection_string).get_container_client(container)
+        if not target.exists():
+            target.create_container()
+        have = {b.name: b.size for b in target.list_blobs()}
+        changed = 0
+        for blob in source.list_blobs():
+            if have.pop(blob.name, None) == blob.size:
+                continue
+            data = source.download_blob(blob.name).readall()
+            target.upload_blob(blob.name, data, overwrite=True, content_settings=blob.content_settings)
+            changed += 1
+        for name in have:  # deleted on the primary since the last round
+            target.delete_blob(name)
+            changed += 1
+        return changed
 
     def start(self) -> None:
         if not AZURITE_BIN.exists():

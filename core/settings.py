@@ -155,6 +155,14 @@ class Settings(BaseSettings):
     # (minted each time the config is rendered).
     nginx_cache_max_size: str = "10g"
     nginx_blob_sas_days: int = Field(default=365, ge=1)
+    # The media account's read-only secondary (RA-GRS / RA-GZRS: https://<account>-secondary.blob.core.windows.net,
+    # the same SAS is valid there): nginx fetches what it has not cached from it while the primary fails, so a
+    # storage outage costs viewers nothing but replication lag. Only nginx reads it; writes go to the primary.
+    azure_secondary_blob_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]+)*/?$",
+        description="Read-only secondary blob endpoint of the media account (RA-GRS), nginx's fallback origin.",
+    )
     # How long nginx trusts an API node's answer to "may this video's media be served without a signature?"
     # (public/unlisted yes, private no): a video made private locks its unsigned URLs within this delay.
     nginx_access_cache_seconds: int = Field(default=10, ge=1, le=3600)

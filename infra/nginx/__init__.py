@@ -11,7 +11,7 @@ core/, so rendering it never imports the API.
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -72,11 +72,26 @@ class BlobOrigin:
     port: int
     path: str  # container path, e.g. /devstoreaccount1/streamify-media (Azurite) or /streamify-media
     sas: str
+    # The account's read-only secondary (RA-GRS), same container and SAS: nginx's fallback for what it has not
+    # cached while this one fails (STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT). None: no fallback.
+    secondary: "BlobOrigin | None" = None
 
     @property
     def host_header(self) -> str:
         default = 443 if self.scheme == "https" else 80
         return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+def _origin(url: str, container_path: str, sas: str) -> BlobOrigin:
+    parts = urlsplit(url)
+    scheme = parts.scheme or "https"
+    return BlobOrigin(
+        scheme=scheme,
+        host=parts.hostname or "",
+        port=parts.port or (443 if scheme == "https" else 80),
+        path=(parts.path.rstrip("/") + container_path).rstrip("/"),
+        sas=sas,
+    )
 
 
 @dataclass(frozen=True)
@@ -137,15 +152,11 @@ def blob_origin(settings: Settings, *, days: int | None = None) -> BlobOrigin:
         start=now - timedelta(minutes=5),
         expiry=now + timedelta(days=days or settings.nginx_blob_sas_days),
     )
-    url = urlsplit(container.url)
-    scheme = url.scheme or "https"
-    return BlobOrigin(
-        scheme=scheme,
-        host=url.hostname or "",
-        port=url.port or (443 if scheme == "https" else 80),
-        path=url.path.rstrip("/"),
-        sas=sas,
-    )
+    primary = _origin(container.url, "", sas)
+    if not settings.azure_secondary_blob_endpoint:
+        return primary
+    # A SAS signs the account and container names, not the host: the secondary accepts the primary's.
+    return replace(primary, secondary=_origin(settings.azure_secondary_blob_endpoint, f"/{container.container_name}", sas))
 
 
 def nginx_plan(

@@ -375,6 +375,10 @@ resource "azurerm_container_app" "edge" {
         value = azurerm_storage_container.media.name
       }
       env {
+        name  = "STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT" # nginx's fallback origin while the primary fails
+        value = azurerm_storage_account.main.secondary_blob_endpoint
+      }
+      env {
         name  = "STREAMIFY_MAX_UPLOAD_BYTES"
         value = tostring(10 * 1024 * 1024 * 1024)
       }

@@ -7,7 +7,7 @@ resource "azurerm_storage_account" "main" {
   resource_group_name             = azurerm_resource_group.main.name
   location                        = azurerm_resource_group.main.location
   account_tier                    = "Standard"
-  account_replication_type        = "GZRS"
+  account_replication_type        = "RAGZRS" # read-access secondary in the paired region: the edge's fallback origin
   account_kind                    = "StorageV2"
   min_tls_version                 = "TLS1_2"
   https_traffic_only_enabled      = true
@@ -55,6 +55,28 @@ resource "azurerm_private_endpoint" "blob" {
 
   private_dns_zone_group {
     name                 = "blob"
+    private_dns_zone_ids = [azurerm_private_dns_zone.blob.id]
+  }
+}
+
+# The read-only secondary (RA-GZRS) through a private endpoint of its own: the edge reads media from it when
+# the primary fails (STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT; the same SAS is valid there).
+resource "azurerm_private_endpoint" "blob_secondary" {
+  name                = "${var.name}-blob-secondary-pe"
+  location            = azurerm_resource_group.main.location
+  resource_group_name = azurerm_resource_group.main.name
+  subnet_id           = azurerm_subnet.endpoints.id
+  tags                = var.tags
+
+  private_service_connection {
+    name                           = "blob-secondary"
+    private_connection_resource_id = azurerm_storage_account.main.id
+    subresource_names              = ["blob_secondary"]
+    is_manual_connection           = false
+  }
+
+  private_dns_zone_group {
+    name                 = "blob-secondary"
     private_dns_zone_ids = [azurerm_private_dns_zone.blob.id]
   }
 }
