@@ -839,8 +839,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-secondary", action="store_true",
                         help="no read-only secondary store (RA-GRS) behind nginx: uncached media fail while "
                              "Azurite is down")  # fmt: skip
-    parser.add_argument("--replication-seconds", type=float, default=5,
-                        help="how often the secondary is brought up to date (Azure's geo-replication lag)")
+    parser.add_argument(
+        "--replication-seconds",
+        type=float,
+        default=5,
+        help="how often the secondary is brought up to date (Azure's geo-replication lag)",
+    )
     parser.add_argument("--restart-after", type=float, default=2, help="a killed worker restarts after this")
     parser.add_argument("--inflight", type=int, default=2, help="uploads each creator keeps unfinished")
     parser.add_argument("--think", type=float, default=0.3, help="seconds a viewer waits between two plays")
@@ -917,10 +921,12 @@ def main(argv: list[str] | None = None) -> int:
         workers = [c for c in stack.children if c.name.startswith("worker")]
         run = Run(args, stack, workers, redis, azurite, db)
         run.tokens = accounts(db.url, args.creators)
+        where = (f" (secondary :{secondary.port}, replicated every {args.replication_seconds:g} s)"
+                 if secondary else " (no secondary)")  # fmt: skip
         console.print(f"stack {stack.url}: nginx -> 2 API nodes, 2 workers; Redis :{redis.port}, Azurite "
-                      f":{azurite.port}" + (f" (secondary :{secondary.port}, replicated every "
-                      f"{args.replication_seconds:g} s)" if secondary else " (no secondary)") + f"; {args.creators} creators, {args.viewers} viewers, {args.duration:.0f} s; "
-                      f"faults: {', '.join(f'{f.name}@{f.start:.0f}s' for f in args.plan) or 'none'}")  # fmt: skip
+                      f":{azurite.port}{where}; {args.creators} creators, {args.viewers} viewers, "
+                      f"{args.duration:.0f} s; faults: "
+                      f"{', '.join(f'{f.name}@{f.start:.0f}s' for f in args.plan) or 'none'}")  # fmt: skip
         threads = [threading.Thread(target=creator, args=(run, i, tok, clips), name=f"creator-{i}", daemon=True)
                    for i, tok in enumerate(run.tokens)]  # fmt: skip
         threads += [threading.Thread(target=viewer, args=(run, i), name=f"viewer-{i}", daemon=True)

@@ -5,6 +5,7 @@ Redis on 6379 or a shared database: it starts a redis-server and an Azurite of i
 and creates (then drops) its own PostgreSQL database on the local server.
 """
 
+import contextlib
 import os
 import secrets
 import signal
@@ -96,6 +97,7 @@ class Azurite:
         Blobs are compared by name and size (media blobs are never rewritten in place); their content type and
         cache control travel with them, as Azure replicates them.
         """
+        from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.blob import BlobServiceClient
 
         source = BlobServiceClient.from_connection_string(self.connection_string).get_container_client(container)
@@ -107,11 +109,15 @@ class Azurite:
         for blob in source.list_blobs():
             if have.pop(blob.name, None) == blob.size:
                 continue
-            data = source.download_blob(blob.name).readall()
+            try:
+                data = source.download_blob(blob.name).readall()
+            except ResourceNotFoundError:  # deleted since the listing (a worker's scratch part): nothing to copy
+                continue
             target.upload_blob(blob.name, data, overwrite=True, content_settings=blob.content_settings)
             changed += 1
         for name in have:  # deleted on the primary since the last round
-            target.delete_blob(name)
+            with contextlib.suppress(ResourceNotFoundError):
+                target.delete_blob(name)
             changed += 1
         return changed
 

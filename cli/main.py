@@ -72,6 +72,13 @@ def up(
         from cli.stack import run_stack
 
         raise typer.Exit(run_stack(settings, nodes=nodes, host=host, port=port, console=console))
+    from core.playback_secret import SecretMissing, playback_secret
+
+    try:  # the node would refuse to start without it: say so before anything runs, not after "is up"
+        playback_secret(settings)
+    except SecretMissing as exc:
+        Console(stderr=True).print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     # uvicorn re-raises SIGTERM after its shutdown, so `finally` may never run: the worker also dies with us.
     worker = subprocess.Popen(
         local_worker_argv(settings.worker_concurrency, settings.queue), preexec_fn=die_with_parent()

@@ -41,15 +41,20 @@ def test_the_secondary_endpoint_becomes_a_fallback_origin_with_the_same_sas(tmp_
     assert "proxy_ssl_name acct-secondary.blob.core.windows.net;" in text
     assert "server acct-secondary.blob.core.windows.net:443;" in text
     # Without the setting there is no fallback: a failing primary is a 502 for what nginx has not cached.
-    plain = render_nginx(nginx_plan(settings.model_copy(update={"azure_secondary_blob_endpoint": None}),
-                                    ["127.0.0.1:9000"], listen="127.0.0.1:8080", state_dir=tmp_path / "n2"))  # fmt: skip
-    assert "secondary" not in plain
+    without = settings.model_copy(update={"azure_secondary_blob_endpoint": None})
+    plain = render_nginx(nginx_plan(without, ["127.0.0.1:9000"], listen="127.0.0.1:8080", state_dir=tmp_path / "n2"))
+    assert "@blob_secondary" not in plain and "streamify_blob_secondary" not in plain
 
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["ftp://acct-secondary.blob.core.windows.net", "https://acct-secondary.blob.core.windows.net/?sig=x",
-     "https://user@acct-secondary.blob.core.windows.net", "https://host/$var", "not a url"],  # fmt: skip
+    [
+        "ftp://acct-secondary.blob.core.windows.net",
+        "https://acct-secondary.blob.core.windows.net/?sig=x",
+        "https://user@acct-secondary.blob.core.windows.net",
+        "https://host/$var",
+        "not a url",
+    ],  # fmt: skip
 )
 def test_a_secondary_endpoint_nginx_cannot_take_is_refused(tmp_path, endpoint):
     with pytest.raises(ValidationError, match="azure_secondary_blob_endpoint"):
@@ -79,7 +84,7 @@ def geo_stack(tmp_path_factory, redis_url, regions) -> Iterator[UpStack]:
         "STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT": secondary.blob_endpoint,
     }
     try:
-        yield from start_up(tmp_path_factory.mktemp("up-geo"), "geo", env, nodes=1)
+        yield from start_up(tmp_path_factory.mktemp("up-geo"), "geo", env)
     finally:
         drop_pg_database(db)
 

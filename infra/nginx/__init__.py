@@ -156,7 +156,8 @@ def blob_origin(settings: Settings, *, days: int | None = None) -> BlobOrigin:
     if not settings.azure_secondary_blob_endpoint:
         return primary
     # A SAS signs the account and container names, not the host: the secondary accepts the primary's.
-    return replace(primary, secondary=_origin(settings.azure_secondary_blob_endpoint, f"/{container.container_name}", sas))
+    secondary = _origin(settings.azure_secondary_blob_endpoint, f"/{container.container_name}", sas)
+    return replace(primary, secondary=secondary)
 
 
 def nginx_plan(
