@@ -488,16 +488,40 @@ def _wait_out(s: Session, part: ClaimedPart, settings: Settings, reason: str, ki
     return True, job.not_before
 
 
+def _recorded(engine, part: ClaimedPart) -> bool | None:
+    """Whether this attempt's part is on record as succeeded (its lease stays on the row); None when the
+    database cannot say."""
+    try:
+        with Session(engine) as s:
+            row = s.execute(
+                select(col(JobPart.id)).where(col(JobPart.id) == part.part_id, col(JobPart.lease) == part.lease,
+                                              col(JobPart.state) == PartState.succeeded)
+            ).first()  # fmt: skip
+    except Exception:
+        return None
+    return row is not None
+
+
 def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stores: Stores, root: str) -> str:
     """A part attempt that did not succeed: remove what it wrote, then retry the part, or end the job."""
     engine = get_engine(settings)
     tag = attempt_tag(part.lease)
-    try:
-        for key in stores.media.list(root):
-            if key.rpartition("/")[2].startswith(tag + "."):  # this attempt's files, never another's
-                stores.media.delete_prefix(key)
-    except Exception:
-        log.warning("could not remove part attempt %s's files", part.lease, exc_info=True)
+    recorded = _recorded(engine, part)
+    if recorded is not False:
+        # Its output is (or may be) on record: playlists may name these files, so they stay. An attempt's
+        # leftovers that no playlist names are swept when the video is ready (_after_ready) or its encode ends.
+        log.warning("part %s attempt %s ended after recording its output (%s); its files stay",
+                    part.part_id, part.lease, "recorded" if recorded else "unknown: database unreachable",
+                    exc_info=exc)  # fmt: skip
+        if recorded:
+            return PartState.succeeded
+    else:
+        try:
+            for key in stores.media.list(root):
+                if key.rpartition("/")[2].startswith(tag + "."):  # this attempt's files, never another's
+                    stores.media.delete_prefix(key)
+        except Exception:
+            log.warning("could not remove part attempt %s's files", part.lease, exc_info=True)
     if stop.lost.is_set() or isinstance(exc, _Lost):
         log.warning("part %s was taken from attempt %s; its output is dropped", part.part_id, part.lease)
         return "lost"
