@@ -7,7 +7,6 @@ the record and the end of the attempt) cannot be timed for real, so it is inject
 `finish_if_complete` call raises what an unreachable blob store raises.
 """
 
-
 import pytest
 from azure.core.exceptions import ServiceRequestError
 from sqlmodel import Session, select
