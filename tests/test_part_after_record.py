@@ -16,6 +16,7 @@ from schemas.tables import JobState, Rendition, Video, VideoStatus
 from tests.media import make_clip
 from tests.test_failure_kinds import Install
 from workers.job import run_until_idle
+from workers.parts import _uris  # the playlist reader finishing a job uses: the names it keeps
 
 
 @pytest.fixture
@@ -23,16 +24,6 @@ def install(tmp_path) -> Install:
     from core.settings import Settings
 
     return Install.create(Settings(data_dir=tmp_path / "data"))
-
-
-def _named_files(text: str) -> list[str]:
-    names = []
-    for line in text.splitlines():
-        if line.startswith("#EXT-X-MAP:URI="):
-            names.append(line.split('"')[1])
-        elif line and not line.startswith("#"):
-            names.append(line)
-    return names
 
 
 def test_an_attempt_failing_after_its_record_keeps_the_files_its_playlists_name(install, tmp_path, monkeypatch):
@@ -60,8 +51,8 @@ def test_an_attempt_failing_after_its_record_keeps_the_files_its_playlists_name(
     missing = [
         f"{r.name}/{name}"
         for r in renditions
-        for name in _named_files(r.playlist or "")
+        for name in _uris(r.playlist or "")
         if not install.stores.media.exists(f"{video.media_root}{r.name}/{name}")
     ]
     assert missing == []
-    assert all(_named_files(r.playlist or "") for r in renditions)
+    assert all(_uris(r.playlist or "") for r in renditions)
