@@ -13,9 +13,10 @@ from azure.storage.blob import BlobServiceClient
 from pydantic import ValidationError
 
 from bench.services import Azurite
+from core.media_keys import STORYBOARD_VTT
 from core.settings import Settings
 from infra.nginx import DELIVERY_HEADER, blob_origin, nginx_plan, render_nginx
-from tests.conftest import drop_pg_database, free_port, new_pg_database, upload, wait_status
+from tests.conftest import drop_pg_database, free_port, new_pg_database, upload, wait_for, wait_status
 from tests.media import make_clip
 from tests.test_delivery import UpStack, _current_time, _watch, media_urls, start_up
 
@@ -104,11 +105,19 @@ def test_media_plays_from_the_secondary_while_the_primary_store_is_down(geo_stac
         assert video["status"] == "ready", video
         _, urls = media_urls(client, video)
         init, first, second, *_ = urls
+        # The storyboard comes after ready; the page asks for it: replicate once it is in the store too.
+        media = BlobServiceClient.from_connection_string(primary.connection_string).get_container_client(
+            "streamify-media"
+        )
+        wait_for(
+            lambda: any(b.name.endswith(STORYBOARD_VTT) for b in media.list_blobs(name_starts_with=f"{video['id']}/")),
+            "the storyboard",
+            120,
+        )
         assert primary.replicate_to(secondary, "streamify-media") > 0
         warm = client.get(first)  # cached while the primary answers
         assert warm.status_code == 200 and "x-streamify-origin" not in warm.headers
-        store = BlobServiceClient.from_connection_string(primary.connection_string)
-        stored = store.get_container_client("streamify-media").download_blob(init.removeprefix("/media/")).readall()
+        stored = media.download_blob(init.removeprefix("/media/")).readall()
         # What the replication had not reached when the region failed is missing there too.
         unreplicated = f"{second.rsplit('/', 1)[0]}/unreplicated.m4s"
 
