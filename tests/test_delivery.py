@@ -114,34 +114,33 @@ def start_up(tmp: Path, name: str, env_extra: dict[str, str], nodes: int = 2) ->
     stop(proc)
 
 
+def start_on_own_database(tmp: Path, name: str, redis_url: str, env_extra: dict[str, str]) -> Iterator[UpStack]:
+    """start_up on a PostgreSQL database of its own (dropped after) and the test Redis."""
+    db, db_url = new_pg_database()
+    env = {"STREAMIFY_DATABASE_URL": db_url.replace("postgresql://", "postgresql+psycopg://"),
+           "STREAMIFY_BROKER_URL": redis_url, **env_extra}  # fmt: skip
+    try:
+        yield from start_up(tmp, name, env)
+    finally:
+        drop_pg_database(db)
+
+
 @pytest.fixture(scope="module")
 def disk_stack(tmp_path_factory, redis_url) -> Iterator[UpStack]:
     """Two nodes + nginx + worker, PostgreSQL and Redis, blobs on local disk (nginx serves /media/ from them)."""
-    db, db_url = new_pg_database()
-    env = {"STREAMIFY_DATABASE_URL": db_url.replace("postgresql://", "postgresql+psycopg://"),
-           "STREAMIFY_BROKER_URL": redis_url}  # fmt: skip
-    try:
-        yield from start_up(tmp_path_factory.mktemp("up-disk"), "disk", env)
-    finally:
-        drop_pg_database(db)
+    yield from start_on_own_database(tmp_path_factory.mktemp("up-disk"), "disk", redis_url, {})
 
 
 @pytest.fixture(scope="module")
 def azure_stack(tmp_path_factory, redis_url, azurite) -> Iterator[UpStack]:
     """The same on Azurite: nginx fetches media blobs with its own SAS and keeps them in its disk cache."""
-    db, db_url = new_pg_database()
     tag = secrets.token_hex(3)
     env = {
-        "STREAMIFY_DATABASE_URL": db_url.replace("postgresql://", "postgresql+psycopg://"),
-        "STREAMIFY_BROKER_URL": redis_url,
         "STREAMIFY_AZURE_CONNECTION_STRING": azurite.connection_string,
         "STREAMIFY_AZURE_MEDIA_CONTAINER": f"delivery-media-{tag}",
         "STREAMIFY_AZURE_SOURCE_CONTAINER": f"delivery-sources-{tag}",
     }
-    try:
-        yield from start_up(tmp_path_factory.mktemp("up-azure"), "azure", env)
-    finally:
-        drop_pg_database(db)
+    yield from start_on_own_database(tmp_path_factory.mktemp("up-azure"), "azure", redis_url, env)
 
 
 @pytest.fixture(scope="module")

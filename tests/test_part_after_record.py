@@ -7,26 +7,18 @@ the record and the end of the attempt) cannot be timed for real, so it is inject
 `finish_if_complete` call raises what an unreachable blob store raises.
 """
 
-import pytest
 from azure.core.exceptions import ServiceRequestError
 from sqlmodel import Session, select
 
 import workers.parts
 from schemas.tables import JobState, Rendition, Video, VideoStatus
 from tests.media import make_clip
-from tests.test_failure_kinds import Install
+from tests.test_failure_kinds import install  # noqa: F401 - the embedded install with one creator
 from workers.job import run_until_idle
 from workers.parts import _uris  # the playlist reader finishing a job uses: the names it keeps
 
 
-@pytest.fixture
-def install(tmp_path) -> Install:
-    from core.settings import Settings
-
-    return Install.create(Settings(data_dir=tmp_path / "data"))
-
-
-def test_an_attempt_failing_after_its_record_keeps_the_files_its_playlists_name(install, tmp_path, monkeypatch):
+def test_an_attempt_failing_after_its_record_keeps_the_files_its_playlists_name(install, tmp_path, monkeypatch):  # noqa: F811
     clip = make_clip(tmp_path / "two-ranges.mp4", size="640x360", seconds=10, channels=2)
     job = install.add_job("recorded then unlucky", clip)
     real = workers.parts.finish_if_complete

@@ -16,9 +16,9 @@ from bench.services import Azurite
 from core.media_keys import STORYBOARD_VTT
 from core.settings import Settings
 from infra.nginx import DELIVERY_HEADER, blob_origin, nginx_plan, render_nginx
-from tests.conftest import drop_pg_database, free_port, new_pg_database, upload, wait_for, wait_status
+from tests.conftest import free_port, upload, wait_for, wait_status
 from tests.media import make_clip
-from tests.test_delivery import UpStack, _current_time, _watch, media_urls, start_up
+from tests.test_delivery import UpStack, _current_time, _watch, media_urls, start_on_own_database
 
 AZURE_KEY = "a2V5LWZvci10ZXN0cy1vbmx5LW5vdC1hLXJlYWwtYWNjb3VudC1rZXk="  # any base64 signs a SAS
 
@@ -77,17 +77,11 @@ def regions(tmp_path_factory) -> Iterator[tuple[Azurite, Azurite]]:
 @pytest.fixture(scope="module")
 def geo_stack(tmp_path_factory, redis_url, regions) -> Iterator[UpStack]:
     primary, secondary = regions
-    db, db_url = new_pg_database()
     env = {
-        "STREAMIFY_DATABASE_URL": db_url.replace("postgresql://", "postgresql+psycopg://"),
-        "STREAMIFY_BROKER_URL": redis_url,
         "STREAMIFY_AZURE_CONNECTION_STRING": primary.connection_string,
         "STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT": secondary.blob_endpoint,
     }
-    try:
-        yield from start_up(tmp_path_factory.mktemp("up-geo"), "geo", env)
-    finally:
-        drop_pg_database(db)
+    yield from start_on_own_database(tmp_path_factory.mktemp("up-geo"), "geo", redis_url, env)
 
 
 @pytest.fixture(scope="module")

@@ -503,16 +503,17 @@ def _recorded(engine, part: ClaimedPart) -> bool | None:
 
 
 def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stores: Stores, root: str) -> str:
-    """A part attempt that did not succeed: remove what it wrote, then retry the part, or end the job."""
+    """A part attempt that did not succeed: remove what it wrote (unless its output is on record), then retry the
+    part, or end the job."""
     engine = get_engine(settings)
     tag = attempt_tag(part.lease)
     recorded = _recorded(engine, part)
     if recorded is not False:
         # Its output is (or may be) on record: playlists may name these files, so they stay. An attempt's
         # leftovers that no playlist names are swept when the video is ready (_after_ready) or its encode ends.
-        log.warning("part %s attempt %s ended after recording its output (%s); its files stay",
-                    part.part_id, part.lease, "recorded" if recorded else "unknown: database unreachable",
-                    exc_info=exc)  # fmt: skip
+        log.warning("part %s attempt %s failed %s; its files stay", part.part_id, part.lease,
+                    "after recording its output" if recorded else "and the database cannot say whether its output "
+                    "is on record", exc_info=exc)  # fmt: skip
         if recorded:
             return PartState.succeeded
     else:
