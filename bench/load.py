@@ -13,8 +13,10 @@ infra.nginx in front of two API nodes, a worker) plus a second worker. For a fix
   restarted, a worker frozen with SIGSTOP (tree: a VM pause) for longer than the stale-job timeout, Redis
   killed and restarted without persistence, Azurite frozen (a hung storage endpoint) or shut down (an
   unreachable one), every PostgreSQL connection of the database terminated. A second Azurite stands for the
-  account's read-only secondary region (RA-GRS), brought up to date every few seconds as Azure's geo-replication
-  would, and nginx falls back to it (STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT); `--no-secondary` runs without.
+  second region nginx falls back to: by default a mirror account every media write also goes to
+  (STREAMIFY_AZURE_MIRROR_CONNECTION_STRING); `--fallback ragrs` makes it the account's read-only secondary
+  (RA-GRS, STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT), brought up to date every few seconds as Azure's
+  geo-replication would; `--fallback none` runs without.
 
 Then it waits (bounded) for the queue to empty and checks every upload from the database and through nginx:
 jobs lost (accepted upload with no video or job, or a failed/cancelled one), stuck (still queued or running),
@@ -25,7 +27,7 @@ PASS/FAIL; the exit status is 1 when a goal failed.
 
     .venv/bin/python -m bench.load [--creators 3] [--viewers 8] [--duration S]
                                    [--faults kill,stop,redis,storage,storage-down,db | none]
-                                   [--no-secondary] [--replication-seconds 5] [--keep]
+                                   [--fallback mirror|ragrs|none] [--replication-seconds 5] [--keep]
 """
 
 import argparse
@@ -63,6 +65,7 @@ from workers.supervision import REAP_INTERVAL
 
 console = Console(width=150)  # piped output keeps whole lines
 FAULTS = ("kill", "stop", "redis", "storage", "storage-down", "db")
+FALLBACKS = ("mirror", "ragrs", "none")  # nginx's second origin (see the module docstring)
 FAULT_TITLES = {
     "kill": "SIGKILL + restart",
     "stop": "SIGSTOP + SIGCONT",
@@ -836,14 +839,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--storage-seconds", type=float, default=20, help="how long Azurite stays frozen")
     parser.add_argument("--storage-down-seconds", type=float, default=90,
                         help="how long Azurite stays down: beyond the blob client's retries (15+18+24 s)")  # fmt: skip
-    parser.add_argument("--no-secondary", action="store_true",
-                        help="no read-only secondary store (RA-GRS) behind nginx: uncached media fail while "
-                             "Azurite is down")  # fmt: skip
+    parser.add_argument("--fallback", choices=FALLBACKS, default="mirror",
+                        help="nginx's second origin: a mirror account the workers write too, the account's "
+                             "RA-GRS secondary (replicated by the suite), or none (uncached media fail while "
+                             "Azurite is down)")  # fmt: skip
     parser.add_argument(
         "--replication-seconds",
         type=float,
         default=5,
-        help="how often the secondary is brought up to date (Azure's geo-replication lag)",
+        help="--fallback ragrs: how often the secondary is brought up to date (Azure's geo-replication lag)",
     )
     parser.add_argument("--restart-after", type=float, default=2, help="a killed worker restarts after this")
     parser.add_argument("--inflight", type=int, default=2, help="uploads each creator keeps unfinished")
@@ -878,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
     data.mkdir()
     redis = Redis(free_port(), work / "redis.log")
     azurite = Azurite(free_port(), work / "azurite")
-    secondary = None if args.no_secondary else Azurite(free_port(), work / "azurite-secondary")
+    secondary = None if args.fallback == "none" else Azurite(free_port(), work / "azurite-secondary")
     db = Database()
     stack: LocalStack | None = None
     run: Run | None = None
@@ -902,10 +906,12 @@ def main(argv: list[str] | None = None) -> int:
             "STREAMIFY_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
         })  # fmt: skip
         os.environ.pop("STREAMIFY_SEGMENT_BASE_URL", None)
-        if secondary is not None:
+        for name in ("STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT", "STREAMIFY_AZURE_MIRROR_CONNECTION_STRING"):
+            os.environ.pop(name, None)
+        if secondary is not None and args.fallback == "mirror":
+            os.environ["STREAMIFY_AZURE_MIRROR_CONNECTION_STRING"] = secondary.connection_string
+        elif secondary is not None:
             os.environ["STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT"] = secondary.blob_endpoint
-        else:
-            os.environ.pop("STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT", None)
         from core.db import migrate
         from core.settings import get_settings
 
@@ -921,8 +927,10 @@ def main(argv: list[str] | None = None) -> int:
         workers = [c for c in stack.children if c.name.startswith("worker")]
         run = Run(args, stack, workers, redis, azurite, db)
         run.tokens = accounts(db.url, args.creators)
-        where = (f" (secondary :{secondary.port}, replicated every {args.replication_seconds:g} s)"
-                 if secondary else " (no secondary)")  # fmt: skip
+        where = {"mirror": f" (mirror :{secondary.port if secondary else ''})",
+                 "ragrs": f" (RA-GRS secondary :{secondary.port if secondary else ''}, replicated every "
+                          f"{args.replication_seconds:g} s)",
+                 "none": " (no fallback origin)"}[args.fallback]  # fmt: skip
         console.print(f"stack {stack.url}: nginx -> 2 API nodes, 2 workers; Redis :{redis.port}, Azurite "
                       f":{azurite.port}{where}; {args.creators} creators, {args.viewers} viewers, "
                       f"{args.duration:.0f} s; faults: "
@@ -933,7 +941,7 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(args.viewers)]  # fmt: skip
         injectors = [threading.Thread(target=inject, args=(run, f), name=f"fault-{f.name}", daemon=True)
                      for f in args.plan]  # fmt: skip
-        if secondary is not None:
+        if secondary is not None and args.fallback == "ragrs":
             threads.append(threading.Thread(target=replicate, args=(run, secondary), name="replication", daemon=True))
         run.t0, run.wall0 = time.monotonic(), time.time()
         for t in threads + injectors:

@@ -8,6 +8,7 @@ Content-Type and Cache-Control are decided here, by key, for both backends.
 import contextlib
 import mimetypes
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -308,6 +309,60 @@ class CdnUrls:
         return f"{self._base}/{check_key(key)}"
 
 
+class MirroredStore:
+    """The media store written to two accounts: a blob is in both before its part is recorded, so nginx's fallback
+    origin (the mirror) holds every segment a playlist names, even one written a moment before the primary fails.
+
+    Writes go to the primary first and deletes to the mirror first: whatever fails half-way, the mirror holds no
+    blob the primary lacks, so the sweeps that list the primary (the truth, read by everything) find every
+    leftover. A failure on either side raises, and the caller retries as it would any storage error.
+    """
+
+    def __init__(self, primary: BlobStore, mirror: BlobStore) -> None:
+        self.primary, self.mirror = primary, mirror
+
+    def ensure(self) -> None:
+        self.primary.ensure()
+        self.mirror.ensure()
+
+    def check(self) -> None:
+        self.primary.check()
+        self.mirror.check()
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        # The stream can be read once: spool it, then write the file to both (media writes are files anyway).
+        with tempfile.NamedTemporaryFile(prefix="mirror-") as spool:
+            shutil.copyfileobj(stream, spool, CHUNK)
+            spool.flush()
+            self.put_file(key, Path(spool.name))
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.primary.put_file(key, path)
+        self.mirror.put_file(key, path)
+
+    def download_to(self, key: str, path: Path) -> None:
+        self.primary.download_to(key, path)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.primary.read_bytes(key)
+
+    def exists(self, key: str) -> bool:
+        return self.primary.exists(key)
+
+    def keys_older_than(self, prefix: str, before: datetime) -> list[str]:
+        return self.primary.keys_older_than(prefix, before)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.primary.list(prefix)
+
+    def delete_prefix(self, prefix: str) -> int:
+        self.mirror.delete_prefix(prefix)
+        return self.primary.delete_prefix(prefix)
+
+    def url_for(self, key: str, expires: int | None = None) -> str:
+        return self.primary.url_for(key, expires)
+
+
 @dataclass
 class Stores:
     sources: BlobStore
@@ -330,6 +385,9 @@ def make_stores(settings: Settings) -> Stores:
         assert settings.azure_connection_string
         sources: BlobStore = AzureBlobStore(settings.azure_connection_string, settings.azure_source_container, settings)
         media: BlobStore = AzureBlobStore(settings.azure_connection_string, settings.azure_media_container, settings)
+        if settings.azure_mirror_connection_string:
+            mirror = AzureBlobStore(settings.azure_mirror_connection_string, settings.azure_media_container, settings)
+            media = MirroredStore(media, mirror)
     else:
         sources = LocalBlobStore(settings.blob_dir / "sources", "")
         media = LocalBlobStore(settings.blob_dir / "media", MEDIA_URL_PREFIX)

@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]+)*/?$",
         description="Read-only secondary blob endpoint of the media account (RA-GRS), nginx's fallback origin.",
     )
+    # A second storage account (another region) that every media write also goes to before it is recorded, and
+    # every delete leaves first: nginx's fallback origin with nothing missing (RA-GRS's secondary lacks what the
+    # last replication round had not copied). Twice the writes; a write fails, and is retried, if either store
+    # refuses it. One fallback origin: this or azure_secondary_blob_endpoint.
+    azure_mirror_connection_string: str | None = Field(
+        default=None, description="Connection string of a second account every media write also goes to."
+    )
     # How long nginx trusts an API node's answer to "may this video's media be served without a signature?"
     # (public/unlisted yes, private no): a video made private locks its unsigned URLs within this delay.
     nginx_access_cache_seconds: int = Field(default=10, ge=1, le=3600)
@@ -222,6 +229,19 @@ class Settings(BaseSettings):
         if largest is not None and value < largest:
             raise ValueError(
                 f"must be at least the largest upload allowed ({largest} bytes), or no creator could start one so big"
+            )
+        return value
+
+    @field_validator("azure_mirror_connection_string")
+    @classmethod
+    def _one_fallback_origin(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:  # compose passes an unset variable as ""
+            return None
+        if not info.data.get("azure_connection_string"):
+            raise ValueError("a mirror needs STREAMIFY_AZURE_CONNECTION_STRING: it copies the media account's writes")
+        if info.data.get("azure_secondary_blob_endpoint"):
+            raise ValueError(
+                "set a mirror or STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT, not both: nginx has one fallback origin"
             )
         return value
 

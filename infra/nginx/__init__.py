@@ -72,8 +72,8 @@ class BlobOrigin:
     port: int
     path: str  # container path, e.g. /devstoreaccount1/streamify-media (Azurite) or /streamify-media
     sas: str
-    # The account's read-only secondary (RA-GRS), same container and SAS: nginx's fallback for what it has not
-    # cached while this one fails (STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT). None: no fallback.
+    # nginx's fallback for what it has not cached while this one fails: the account's read-only secondary (RA-GRS,
+    # same container and SAS) or a mirror account (its own SAS). None: no fallback.
     secondary: "BlobOrigin | None" = None
 
     @property
@@ -134,15 +134,14 @@ def _quote(value: object, *more: str) -> str:
     return f'"{text}"'
 
 
-def blob_origin(settings: Settings, *, days: int | None = None) -> BlobOrigin:
-    """The media container URL and a read-only container SAS for nginx (media only: sources stay unreachable)."""
+def _signed_container(connection_string: str, container_name: str, days: int) -> tuple[str, str]:
+    """The container's URL and a read-only SAS for it, signed with the account key of the connection string."""
     from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
 
-    assert settings.azure_connection_string
-    container = ContainerClient.from_connection_string(settings.azure_connection_string, settings.azure_media_container)
+    container = ContainerClient.from_connection_string(connection_string, container_name)
     key = getattr(container.credential, "account_key", None)
     if not key:
-        raise RuntimeError("nginx needs an account key in STREAMIFY_AZURE_CONNECTION_STRING to sign its SAS")
+        raise RuntimeError("nginx needs an account key in each Azure connection string to sign its SAS")
     now = datetime.now(UTC)
     sas = generate_container_sas(
         account_name=container.account_name,
@@ -150,13 +149,26 @@ def blob_origin(settings: Settings, *, days: int | None = None) -> BlobOrigin:
         account_key=key,
         permission=ContainerSasPermissions(read=True),
         start=now - timedelta(minutes=5),
-        expiry=now + timedelta(days=days or settings.nginx_blob_sas_days),
+        expiry=now + timedelta(days=days),
     )
-    primary = _origin(container.url, "", sas)
+    return container.url, sas
+
+
+def blob_origin(settings: Settings, *, days: int | None = None) -> BlobOrigin:
+    """The media container URL and a read-only container SAS for nginx (media only: sources stay unreachable),
+    with the fallback origin if the install has one (a mirror account, or the account's RA-GRS secondary)."""
+    assert settings.azure_connection_string
+    lifetime = days or settings.nginx_blob_sas_days
+    container = settings.azure_media_container
+    url, sas = _signed_container(settings.azure_connection_string, container, lifetime)
+    primary = _origin(url, "", sas)
+    if settings.azure_mirror_connection_string:  # another account: its own key signs its SAS
+        mirror_url, mirror_sas = _signed_container(settings.azure_mirror_connection_string, container, lifetime)
+        return replace(primary, secondary=_origin(mirror_url, "", mirror_sas))
     if not settings.azure_secondary_blob_endpoint:
         return primary
     # A SAS signs the account and container names, not the host: the secondary accepts the primary's.
-    secondary = _origin(settings.azure_secondary_blob_endpoint, f"/{container.container_name}", sas)
+    secondary = _origin(settings.azure_secondary_blob_endpoint, f"/{container}", sas)
     return replace(primary, secondary=secondary)
 
 
