@@ -128,6 +128,7 @@ def regions(request, tmp_path_factory, redis_url) -> Iterator[Regions]:
     else:
         env["STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT"] = secondary.blob_endpoint
     try:
+        (root / "up").mkdir()
         for stack in start_on_own_database(root / "up", request.param, redis_url, env):
             yield Regions(request.param, primary, secondary, stack)
     finally:
