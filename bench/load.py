@@ -92,6 +92,7 @@ class Sample:
     ms: float
     status: int | None  # None: no answer (the connection dropped or timed out)
     error: str = ""
+    fallback: bool = False  # nginx fetched it from the fallback origin (X-Streamify-Origin: secondary)
 
 
 @dataclass
@@ -181,7 +182,9 @@ class Run:
             self.samples.append(Sample(start - self.t0, who, kind, (time.monotonic() - start) * 1000, None,
                                        type(exc).__name__))  # fmt: skip
             return None
-        self.samples.append(Sample(start - self.t0, who, kind, (time.monotonic() - start) * 1000, r.status_code))
+        fallback = r.headers.get("x-streamify-origin") == "secondary"
+        self.samples.append(Sample(start - self.t0, who, kind, (time.monotonic() - start) * 1000, r.status_code,
+                                   fallback=fallback))  # fmt: skip
         return r
 
     # -- processes --------------------------------------------------------------------------------------------
@@ -731,6 +734,11 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> tuple[b
     console.print("viewer latency by kind (p50 / p99 ms): " + ", ".join(
         f"{k} {percentile([s.ms for s in viewers if s.kind == k and s.status], 0.5):.0f} / "
         f"{percentile([s.ms for s in viewers if s.kind == k and s.status], 0.99):.0f}" for k in kinds))  # fmt: skip
+    fallback = Counter(s.kind for s in viewers if s.fallback)
+    console.print(
+        f"served from the fallback origin ({run.args.fallback}): {sum(fallback.values())} viewer requests"
+        + (" (" + ", ".join(f"{k} x{n}" for k, n in fallback.most_common()) + ")" if fallback else "")
+    )
     if statuses:
         console.print("non-2xx / dropped by kind: " + ", ".join(f"{k} x{n}" for k, n in statuses.most_common(12)))
     for reason, n in v.reasons.most_common(6):
@@ -767,6 +775,7 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> tuple[b
         "jobs": v.jobs_total,
         "encodes": v.encodes,
         "reruns": v.reruns,
+        "fallback": {"origin": run.args.fallback, "served": dict(Counter(s.kind for s in viewers if s.fallback))},
         "goals": {name: {"measured": measured, "passed": ok} for name, measured, ok in goals},
     }
     return all(ok for _, _, ok in goals), summary

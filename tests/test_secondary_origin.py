@@ -46,10 +46,12 @@ def test_the_secondary_endpoint_becomes_a_fallback_origin_with_the_same_sas(tmp_
     assert "error_page 502 503 504 = @blob_secondary_1;" in text
     assert "proxy_ssl_name acct-secondary.blob.core.windows.net;" in text
     assert "server acct-secondary.blob.core.windows.net:443;" in text
+    assert text.count("proxy_read_timeout 5s;") == text.count("= @blob_secondary_")  # a hung primary hands over
     # Without the setting there is no fallback: a failing primary is a 502 for what nginx has not cached.
     without = settings.model_copy(update={"azure_secondary_blob_endpoint": None})
     plain = render_nginx(nginx_plan(without, ["127.0.0.1:9000"], listen="127.0.0.1:8080", state_dir=tmp_path / "n2"))
     assert "@blob_secondary" not in plain and "streamify_blob_secondary" not in plain
+    assert "proxy_read_timeout 5s;" not in plain  # no fallback: a slow primary is still worth waiting for
 
 
 @pytest.mark.parametrize(
@@ -171,6 +173,13 @@ def test_media_plays_from_the_fallback_while_the_primary_store_is_down(regions, 
         stored = media.download_blob(init.removeprefix("/media/")).readall()
         # What is in neither store (never written, or not replicated yet) is missing there too.
         unreplicated = f"{second.rsplit('/', 1)[0]}/unreplicated.m4s"
+
+        primary.freeze()  # a hung endpoint: connections open, nothing answers
+        try:
+            late = client.get(urls[-1], timeout=15)  # a player gives up on a segment after about 20 s
+        finally:
+            primary.thaw()
+        assert late.status_code == 200 and late.headers["x-streamify-origin"] == "secondary"
 
         primary.shut_down()
         try:

@@ -118,6 +118,9 @@ class NginxPlan:
     # and the client's own X-Forwarded-For is dropped, so nobody picks the address sign-ins are throttled by.
     trusted_proxies: tuple[str, ...] = ()
     ca_bundle: str = CA_BUNDLE
+    # With a fallback origin: seconds without a byte from the primary before a media fetch goes to the fallback.
+    # Blob Storage's first byte takes milliseconds; a viewer's player gives up on a segment after about 20 s.
+    blob_failover_seconds: int = 5
     body_max_bytes: int = BODY_LIMIT_BYTES  # every other location: nginx refuses (413) before buffering it to disk
 
     @property
