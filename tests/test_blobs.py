@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.blobs import CHUNK, AzureBlobStore, BlobNotFound, LocalBlobStore
+from core.blobs import CHUNK, AzureBlobStore, BlobNotFound, LocalBlobStore, MirroredStore
 from core.settings import Settings
 
 BIG = 32 * CHUNK + 12345  # a real video's size in chunks, not a multiple of the chunk size
@@ -36,10 +36,12 @@ class PatternStream(io.RawIOBase):
         return n
 
 
-@pytest.fixture(params=["local", "azure"])
+@pytest.fixture(params=["local", "azure", "mirrored"])
 def store(request, tmp_path):
     if request.param == "local":
         s = LocalBlobStore(tmp_path / "blobs", "/media")
+    elif request.param == "mirrored":  # what every caller does through it, it does to both
+        s = MirroredStore(LocalBlobStore(tmp_path / "blobs", "/media"), LocalBlobStore(tmp_path / "mirror", "/m"))
     else:
         azurite = request.getfixturevalue("azurite")
         settings = Settings(azure_connection_string=azurite.connection_string, data_dir=tmp_path)
@@ -114,3 +116,18 @@ def test_player_urls_serve_the_bytes_with_their_headers(azurite, tmp_path):
     # Browsers on other origins may fetch segments (CORS preflight answered).
     pre = httpx.options(url, headers={"Origin": "http://example.test", "Access-Control-Request-Method": "GET"})
     assert pre.status_code == 200 and pre.headers.get("access-control-allow-origin") in ("*", "http://example.test")
+
+
+def test_a_mirrored_store_writes_and_deletes_in_both(tmp_path):
+    primary, mirror = LocalBlobStore(tmp_path / "a", "/media"), LocalBlobStore(tmp_path / "b", "/m")
+    both = MirroredStore(primary, mirror)
+    both.ensure()
+    (tmp_path / "seg.m4s").write_bytes(b"segment")
+    both.put_file("v1/720p/seg_00001.m4s", tmp_path / "seg.m4s")
+    both.put_stream("v1/captions/en.vtt", io.BytesIO(b"WEBVTT\n"))
+    for one in (primary, mirror):
+        assert one.list("v1/") == ["v1/720p/seg_00001.m4s", "v1/captions/en.vtt"]
+        assert one.read_bytes("v1/captions/en.vtt") == b"WEBVTT\n"
+    assert both.url_for("v1/720p/seg_00001.m4s") == "/media/v1/720p/seg_00001.m4s"  # players get the primary's
+    assert both.delete_prefix("v1/") == 2
+    assert primary.list("v1/") == mirror.list("v1/") == []
