@@ -154,7 +154,10 @@ TOP_CRF_OFFSETS: tuple[tuple[float, int], ...] = ((0.15, 1),)
 HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
 MAX_CRF = 30
 CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
-CAP_HEADROOM = 3.0  # easy content's cap: this x the predicted average (predictions ran 0-25 % under the real rate)
+# Easy content's cap: this x the predicted average. The cap (bufsize 2x cap) must leave room for keyframes: slides
+# and still pictures spend most of their bits on them, and 3x cost their rungs 1.7 VMAF at the same CRF in
+# bench/quality.py (2026-12-03) where 6x costs 0.3 (2026-12-04), for 1 % more bytes over the easy clips.
+CAP_HEADROOM = 6.0
 MIN_STEP = 1.6  # a lower rung must cost at most 1/MIN_STEP of the rung above, or it saves too little
 CHEAP_KBPS = LADDER_TABLE[0].kbps  # the fixed ladder's cheapest cap: what it asks of the slowest connection
 
