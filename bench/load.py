@@ -775,7 +775,7 @@ def report(run: Run, faults: list[Fault], v: Verdict, drained: float) -> tuple[b
         "jobs": v.jobs_total,
         "encodes": v.encodes,
         "reruns": v.reruns,
-        "fallback": {"origin": run.args.fallback, "served": dict(Counter(s.kind for s in viewers if s.fallback))},
+        "fallback": {"origin": run.args.fallback, "served": dict(fallback)},
         "goals": {name: {"measured": measured, "passed": ok} for name, measured, ok in goals},
     }
     return all(ok for _, _, ok in goals), summary
@@ -917,10 +917,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("STREAMIFY_SEGMENT_BASE_URL", None)
         for name in ("STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT", "STREAMIFY_AZURE_MIRROR_CONNECTION_STRING"):
             os.environ.pop(name, None)
-        if secondary is not None and args.fallback == "mirror":
-            os.environ["STREAMIFY_AZURE_MIRROR_CONNECTION_STRING"] = secondary.connection_string
-        elif secondary is not None:
-            os.environ["STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT"] = secondary.blob_endpoint
+        if secondary is not None:
+            os.environ.update(secondary.fallback_env(args.fallback))
         from core.db import migrate
         from core.settings import get_settings
 
@@ -936,10 +934,10 @@ def main(argv: list[str] | None = None) -> int:
         workers = [c for c in stack.children if c.name.startswith("worker")]
         run = Run(args, stack, workers, redis, azurite, db)
         run.tokens = accounts(db.url, args.creators)
-        where = {"mirror": f" (mirror :{secondary.port if secondary else ''})",
-                 "ragrs": f" (RA-GRS secondary :{secondary.port if secondary else ''}, replicated every "
-                          f"{args.replication_seconds:g} s)",
-                 "none": " (no fallback origin)"}[args.fallback]  # fmt: skip
+        where = " (no fallback origin)"
+        if secondary is not None:
+            every = f", replicated every {args.replication_seconds:g} s" if args.fallback == "ragrs" else ""
+            where = f" ({args.fallback} fallback :{secondary.port}{every})"
         console.print(f"stack {stack.url}: nginx -> 2 API nodes, 2 workers; Redis :{redis.port}, Azurite "
                       f":{azurite.port}{where}; {args.creators} creators, {args.viewers} viewers, "
                       f"{args.duration:.0f} s; faults: "

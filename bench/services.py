@@ -90,6 +90,13 @@ class Azurite:
         """As STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT names a secondary: the account's blob service URL."""
         return f"http://127.0.0.1:{self.port}/devstoreaccount1"
 
+    def fallback_env(self, kind: str) -> dict[str, str]:
+        """The setting that makes this store nginx's fallback origin: a mirror the workers write ("mirror"), or the
+        read-only secondary of an RA-GRS account ("ragrs", brought up to date by replicate_to)."""
+        if kind == "mirror":
+            return {"STREAMIFY_AZURE_MIRROR_CONNECTION_STRING": self.connection_string}
+        return {"STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT": self.blob_endpoint}
+
     def replicate_to(self, secondary: "Azurite", container: str) -> int:
         """Make `secondary`'s copy of `container` match this one's; how many blobs it copied or deleted.
 

@@ -124,11 +124,7 @@ def regions(request, tmp_path_factory, redis_url) -> Iterator[Regions]:
     primary, secondary = Azurite(free_port(), root / "primary"), Azurite(free_port(), root / "secondary")
     primary.start()
     secondary.start()
-    env = {"STREAMIFY_AZURE_CONNECTION_STRING": primary.connection_string}
-    if request.param == "mirror":
-        env["STREAMIFY_AZURE_MIRROR_CONNECTION_STRING"] = secondary.connection_string
-    else:
-        env["STREAMIFY_AZURE_SECONDARY_BLOB_ENDPOINT"] = secondary.blob_endpoint
+    env = {"STREAMIFY_AZURE_CONNECTION_STRING": primary.connection_string, **secondary.fallback_env(request.param)}
     try:
         (root / "up").mkdir()
         for stack in start_on_own_database(root / "up", request.param, redis_url, env):
