@@ -17,7 +17,7 @@ from azure.storage.blob import BlobServiceClient
 from pydantic import ValidationError
 
 from bench.services import Azurite
-from core.media_keys import STORYBOARD_VTT
+from core.media_keys import STORYBOARD_VTT, TILES_DIR
 from core.settings import Settings
 from infra.nginx import DELIVERY_HEADER, blob_origin, nginx_plan, render_nginx
 from tests.conftest import free_port, upload, wait_for, wait_status
@@ -144,9 +144,14 @@ def _ready_with_storyboard(regions: Regions, client, clip: Path, title: str) -> 
     assert r.status_code == 202, r.text
     video = wait_status(client, r.json()["id"])
     assert video["status"] == "ready", video
-    # The storyboard comes after ready, and the watch page asks for it: wait until it is in the store too.
-    wait_for(lambda: any(n.endswith(STORYBOARD_VTT) for n in regions.blobs(regions.primary, f"{video['id']}/")),
-             "the storyboard", 120)  # fmt: skip
+
+    # The storyboard comes after ready, and the watch page asks for it: wait until its part is over (the track is
+    # stored and the ranges' tiles it was made from are deleted), so the store holds what it will keep.
+    def storyboard_done() -> bool:
+        names = regions.blobs(regions.primary, f"{video['id']}/")
+        return any(n.endswith(STORYBOARD_VTT) for n in names) and not any(f"/{TILES_DIR}/" in n for n in names)
+
+    wait_for(storyboard_done, "the storyboard", 120)
     return video
 
 
