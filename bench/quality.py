@@ -266,7 +266,8 @@ def encode(src: Path, out: Path, ladder: Ladder) -> tuple[LadderRun, list[tuple[
     plan = result.plan
     rungs: list[dict[str, Any]] = [
         {"name": r.name, "codec": r.codec, "width": r.width, "height": r.height, "fps": str(r.fps),
-         "crf": plan.crf if r.crf is None else r.crf, "maxrate_kbps": r.maxrate_kbps, "bufsize_kbps": r.bufsize_kbps}
+         "crf": plan.crf if r.crf is None else r.crf, "maxrate_kbps": r.maxrate_kbps, "bufsize_kbps": r.bufsize_kbps,
+         "preset": plan.svtav1_preset if r.codec == VideoCodec.av1 else plan.preset}
         for r in plan.renditions
     ]  # fmt: skip
     return LadderRun(ladder, cpu, wall, rungs), [(out / r["name"], r) for r in rungs]

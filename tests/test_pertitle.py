@@ -17,14 +17,16 @@ from workers.ladder import plan_ladder
 from workers.parts import plan_digest
 from workers.pertitle import (
     CHEAP_KBPS,
+    EASY_PRESET,
     MAX_CRF,
     MIN_STEP,
     LadderMode,
     Trial,
     TrialSize,
     TrialWindow,
-    crf_offset,
+    crf_offsets,
     decide,
+    easy_preset,
     fixed_decision,
     trial_sizes,
     trial_windows,
@@ -46,9 +48,12 @@ def measured(width: int, height: int, kbps: float, *, fps: float = 30.0, key_sha
     return TrialSize(width, height, frames, 3, round(3 * key), round((frames - 3) * other))
 
 
-def trial(small_kbps: float, large_kbps: float, *, crf: int = 21, fps: float = 30.0) -> Trial:
+def trial(small_kbps: float, large_kbps: float, *, crf: int = 21, fps: float = 30.0, key_share: float = 0.3) -> Trial:
     """A 1080p source's trial: 426x240 and 854x480 (4x the pixels)."""
-    sizes = (measured(426, 240, small_kbps, fps=fps), measured(854, 480, large_kbps, fps=fps))
+    sizes = (
+        measured(426, 240, small_kbps, fps=fps, key_share=key_share),
+        measured(854, 480, large_kbps, fps=fps, key_share=key_share),
+    )
     return Trial(crf, fps, 2, trial_windows(60.0), sizes, wall_seconds=0.8)
 
 
@@ -111,18 +116,39 @@ def test_hard_content_keeps_the_fixed_ladders_rate_control():
     assert all(d.kept and "hard content" in d.reason for d in decision.rungs)
 
 
-def test_the_crf_rises_only_as_far_as_the_content_is_easy():
-    offsets = [crf_offset(bpp) for bpp in (0.001, 0.01, 0.03, 0.06, 0.1, 0.2, 1.0)]
-    assert offsets == sorted(offsets, reverse=True)
-    assert offsets[0] > 0 and offsets[-1] == 0
+def test_easy_content_gets_a_slower_preset_and_a_higher_crf_where_it_shows_least():
+    """Hard content keeps the fixed rate control; easy content gets the slower preset (never a faster one than the
+    install chose) and a higher CRF: most where keyframes carry the bits (nothing moves), more on the top rung than
+    on the upscaled rungs below it otherwise."""
+    assert trial(1000, 4000).key_share == pytest.approx(0.3, abs=0.01)
+    assert crf_offsets(HARD) == (0, 0)
+    top, lower = crf_offsets(EASY)
+    assert top > lower > 0
+    still = trial(30, 60, key_share=0.85)
+    assert crf_offsets(still)[0] == crf_offsets(still)[1] > top
+    assert easy_preset("veryfast") == EASY_PRESET != "veryfast"
+    assert easy_preset("veryslow") == "veryslow"
+    fixed = plan_ladder(video())
+    assert decide(fixed, EASY)[0].preset == EASY_PRESET
+    assert decide(fixed, HARD)[0].preset == fixed.preset == "veryfast"
+    crfs = {r.name: r.crf for r in decide(fixed, still)[0].renditions}
+    assert set(crfs.values()) == {fixed.crf + crf_offsets(still)[0]}
+    _, decision = decide(fixed, still)
+    assert decision.inputs is not None and decision.inputs["preset"] == EASY_PRESET
+    assert decision.inputs["key_share"] == pytest.approx(0.85, abs=0.01)
 
 
-def test_a_talking_head_gets_one_more_crf_on_top_and_loses_a_rung_too_close_to_the_next():
-    """Only the top rung's CRF rises (lower rungs, upscaled, show a CRF step far more); whether a rung is worth
+def test_a_talking_head_gets_a_higher_crf_and_loses_a_rung_too_close_to_the_next():
+    """The top rung's CRF rises most (lower rungs, upscaled, show a CRF step more); whether a rung is worth
     having is judged at the same CRF, so the top rung's saving does not make the rung below look too close."""
     fixed = plan_ladder(video(1280, 720))
     plan, decision = decide(fixed, trial(104, 249))  # bpp 0.020, bits ~ pixels ** 0.63
-    assert [(r.name, r.crf) for r in plan.renditions] == [("720p", 22), ("480p", 21), ("240p", 21)]
+    top, lower = crf_offsets(trial(104, 249))
+    assert [(r.name, r.crf) for r in plan.renditions] == [
+        ("720p", 21 + top),
+        ("480p", 21 + lower),
+        ("240p", 21 + lower),
+    ]
     dropped = next(d for d in decision.rungs if not d.kept)
     assert dropped.name == "360p" and f"less than a {MIN_STEP:g}x saving" in dropped.reason
     fixed_caps = {r.name: r.maxrate_kbps for r in fixed.renditions}

@@ -5,10 +5,11 @@ cheap trial (workers.command.build_trial_argv, run by workers.pipeline.prepare) 
 spread over the source at one or two small sizes, with the real preset at the plan's CRF, and counts the bytes
 of its keyframes and of its other frames. From that Trial alone, this module decides, per rung:
 
-- the CRF: the top rung of content that costs few bits per pixel (slides, screen capture, a still picture, a
-  talking head, animation) goes one or two CRF higher, which VMAF barely sees there; the rungs below keep the
-  fixed CRF (measured: a CRF step costs them far more VMAF); content that costs many bits per pixel (motion,
-  noise, film grain) keeps the fixed ladder's CRF and caps on every rung, so it is never worse than today;
+- the preset and CRF: content that costs few bits per pixel (slides, screen capture, a still picture, a
+  talking head, animation) is encoded with a slower x264 preset at a higher CRF, which gives it the same VMAF
+  for fewer bytes (the top rung rises more than the upscaled rungs below it, which show a CRF step more; every
+  rung rises most where keyframes carry the bits, as nothing moves); content that costs many bits per pixel
+  (motion, noise) keeps the fixed ladder's preset, CRF and caps on every rung, so it is never worse than today;
 - the cap of easy content: a few times the bit rate the trial predicts (never above the fixed cap), so a
   player reading the master sees what the rung really needs;
 - whether the rung is kept: the top rung always is (the source's own picture); a lower one is dropped when
@@ -23,7 +24,9 @@ never measured again by the parts.
 import math
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from typing import get_args
 
+from core.encoding import X264Preset
 from workers.ladder import LADDER_TABLE, MIN_KBPS, LadderPlan, VideoRendition
 
 # -- the trial: what to encode -------------------------------------------------------------------------------
@@ -126,6 +129,16 @@ class Trial:
         return self.kbps(top) * 1000 / (top.width * top.height * max(self.fps, 1e-9))
 
     @property
+    def key_share(self) -> float:
+        """The keyframes' share of a real encode's bits at the larger trial size: near 1 when nothing moves (slides,
+        a still picture), where the CRF barely changes what a viewer sees."""
+        top = self.sizes[-1]
+        others = top.frames - top.key_frames
+        key = top.key_bytes / max(1, top.key_frames)
+        other = top.other_bytes / others if others > 0 else key
+        return key / (key + (max(1.0, self.fps * self.gop_seconds) - 1) * other)
+
+    @property
     def growth(self) -> float:
         """How bits grow with pixels (bits ~ pixels ** growth) between the trial's sizes: about 1 for noise, where
         every pixel is news, about 0.5 for flat pictures with sharp edges, whose cost grows with edge length."""
@@ -144,13 +157,21 @@ MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
 
 # -- the decision --------------------------------------------------------------------------------------------
 
-# Calibrated on bench/quality.py's clips (4 s, each rung alone at CRF 21, 24, 27 with the fixed caps, libvmaf
-# against the source upscaled bicubic): 3 more CRF cost the top rung 0.8 (slides, still picture) to 2.3 VMAF
-# (talking head with webcam noise), and the rungs below it 1.4 to 5.4 (upscaled on a big screen, they show each
-# step more). So only the top rung's CRF rises, by 1, where the content costs at most this many bits per pixel
-# at the trial's CRF and size (slides, still pictures: about 0.011; talking head 0.020, animation 0.098); 2 more
-# cost the still picture's top rung 1.17 VMAF in bench/quality.py, over the 1-point budget.
-TOP_CRF_OFFSETS: tuple[tuple[float, int], ...] = ((0.15, 1),)
+# Easy content is encoded with a slower x264 preset and a higher CRF. Measured on bench/quality.py's clips (8 s, each
+# rung alone with the fixed caps, libvmaf against the source upscaled bicubic; docs/quality.md, 2026-12-04): x264
+# `medium` at the same CRF as `veryfast` spends up to 25 % more bytes for 1-3 more VMAF, and 2-4 CRF higher it
+# lands at about the same VMAF as `veryfast` at the fixed CRF for far fewer bytes: the top rung +4 (animation
+# -27 % at -0.57, talking head +3: -45 % at +0.03), the rungs below +2 (upscaled, they show a CRF step more:
+# animation -15 % at +0.1, talking head 480p -12 % at +0.9). Where keyframes carry most of the bits (slides, a
+# still picture: nothing moves, so the frames between keyframes cost almost nothing) VMAF barely moves with CRF
+# and `medium`'s better keyframes cost more bytes, so every rung goes +6 (measured +5: -5 to -14 % at +0.2 to
+# +0.9; +7: -16 to -22 % at -0.4 to -1.0). The price is encode time: `medium` takes about 1.6x `veryfast`'s CPU
+# on these rungs, on content that is cheap to encode.
+EASY_PRESET: X264Preset = "medium"
+TOP_CRF_OFFSET = 4
+LOWER_CRF_OFFSET = 2
+KEYFRAME_BOUND_SHARE = 0.5  # keyframes' share of a real encode's bits (Trial.key_share) from which ...
+KEYFRAME_BOUND_CRF_OFFSET = 6  # ... every rung gets this offset
 HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
 MAX_CRF = 30
 CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
@@ -189,12 +210,20 @@ class LadderDecision:
         return {"mode": self.mode.value, "inputs": self.inputs, "rungs": [asdict(r) for r in self.rungs]}
 
 
-def crf_offset(bits_per_pixel: float) -> int:
-    """How far the top rung's CRF may rise for content this easy (0: hard content keeps the fixed ladder's)."""
-    for most, offset in TOP_CRF_OFFSETS:
-        if bits_per_pixel <= most:
-            return offset
-    return 0
+def crf_offsets(trial: Trial) -> tuple[int, int]:
+    """How far the CRF of the top rung and of the rungs below it rise (0, 0 for hard content, which keeps the
+    fixed ladder's rate control); the offsets hold at EASY_PRESET, not at a faster preset."""
+    if trial.bits_per_pixel > HARD_BPP:
+        return 0, 0
+    if trial.key_share >= KEYFRAME_BOUND_SHARE:
+        return KEYFRAME_BOUND_CRF_OFFSET, KEYFRAME_BOUND_CRF_OFFSET
+    return TOP_CRF_OFFSET, LOWER_CRF_OFFSET
+
+
+def easy_preset(install: X264Preset) -> X264Preset:
+    """EASY_PRESET, or the install's preset when that is already slower (never a faster one than it chose)."""
+    order = get_args(X264Preset)
+    return install if order.index(install) > order.index(EASY_PRESET) else EASY_PRESET
 
 
 def predicted_kbps(trial: Trial, rung: VideoRendition, crf: int) -> float:
@@ -233,11 +262,12 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
     """The per-title ladder of a fixed plan, from its trial: each kept rung with its own CRF and cap."""
     if plan.audio_only:
         return plan, LadderDecision(LadderMode.per_title, None, ())
-    bpp, offset = trial.bits_per_pixel, crf_offset(trial.bits_per_pixel)
+    bpp, (top_offset, lower_offset) = trial.bits_per_pixel, crf_offsets(trial)
     easy = bpp <= HARD_BPP
     candidates = []
     for i, r in enumerate(plan.renditions):
-        crf = max(plan.crf, min(MAX_CRF, plan.crf + offset)) if i == 0 else plan.crf  # never below the install's
+        offset = top_offset if i == 0 else lower_offset
+        crf = max(plan.crf, min(MAX_CRF, plan.crf + offset))  # never below the install's
         predicted = predicted_kbps(trial, r, crf)
         cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(predicted * CAP_HEADROOM))) if easy else r.maxrate_kbps
         at_fixed = min(predicted_kbps(trial, r, plan.crf), cap if crf == plan.crf else r.maxrate_kbps)
@@ -254,18 +284,23 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
                 c.rung.name, why_not is None, c.crf, c.cap, round(c.predicted), why_not or _why(c, plan, above, easy)
             )
         )
+    preset = easy_preset(plan.preset) if easy else plan.preset
     inputs = {
         "trial_crf": trial.crf,
         "bits_per_pixel": round(bpp, 5),
         "growth": round(trial.growth, 3),
-        "top_crf_offset": offset,
+        "key_share": round(trial.key_share, 3),
+        "crf_offsets": {"top": top_offset, "lower": lower_offset},
+        "preset": preset,
         "hard": not easy,
         "trial_kbps": {f"{s.width}x{s.height}": round(trial.kbps(s), 1) for s in trial.sizes},
         "source_kbps": source_kbps or None,
         "trial_seconds": round(trial.wall_seconds, 3),
     }
     renditions = tuple(replace(c.rung, crf=c.crf, maxrate_kbps=c.cap, bufsize_kbps=2 * c.cap) for c in kept)
-    return replace(plan, renditions=renditions), LadderDecision(LadderMode.per_title, inputs, tuple(decisions))
+    return replace(plan, renditions=renditions, preset=preset), LadderDecision(
+        LadderMode.per_title, inputs, tuple(decisions)
+    )
 
 
 def _not_worth_it(c: _Candidate, above: _Candidate, source_kbps: int) -> str | None:
