@@ -7,6 +7,7 @@ rendition per rung, and headless Chromium playing the AV1 rungs through hls.js, 
 browser says it cannot decode AV1, as an older device would.
 """
 
+import math
 import re
 import uuid
 from dataclasses import replace
@@ -30,7 +31,7 @@ from tests.test_watch_page import Problems, new_page, wait_time
 from workers.chunks import TimeRange
 from workers.command import build_range_argv
 from workers.job import run_until_idle
-from workers.ladder import AV1_SUFFIX, av1_crf, plan_ladder, with_av1
+from workers.ladder import AV1_SUFFIX, MIN_KBPS, av1_crf, plan_ladder, with_av1
 from workers.measure import av1_codec, codec_string
 
 SOURCE = SourceInfo(demuxer="mov", duration=30.0, has_video=True, has_audio=True, width=1280, height=720, fps=30)
@@ -70,6 +71,19 @@ def test_twins_follow_the_rungs_as_finally_chosen():
     assert [r.name for r in av1] == ["720p-av1", "240p-av1"]
     assert [r.crf for r in av1] == [av1_crf(25), av1_crf(plain.crf)]
     assert av1_crf(25) > av1_crf(plain.crf)  # a lower quality asked of H.264 is a lower one asked of AV1
+
+
+def test_twins_take_the_measured_crf_and_a_cap_cut_by_av1s_byte_share():
+    """With the per-title AV1 trial's match: one CRF on every twin, and each twin's cap its H.264 twin's times
+    AV1's byte share at equal quality (never under the ladder's floor, never above the H.264 cap)."""
+    plain = plan_ladder(SOURCE)
+    h264, av1 = twins_of(with_av1(plain, preset=6, crf=41, cap_ratio=0.4))
+    for h, a in zip(h264, av1, strict=True):
+        assert a.crf == 41
+        assert a.maxrate_kbps == max(MIN_KBPS, math.ceil(h.maxrate_kbps * 0.4)) < h.maxrate_kbps
+        assert a.bufsize_kbps == 2 * a.maxrate_kbps
+    _, same = twins_of(with_av1(plain, preset=6, crf=41, cap_ratio=1.0))
+    assert [(a.maxrate_kbps, a.bufsize_kbps) for a in same] == [(h.maxrate_kbps, h.bufsize_kbps) for h in h264]
 
 
 def test_a_picture_too_small_for_svtav1_stays_h264_only():

@@ -6,6 +6,7 @@ exactly the fixed ladder's rate control; every part of a job rebuilds the same l
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,24 @@ from workers.command import build_trial_argv, trial_file
 from workers.ladder import plan_ladder
 from workers.parts import plan_digest
 from workers.pertitle import (
+    AV1_MATCH_CRF_RANGE,
     CHEAP_KBPS,
     EASY_PRESET,
     MAX_CRF,
     MIN_STEP,
+    Av1Point,
+    Av1Trial,
+    CrfOffsets,
     LadderMode,
     Trial,
     TrialSize,
     TrialWindow,
+    av1_match,
     crf_offsets,
     decide,
     easy_preset,
     fixed_decision,
+    h264_reference_rate,
     trial_sizes,
     trial_windows,
 )
@@ -121,18 +128,18 @@ def test_easy_content_gets_a_slower_preset_and_a_higher_crf_where_it_shows_least
     install chose) and a higher CRF: most where keyframes carry the bits (nothing moves), more on the top rung than
     on the upscaled rungs below it otherwise."""
     assert trial(1000, 4000).key_share == pytest.approx(0.3, abs=0.01)
-    assert crf_offsets(HARD) == (0, 0)
-    top, lower = crf_offsets(EASY)
-    assert top > lower > 0
+    assert crf_offsets(HARD) == CrfOffsets(0, 0, 0)
+    moving = crf_offsets(EASY)
+    assert moving.top > moving.lower > moving.small > 0  # the more a rung is upscaled, the less it rises
     still = trial(30, 60, key_share=0.85)
-    assert crf_offsets(still)[0] == crf_offsets(still)[1] > top
+    assert crf_offsets(still).top == crf_offsets(still).lower == crf_offsets(still).small > moving.top
     assert easy_preset("veryfast") == EASY_PRESET != "veryfast"
     assert easy_preset("veryslow") == "veryslow"
     fixed = plan_ladder(video())
     assert decide(fixed, EASY)[0].preset == EASY_PRESET
     assert decide(fixed, HARD)[0].preset == fixed.preset == "veryfast"
     crfs = {r.name: r.crf for r in decide(fixed, still)[0].renditions}
-    assert set(crfs.values()) == {fixed.crf + crf_offsets(still)[0]}
+    assert set(crfs.values()) == {fixed.crf + crf_offsets(still).top}
     _, decision = decide(fixed, still)
     assert decision.inputs is not None and decision.inputs["preset"] == EASY_PRESET
     assert decision.inputs["key_share"] == pytest.approx(0.85, abs=0.01)
@@ -143,11 +150,11 @@ def test_a_talking_head_gets_a_higher_crf_and_loses_a_rung_too_close_to_the_next
     having is judged at the same CRF, so the top rung's saving does not make the rung below look too close."""
     fixed = plan_ladder(video(1280, 720))
     plan, decision = decide(fixed, trial(104, 249))  # bpp 0.020, bits ~ pixels ** 0.63
-    top, lower = crf_offsets(trial(104, 249))
+    offsets = crf_offsets(trial(104, 249))
     assert [(r.name, r.crf) for r in plan.renditions] == [
-        ("720p", 21 + top),
-        ("480p", 21 + lower),
-        ("240p", 21 + lower),
+        ("720p", 21 + offsets.top),
+        ("480p", 21 + offsets.lower),
+        ("240p", 21 + offsets.small),  # the smallest rung: upscaled most
     ]
     dropped = next(d for d in decision.rungs if not d.kept)
     assert dropped.name == "360p" and f"less than a {MIN_STEP:g}x saving" in dropped.reason
@@ -234,3 +241,42 @@ def test_trial_argv_opens_every_window_warily_from_a_keyframe(tmp_path: Path):
         assert str(tmp_path / trial_file(width, height)) in argv
     assert argv.count("-crf") == 2 and argv.count("veryfast") == 2
     assert math.isclose(float(argv[argv.index("-crf") + 1]), 21)
+
+
+def av1_trial(h264_vmaf: float, *points: tuple[int, float, int], h264_bytes: int = 400_000) -> Av1Trial:
+    return Av1Trial(h264_vmaf, h264_bytes, tuple(Av1Point(*p) for p in points))
+
+
+def test_av1_match_finds_the_crf_where_av1_scores_what_h264_does():
+    # Between the points: VMAF linear in CRF (95 is halfway from 97 to 93), bytes log-linear (sqrt(300k * 80k)).
+    match = av1_match(av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)))
+    assert match.crf == 38
+    assert match.byte_ratio == pytest.approx(math.sqrt(300_000 * 80_000) / 400_000, rel=0.01)
+    # Beyond them: extrapolated along the same line, within the range SVT-AV1 is trusted in.
+    assert av1_match(av1_trial(99.0, (32, 97.0, 300_000), (44, 93.0, 80_000))).crf == 26
+    assert av1_match(av1_trial(60.0, (32, 97.0, 300_000), (44, 93.0, 80_000))).crf == AV1_MATCH_CRF_RANGE[1]
+    assert av1_match(av1_trial(99.9, (32, 97.0, 300_000), (44, 96.0, 80_000))).crf == AV1_MATCH_CRF_RANGE[0]
+
+
+def test_av1_match_of_a_still_picture_is_the_top_of_the_range_and_never_costs_more_than_h264():
+    """A slide deck: AV1 keeps it sharper than x264 at any CRF of the range (VMAF flat or rising): the highest
+    CRF; AV1's cap never exceeds the H.264 rung's, even where AV1 would spend more bytes."""
+    flat = av1_match(av1_trial(95.0, (32, 97.4, 68_000), (44, 97.4, 51_000), h264_bytes=30_000))
+    assert flat.crf == AV1_MATCH_CRF_RANGE[1] and flat.byte_ratio == 1.0
+    assert av1_match(av1_trial(95.0, (32, 97.4, 68_000), (44, 97.1, 51_000), h264_bytes=400_000)).byte_ratio < 1
+    with pytest.raises(ValueError, match="two CRFs"):
+        av1_match(av1_trial(95.0, (32, 97.0, 1)))
+
+
+def test_the_av1_trial_matches_h264_as_per_title_encodes_the_rungs():
+    fixed = plan_ladder(video())
+    assert h264_reference_rate(fixed, EASY) == (EASY_PRESET, fixed.crf + crf_offsets(EASY).lower)
+    assert h264_reference_rate(fixed, HARD) == (fixed.preset, fixed.crf)
+
+
+def test_the_av1_trial_is_stored_with_the_trial():
+    with_av1 = replace(EASY, av1=av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)))
+    assert Trial.from_json(json.loads(json.dumps(with_av1.to_json()))) == with_av1
+    old = EASY.to_json()
+    del old["av1"]  # a job planned before the AV1 trial existed
+    assert Trial.from_json(old) == EASY

@@ -3,21 +3,23 @@ the same size get the ladders they need, every rung is encoded at its own CRF, a
 fixed ladder, a published video and a note on the job.
 """
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
 
+from core.encoding import VideoCodec
 from core.settings import Settings
 from schemas.tables import JobNote, JobState, NoteKind, Video, VideoStatus
 from tests.conftest import upload, wait_finished
 from tests.media import FFMPEG, ffmpeg
 from tests.test_failure_kinds import Install
 from workers.job import run_until_idle
-from workers.ladder import LadderPlan
-from workers.pertitle import LadderMode
-from workers.pipeline import FIXED_WITHOUT_TRIAL, TranscodeResult, transcode
+from workers.ladder import AV1_SUFFIX, MIN_KBPS, LadderPlan, av1_crf
+from workers.pertitle import AV1_TRIAL_CRFS, LadderMode, Trial, av1_match
+from workers.pipeline import AV1_TRIAL_FAILED, FIXED_WITHOUT_TRIAL, TranscodeResult, plan_encode, prepare, transcode
 
 SIZE = "854x480"  # three rungs in the fixed ladder: 480p, 360p, 240p
 SECONDS = "5"
@@ -159,3 +161,63 @@ def test_the_stack_stores_the_decision_and_publishes_what_it_chose(stack, tmp_pa
     for r in videos["slides"]["renditions"]:
         assert caps["slides"][r["name"]] < caps["noise"][r["name"]]
         assert r["average_bandwidth"] < noise_rate[r["name"]] / 4, (r, noise_rate)
+
+
+def failing_av1_trial_ffmpeg(tmp_path: Path) -> Path:
+    """The product's ffmpeg, except that SVT-AV1 fails on the AV1 trial's pictures (the only run that reads the
+    trial's lossless reference with libsvtav1): the encoder crashing is a fault no valid source causes."""
+    script = tmp_path / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *trial_reference.nut*libsvtav1*) echo "Svt[error]: out of memory" >&2; exit 1;; esac\n'
+        f'exec "{FFMPEG}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("av1-trial")
+    return {"slides": slides(d / "slides.mp4"), "noise": noise(d / "noise.mp4")}
+
+
+def test_with_av1_the_trial_measures_both_codecs_and_the_av1_rungs_follow_it(sources, tmp_path):
+    """AV1 on: the trial scores x264 (as per-title encodes the rungs) and SVT-AV1 at two CRFs against the same
+    pictures; the AV1 rungs get the CRF where AV1 scores what x264 does, and caps cut by AV1's byte share there."""
+    settings = Settings(data_dir=tmp_path / "data", av1=True)
+    matches = {}
+    for name, src in sources.items():
+        prepared = prepare(src, settings)
+        assert prepared.trial_failure is None
+        trial = prepared.trial
+        assert trial is not None and trial.av1 is not None
+        low, high = trial.av1.points
+        assert (low.crf, high.crf) == AV1_TRIAL_CRFS
+        assert 0 < high.vmaf < low.vmaf <= 100 and 0 < high.bytes < low.bytes  # a higher CRF: worse and smaller
+        assert 0 < trial.av1.h264_vmaf <= 100 and trial.av1.h264_bytes > 0
+        matches[name] = match = av1_match(trial.av1)
+        h264 = {r.name: r for r in prepared.plan.renditions if r.codec == VideoCodec.h264}
+        twins = [r for r in prepared.plan.renditions if r.codec == VideoCodec.av1]
+        assert [t.name for t in twins] == [n + AV1_SUFFIX for n in h264]
+        for t in twins:
+            assert t.crf == match.crf
+            assert MIN_KBPS <= t.maxrate_kbps <= h264[t.name.removesuffix(AV1_SUFFIX)].maxrate_kbps
+        # The decision and its inputs are stored with the trial (the job's plan): parts rebuild the same plan.
+        again = plan_encode(prepared.info, settings, Trial.from_json(json.loads(json.dumps(trial.to_json()))))
+        assert again.plan == prepared.plan
+    # A still picture keeps its detail in AV1 at a far higher CRF than noise does.
+    assert matches["slides"].crf > matches["noise"].crf
+
+
+def test_a_failed_av1_trial_keeps_the_per_title_ladder_and_maps_the_av1_crf(sources, tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", av1=True, ffmpeg_path=str(failing_av1_trial_ffmpeg(tmp_path)))
+    prepared = prepare(sources["noise"], settings)
+    assert prepared.trial is not None and prepared.trial.av1 is None
+    assert prepared.ladder is not None and prepared.ladder.mode == LadderMode.per_title  # H.264 as without AV1
+    assert prepared.trial_failure == AV1_TRIAL_FAILED
+    for r in prepared.plan.renditions:
+        if r.codec == VideoCodec.av1:
+            twin = next(h for h in prepared.plan.renditions if h.name + AV1_SUFFIX == r.name)
+            assert r.crf == av1_crf(twin.crf if twin.crf is not None else prepared.plan.crf)
+            assert r.maxrate_kbps == twin.maxrate_kbps

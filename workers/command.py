@@ -176,12 +176,15 @@ def build_range_argv(
 def build_trial_argv(
     plan: LadderPlan, src: Path, demuxer: str, out_dir: Path, *, windows: Sequence[TrialWindow],
     sizes: Sequence[tuple[int, int]], crf: int, ffmpeg_exe: str = "ffmpeg", max_pixels: int | None = None,
+    reference: bool = False,
 ) -> list[str]:  # fmt: skip
     """The per-title trial (workers.pertitle): a few short windows of the source, each from the keyframe at or
     before its start (-noaccurate_seek: no decoding of frames that are then thrown away, whatever the source's
     GOP), made ready as for the ladder, joined, and encoded at each of `sizes` with the real preset at `crf`,
     a keyframe at each window's start, into out_dir/trial_<w>x<h>.mp4. Every input is opened as warily as the
-    ranges open the source, with the decoders' pixel cap on each (-max_pixels is an option of one input)."""
+    ranges open the source, with the decoders' pixel cap on each (-max_pixels is an option of one input).
+    `reference`: also the joined pictures at the larger size, lossless (out_dir/TRIAL_REFERENCE), for the AV1
+    trial to encode and to be measured against."""
     if plan.audio_only or not sizes:
         raise ValueError("a trial needs a video ladder and at least one size")
     fps = plan.renditions[0].fps
@@ -197,9 +200,13 @@ def build_trial_argv(
             v.filter("scale", *sizes[-1], flags="lanczos").filter("setsar", "1").filter("format", "yuv420p")
         )
     joined = ffmpeg.concat(*pictures, v=1, a=0) if len(pictures) > 1 else pictures[0]
-    split = joined.split() if len(sizes) > 1 else None
-    window_frames = max(1, round(min(w.seconds for w in windows) * fps))
+    branches = len(sizes) + reference
+    split = joined.split() if branches > 1 else None
+    window_frames = trial_window_frames(plan, windows)
     outputs = []
+    if reference and split is not None:
+        ref = split.stream(len(sizes))
+        outputs.append(ffmpeg.output(ref, str(out_dir / TRIAL_REFERENCE), an=None, f="nut", **{"c:v": "ffv1"}))
     for i, (width, height) in enumerate(sizes):
         v = split.stream(i) if split is not None else joined
         if (width, height) != sizes[-1]:
@@ -221,6 +228,47 @@ def build_trial_argv(
 
 def trial_file(width: int, height: int) -> str:
     return f"trial_{width}x{height}.mp4"
+
+
+TRIAL_REFERENCE = "trial_reference.nut"
+
+
+def trial_window_frames(plan: LadderPlan, windows: Sequence[TrialWindow]) -> int:
+    """Frames per trial window: each starts with a keyframe."""
+    return max(1, round(min(w.seconds for w in windows) * plan.renditions[0].fps))
+
+
+def build_reference_trial_argv(
+    plan: LadderPlan, out_dir: Path, out_name: str, *, windows: Sequence[TrialWindow], encoder: dict[str, object],
+    ffmpeg_exe: str = "ffmpeg",
+) -> list[str]:  # fmt: skip
+    """A trial of the AV1 match (workers.pertitle.av1_match): the trial's lossless reference pictures encoded with
+    `encoder` (codec, preset, CRF; capped nowhere: it measures what the CRF costs), keyframes where the H.264
+    trial has them, into out_dir/out_name."""
+    frames = trial_window_frames(plan, windows)
+    v = _input(out_dir / TRIAL_REFERENCE, "nut")["v:0"]
+    out = ffmpeg.output(
+        v,
+        str(out_dir / out_name),
+        an=None,
+        **encoder,
+        force_key_frames=f"expr:eq(mod(n,{frames}),0)",
+        g=frames * len(windows),
+        **_NO_METADATA,
+    )
+    return _argv(ffmpeg_exe, out)
+
+
+def av1_trial_encoder(crf: int, preset: int) -> dict[str, object]:
+    return {"c:v": "libsvtav1", "preset": preset, "crf": crf, "profile:v": "main"}
+
+
+def h264_trial_encoder(crf: int, preset: str) -> dict[str, object]:
+    return {"c:v": "libx264", "preset": preset, "crf": crf, "profile:v": "high", "sc_threshold": 0}
+
+
+def av1_trial_file(crf: int) -> str:
+    return f"av1_trial_{crf}.mp4"
 
 
 def _range_tiles(thumbnails: ThumbnailPlan, rng: TimeRange) -> tuple[int, int] | None:

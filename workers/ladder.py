@@ -13,6 +13,7 @@ after the H.264 ladder in the same master: a device that decodes AV1 plays the t
 other keeps H.264.
 """
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -192,21 +193,24 @@ def av1_crf(x264_crf: int) -> int:
     return max(1, min(AV1_MAX_CRF, crf))
 
 
-def with_av1(plan: LadderPlan, preset: int) -> LadderPlan:
-    """The plan with an AV1 twin of every H.264 rung after them: same size, frame rate and bit-rate cap (the
-    player's budget for that size; SVT-AV1's capped CRF loses quality fast once the cap binds, so a lower cap
-    would cost the twin its quality on hard content), its CRF on the AV1 scale. Applied last, to the ladder as
-    finally chosen (per-title included), so every rung kept has its twin and no dropped one does; a rung too
-    small for SVT-AV1 has none."""
+def with_av1(plan: LadderPlan, preset: int, crf: int | None = None, cap_ratio: float = 1.0) -> LadderPlan:
+    """The plan with an AV1 twin of every H.264 rung after them: same size and frame rate, its CRF on the AV1
+    scale. Applied last, to the ladder as finally chosen (per-title included), so every rung kept has its twin and
+    no dropped one does; a rung too small for SVT-AV1 has none. `crf` and `cap_ratio`: what the per-title AV1
+    trial measured (workers.pertitle.av1_match): that CRF on every twin, and the twin's cap = its H.264 twin's x
+    the ratio. Without them: the CRF mapped from x264's and the same cap (the player's budget for that size)."""
     h264 = [r for r in plan.renditions if r.codec == VideoCodec.h264]
-    twins = tuple(
-        replace(
+
+    def twin(r: VideoRendition) -> VideoRendition:
+        cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(r.maxrate_kbps * cap_ratio)))  # never above H.264's
+        return replace(
             r,
             name=r.name + AV1_SUFFIX,
-            crf=av1_crf(r.crf if r.crf is not None else plan.crf),
+            crf=crf if crf is not None else av1_crf(r.crf if r.crf is not None else plan.crf),
             codec=VideoCodec.av1,
+            maxrate_kbps=cap,
+            bufsize_kbps=r.bufsize_kbps if cap == r.maxrate_kbps else 2 * cap,
         )
-        for r in h264
-        if min(r.width, r.height) >= AV1_MIN_SIDE
-    )
+
+    twins = tuple(twin(r) for r in h264 if min(r.width, r.height) >= AV1_MIN_SIDE)
     return replace(plan, renditions=(*h264, *twins), svtav1_preset=preset)

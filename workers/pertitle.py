@@ -6,16 +6,21 @@ spread over the source at one or two small sizes, with the real preset at the pl
 of its keyframes and of its other frames. From that Trial alone, this module decides, per rung:
 
 - the preset and CRF: content that costs few bits per pixel (slides, screen capture, a still picture, a
-  talking head, animation) is encoded with a slower x264 preset at a higher CRF, which gives it the same VMAF
-  for fewer bytes (the top rung rises more than the upscaled rungs below it, which show a CRF step more; every
-  rung rises most where keyframes carry the bits, as nothing moves); content that costs many bits per pixel
-  (motion, noise) keeps the fixed ladder's preset, CRF and caps on every rung, so it is never worse than today;
+  talking head, animation) is encoded with a slightly slower x264 preset at a higher CRF, which gives it about
+  the same VMAF for fewer bytes (the top rung rises more than the upscaled rungs below it, which show a CRF step
+  more; every rung rises most where keyframes carry the bits, as nothing moves); content that costs many bits per
+  pixel (motion, noise) keeps the fixed ladder's preset, CRF and caps on every rung, so it is never worse;
 - the cap of easy content: a few times the bit rate the trial predicts (never above the fixed cap), so a
   player reading the master sees what the rung really needs;
 - whether the rung is kept: the top rung always is (the source's own picture); a lower one is dropped when
   the rung above already costs no more than the cheapest fixed rung (any connection that plays the fixed
   ladder plays it), or when it would save too little against the rung above to be worth its bytes (which is
   also what happens when both would need more bits than the source carries: both are capped at its rate).
+
+With AV1 on, the trial also encodes its pictures with x264 as the rungs below the top get encoded and with
+SVT-AV1 at two CRFs, and scores each against the pictures (VMAF): the AV1 rungs get the CRF at which AV1 scores
+what x264 does, and caps cut by AV1's share of the bytes there (av1_match), as how far apart the two codecs are
+depends on the content (AV1 keeps a still picture sharper at any CRF; it smooths film grain away).
 
 Pure: the same Trial gives the same ladder on every worker; the trial is stored on the job (Trial.to_json) and
 never measured again by the parts.
@@ -95,6 +100,27 @@ class TrialSize:
 
 
 @dataclass(frozen=True)
+class Av1Point:
+    """The AV1 trial at one CRF: what it scored and weighed."""
+
+    crf: int
+    vmaf: float
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Av1Trial:
+    """With AV1 on: the H.264 trial's VMAF and bytes at the larger trial size, and SVT-AV1's at a few CRFs of the
+    same pictures (workers.pipeline.run_trial). How far apart the two codecs are depends on the content (AV1 keeps
+    a still picture far sharper at the same CRF, and smooths film grain away), so the AV1 rungs' rate control is
+    read from this measurement, not mapped from x264's CRF."""
+
+    h264_vmaf: float
+    h264_bytes: int
+    points: tuple[Av1Point, ...]  # by CRF, lowest first
+
+
+@dataclass(frozen=True)
 class Trial:
     """What the trial encode measured: all the per-title decision reads (plus its wall time, for operators)."""
 
@@ -104,6 +130,7 @@ class Trial:
     windows: tuple[TrialWindow, ...]
     sizes: tuple[TrialSize, ...]  # smallest first
     wall_seconds: float = 0.0  # what the trial cost; never read by the decision
+    av1: Av1Trial | None = None  # with AV1 on; None without it, or when its measurement failed
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -117,6 +144,7 @@ class Trial:
             windows=tuple(TrialWindow(**w) for w in data["windows"]),
             sizes=tuple(TrialSize(**s) for s in data["sizes"]),
             wall_seconds=data.get("wall_seconds", 0.0),
+            av1=_av1_trial(data.get("av1")),
         )
 
     def kbps(self, size: TrialSize) -> float:
@@ -152,26 +180,35 @@ class Trial:
         return min(MAX_GROWTH, max(MIN_GROWTH, math.log(bits) / math.log(pixels)))
 
 
+def _av1_trial(data: dict | None) -> Av1Trial | None:
+    if data is None:  # jobs planned before the AV1 trial existed, or without AV1
+        return None
+    return Av1Trial(data["h264_vmaf"], data["h264_bytes"], tuple(Av1Point(**p) for p in data["points"]))
+
+
 DEFAULT_GROWTH = 0.75
 MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
 
 # -- the decision --------------------------------------------------------------------------------------------
 
-# Easy content is encoded with a slower x264 preset and a higher CRF. Measured on bench/quality.py's clips (8 s, each
-# rung alone with the fixed caps, libvmaf against the source upscaled bicubic; docs/quality.md, 2026-12-04): x264
-# `medium` at the same CRF as `veryfast` spends up to 25 % more bytes for 1-3 more VMAF, and 2-4 CRF higher it
-# lands at about the same VMAF as `veryfast` at the fixed CRF for far fewer bytes: the top rung +4 (animation
-# -27 % at -0.57, talking head +3: -45 % at +0.03), the rungs below +2 (upscaled, they show a CRF step more:
-# animation -15 % at +0.1, talking head 480p -12 % at +0.9). Where keyframes carry most of the bits (slides, a
-# still picture: nothing moves, so the frames between keyframes cost almost nothing) VMAF barely moves with CRF
-# and `medium`'s better keyframes cost more bytes, so every rung goes +6 (measured +5: -5 to -14 % at +0.2 to
-# +0.9; +7: -16 to -22 % at -0.4 to -1.0). The price is encode time: `medium` takes about 1.6x `veryfast`'s CPU
-# on these rungs, on content that is cheap to encode.
-EASY_PRESET: X264Preset = "medium"
-TOP_CRF_OFFSET = 4
+# Easy content is encoded with a slightly slower x264 preset and a higher CRF. Measured on bench/quality.py's clips
+# (8 s, libvmaf against the source upscaled bicubic; docs/quality.md, 2026-12-04): x264 `faster` at the same CRF as
+# `veryfast` spends more bytes for more VMAF, and 2-3 CRF higher it lands within a fraction of a VMAF point of
+# `veryfast` at the fixed CRF for fewer bytes: the top rung +3 (animation -17 % at -0.27, talking head -48 % at
+# -0.58), the rungs below +2 (upscaled, they show a CRF step more: animation -17 to -22 % at -0.2 to -0.6), the
+# smallest (under 360 lines: upscaled 3x or more on a 720p screen) +1 (+2 cost film grain's 240p 1.46). Where
+# keyframes carry most of the bits (slides, a still picture: nothing moves, so the frames between keyframes cost
+# almost nothing) VMAF barely moves with CRF, so every rung goes +4 (+6 cost a still picture 1.5 to 2.9 VMAF).
+# `medium` at +4/+2/+6 saved more (31 % of the easy clips' bytes against 28 %) but took 2.7x as long to publish a
+# 1080p minute on two cores (first playable 11.6 s instead of 5.2): publishing in seconds comes first.
+# `faster` costs about 1.2x `veryfast`'s CPU on these rungs.
+EASY_PRESET: X264Preset = "faster"
+TOP_CRF_OFFSET = 3
 LOWER_CRF_OFFSET = 2
+SMALL_CRF_OFFSET = 1
+SMALL_SHORT_SIDE = 360  # rungs with a shorter side than this get SMALL_CRF_OFFSET
 KEYFRAME_BOUND_SHARE = 0.5  # keyframes' share of a real encode's bits (Trial.key_share) from which ...
-KEYFRAME_BOUND_CRF_OFFSET = 6  # ... every rung gets this offset
+KEYFRAME_BOUND_CRF_OFFSET = 4  # ... every rung gets this offset
 HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
 MAX_CRF = 30
 CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
@@ -210,14 +247,29 @@ class LadderDecision:
         return {"mode": self.mode.value, "inputs": self.inputs, "rungs": [asdict(r) for r in self.rungs]}
 
 
-def crf_offsets(trial: Trial) -> tuple[int, int]:
-    """How far the CRF of the top rung and of the rungs below it rise (0, 0 for hard content, which keeps the
-    fixed ladder's rate control); the offsets hold at EASY_PRESET, not at a faster preset."""
+@dataclass(frozen=True)
+class CrfOffsets:
+    """How far per-title raises each rung's CRF above the install's: the top rung, the rungs below it, and the
+    smallest of those (a shorter side under SMALL_SHORT_SIDE)."""
+
+    top: int
+    lower: int
+    small: int
+
+    def of(self, index: int, rung: VideoRendition) -> int:
+        if index == 0:
+            return self.top
+        return self.small if min(rung.width, rung.height) < SMALL_SHORT_SIDE else self.lower
+
+
+def crf_offsets(trial: Trial) -> CrfOffsets:
+    """Nothing for hard content, which keeps the fixed ladder's rate control; the offsets hold at EASY_PRESET,
+    not at a faster preset."""
     if trial.bits_per_pixel > HARD_BPP:
-        return 0, 0
+        return CrfOffsets(0, 0, 0)
     if trial.key_share >= KEYFRAME_BOUND_SHARE:
-        return KEYFRAME_BOUND_CRF_OFFSET, KEYFRAME_BOUND_CRF_OFFSET
-    return TOP_CRF_OFFSET, LOWER_CRF_OFFSET
+        return CrfOffsets(*(KEYFRAME_BOUND_CRF_OFFSET,) * 3)
+    return CrfOffsets(TOP_CRF_OFFSET, LOWER_CRF_OFFSET, SMALL_CRF_OFFSET)
 
 
 def easy_preset(install: X264Preset) -> X264Preset:
@@ -262,12 +314,11 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
     """The per-title ladder of a fixed plan, from its trial: each kept rung with its own CRF and cap."""
     if plan.audio_only:
         return plan, LadderDecision(LadderMode.per_title, None, ())
-    bpp, (top_offset, lower_offset) = trial.bits_per_pixel, crf_offsets(trial)
+    bpp, offsets = trial.bits_per_pixel, crf_offsets(trial)
     easy = bpp <= HARD_BPP
     candidates = []
     for i, r in enumerate(plan.renditions):
-        offset = top_offset if i == 0 else lower_offset
-        crf = max(plan.crf, min(MAX_CRF, plan.crf + offset))  # never below the install's
+        crf = max(plan.crf, min(MAX_CRF, plan.crf + offsets.of(i, r)))  # never below the install's
         predicted = predicted_kbps(trial, r, crf)
         cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(predicted * CAP_HEADROOM))) if easy else r.maxrate_kbps
         at_fixed = min(predicted_kbps(trial, r, plan.crf), cap if crf == plan.crf else r.maxrate_kbps)
@@ -290,7 +341,7 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
         "bits_per_pixel": round(bpp, 5),
         "growth": round(trial.growth, 3),
         "key_share": round(trial.key_share, 3),
-        "crf_offsets": {"top": top_offset, "lower": lower_offset},
+        "crf_offsets": asdict(offsets),
         "preset": preset,
         "hard": not easy,
         "trial_kbps": {f"{s.width}x{s.height}": round(trial.kbps(s), 1) for s in trial.sizes},
@@ -335,3 +386,53 @@ def _why(c: _Candidate, plan: LadderPlan, above: _Candidate | None, easy: bool) 
     if above is None:
         return f"{rate}: the top rung, the source's full picture."
     return f"{rate}, {above.at_fixed_crf / c.at_fixed_crf:.1f}x less than {above.rung.name} at the same CRF."
+
+
+# -- the AV1 rungs' rate control, from the AV1 trial ----------------------------------------------------------
+
+AV1_TRIAL_CRFS = (32, 44)  # SVT-AV1 CRFs the trial encodes; the match is interpolated between them (or beyond)
+# A match outside is clamped: the trial's two CRFs say little about the scale far beyond them, and a still picture,
+# whose VMAF barely falls with CRF, would be extrapolated to the end of it (slides: +1.8 VMAF over x264 at 55 in
+# bench/quality.py; within 1 at 63 for its 1080p rung, where its 480p rung, encoded apart, fell several points below).
+AV1_MATCH_CRF_RANGE = (20, 55)
+
+
+@dataclass(frozen=True)
+class Av1Match:
+    """The SVT-AV1 CRF at which the AV1 trial scores the H.264 trial's VMAF, and AV1's bytes there as a share of
+    H.264's: the AV1 twin of every rung gets this CRF and its H.264 twin's cap times this share, so that where a
+    cap binds (hard content) the AV1 rung also lands at the H.264 rung's quality, for fewer bytes."""
+
+    crf: int
+    byte_ratio: float
+
+
+def h264_reference_rate(plan: LadderPlan, trial: Trial) -> tuple[X264Preset, int]:
+    """The x264 preset and CRF that decide() gives the rungs below the top for this trial: the AV1 trial matches
+    the VMAF of the H.264 rungs as per-title encodes them, not as the fixed ladder would."""
+    easy = trial.bits_per_pixel <= HARD_BPP
+    crf = max(plan.crf, min(MAX_CRF, plan.crf + crf_offsets(trial).lower))
+    return (easy_preset(plan.preset) if easy else plan.preset), crf
+
+
+def av1_match(trial: Av1Trial) -> Av1Match:
+    """Interpolate VMAF (linear in CRF) and bytes (log-linear in CRF, as CRF is a log scale of quantizer) between
+    the trial's points, extrapolating past the ends with the nearest two; content whose VMAF does not fall with CRF
+    over the range (a still picture) gets the top of the range."""
+    low, high = AV1_MATCH_CRF_RANGE
+    pts = sorted(trial.points, key=lambda p: p.crf)
+    if len(pts) < 2:
+        raise ValueError("the AV1 trial needs two CRFs")
+    a, b = (pts[0], pts[1]) if trial.h264_vmaf >= pts[1].vmaf else (pts[-2], pts[-1])
+    for left, right in zip(pts, pts[1:], strict=False):
+        if right.vmaf <= trial.h264_vmaf <= left.vmaf:
+            a, b = left, right
+            break
+    slope = (b.vmaf - a.vmaf) / (b.crf - a.crf)  # VMAF per CRF step: negative
+    crf = a.crf + (trial.h264_vmaf - a.vmaf) / slope if slope < 0 else float(high)
+    crf = min(float(high), max(float(low), crf))
+    log_bytes = math.log(max(1, a.bytes)) + (crf - a.crf) * (math.log(max(1, b.bytes)) - math.log(max(1, a.bytes))) / (
+        b.crf - a.crf
+    )
+    ratio = math.exp(log_bytes) / max(1, trial.h264_bytes)
+    return Av1Match(round(crf), round(min(1.0, max(0.05, ratio)), 3))

@@ -46,11 +46,16 @@ from schemas.tables import FailureKind
 from workers.chunks import TimeRange, plan_ranges, range_label
 from workers.command import (
     AUDIO_FFMPEG_PLAYLIST,
+    TRIAL_REFERENCE,
+    av1_trial_encoder,
+    av1_trial_file,
     build_audio_argv,
     build_loudness_argv,
     build_range_argv,
+    build_reference_trial_argv,
     build_sheets_argv,
     build_trial_argv,
+    h264_trial_encoder,
     range_playlist,
     trial_file,
 )
@@ -58,15 +63,21 @@ from workers.ladder import LadderPlan, plan_ladder, with_av1
 from workers.loudness import LevelPlan, Measurement, measure_windows, parse_ebur128, plan_level
 from workers.measure import VariantFacts, codec_string
 from workers.pertitle import (
+    AV1_TRIAL_CRFS,
     TRIAL_SECONDS_LIMIT,
+    Av1Point,
+    Av1Trial,
     LadderDecision,
     Trial,
     TrialSize,
+    av1_match,
     decide,
     fixed_decision,
+    h264_reference_rate,
     trial_sizes,
     trial_windows,
 )
+from workers.quality import build_trial_vmaf_argv, parse_vmaf_log
 from workers.thumbnails import ThumbnailPlan, fit_tiles, jpeg_size, plan_thumbnails, storyboard_vtt
 
 log = logging.getLogger(__name__)
@@ -360,7 +371,16 @@ def prepare(src: Path, settings: Settings) -> Prepared:
         reason = exc.reason if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
         log.warning("per-title trial of %s failed, fixed ladder: %s", src.name, reason)
         return replace(plan_encode(info, settings), trial_failure=f"the per-title trial encode failed: {reason}")
-    return plan_encode(info, settings, trial)
+    prepared = plan_encode(info, settings, trial)
+    if settings.av1 and trial.av1 is None:  # the H.264 ladder is per-title all the same
+        return replace(prepared, trial_failure=AV1_TRIAL_FAILED)
+    return prepared
+
+
+AV1_TRIAL_FAILED = (
+    "the AV1 trial failed (the worker's log says why): the AV1 rungs use the CRF mapped from x264's and the H.264 "
+    "rungs' caps"
+)
 
 
 FIXED_BY_SETTING = "Kept: per-title is off, so every source gets the fixed ladder."
@@ -378,7 +398,11 @@ def plan_encode(info: SourceInfo, settings: Settings, trial: Trial | None = None
     else:
         plan, ladder = decide(plan, trial, info.video_bitrate // 1000)
     if settings.av1 and not plan.audio_only:  # twins of the rungs as finally chosen, with their rate control
-        plan = with_av1(plan, settings.svtav1_preset)
+        if trial is not None and trial.av1 is not None and settings.per_title:
+            match = av1_match(trial.av1)
+            plan = with_av1(plan, settings.svtav1_preset, match.crf, match.byte_ratio)
+        else:
+            plan = with_av1(plan, settings.svtav1_preset)
     ranges = (
         ()
         if plan.audio_only
@@ -404,13 +428,48 @@ def run_trial(src: Path, info: SourceInfo, plan: LadderPlan, settings: Settings)
         out = Path(tmp)
         argv = build_trial_argv(
             plan, src, info.demuxer, out, windows=windows, sizes=sizes, crf=plan.crf, ffmpeg_exe=ffmpeg_exe(settings),
-            max_pixels=MediaLimits.from_settings(settings).max_pixels,
+            max_pixels=MediaLimits.from_settings(settings).max_pixels, reference=settings.av1,
         )  # fmt: skip
         watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
         run_ffmpeg(argv, sum(w.seconds for w in windows), out / "trial.log", watchdog=watchdog)
         measured = tuple(_trial_size(out / trial_file(w, h), w, h) for w, h in sizes)
+        av1 = None
+        if settings.av1:
+            fps = float(plan.renditions[0].fps)
+            h264 = h264_reference_rate(plan, Trial(plan.crf, fps, plan.gop_seconds, windows, measured))
+            try:
+                av1 = _av1_trial(out, plan, windows, h264, settings)
+            except (TranscodeError, OSError, ValueError, av.error.FFmpegError) as exc:
+                reason = exc.reason if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
+                log.warning("AV1 trial of %s failed, AV1 CRF mapped from x264's: %s", src.name, reason)
     fps = float(plan.renditions[0].fps)
-    return Trial(plan.crf, fps, plan.gop_seconds, windows, measured, round(time.monotonic() - started, 3))
+    return Trial(plan.crf, fps, plan.gop_seconds, windows, measured, round(time.monotonic() - started, 3), av1)
+
+
+def _av1_trial(out: Path, plan: LadderPlan, windows, h264: tuple[str, int], settings: Settings) -> Av1Trial:
+    """The trial's pictures at its larger size encoded by x264 as per-title encodes the rungs (`h264`: preset and
+    CRF) and by SVT-AV1 at AV1_TRIAL_CRFS, each scored against those pictures (workers.pertitle.av1_match reads
+    them). Only with AV1 on: a few seconds more before the first range, which AV1's own encode time dwarfs."""
+    exe, fps = ffmpeg_exe(settings), plan.renditions[0].fps
+    seconds = sum(w.seconds for w in windows)
+    watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
+
+    def encoded(name: str, encoder: dict[str, object]) -> tuple[float, int]:
+        """(VMAF, bytes) of the reference encoded with `encoder` into out/name."""
+        argv = build_reference_trial_argv(plan, out, name, windows=windows, encoder=encoder, ffmpeg_exe=exe)
+        run_ffmpeg(argv, seconds, out / f"{name}.log", watchdog=watchdog)
+        log_path = out / f"{name}.vmaf.json"
+        argv = build_trial_vmaf_argv(out / name, out / TRIAL_REFERENCE, log_path, fps=fps, n_threads=2, ffmpeg_exe=exe)
+        run_ffmpeg(argv, seconds, out / f"{name}.vmaf.log", watchdog=watchdog)
+        return parse_vmaf_log(log_path.read_text()).mean, (out / name).stat().st_size
+
+    preset, crf = h264
+    h264_vmaf, h264_bytes = encoded("h264_reference.mp4", h264_trial_encoder(crf, preset))
+    points = []
+    for av1_crf in AV1_TRIAL_CRFS:
+        vmaf, size = encoded(av1_trial_file(av1_crf), av1_trial_encoder(av1_crf, settings.svtav1_preset))
+        points.append(Av1Point(av1_crf, round(vmaf, 3), size))
+    return Av1Trial(round(h264_vmaf, 3), h264_bytes, tuple(points))
 
 
 def _trial_size(path: Path, width: int, height: int) -> TrialSize:

@@ -194,6 +194,24 @@ def build_vmaf_argv(
     return _argv(ffmpeg_exe, ffmpeg.output(scored, "-", f="null"))
 
 
+def build_trial_vmaf_argv(
+    encoded: Path, reference: Path, log_path: Path, *, fps: Fraction, n_threads: int, ffmpeg_exe: str = "ffmpeg"
+) -> list[str]:
+    """A per-title trial encode (same size and frames as its lossless reference) against that reference."""
+    dist = _input(encoded, "mov")["v:0"].filter("format", "yuv420p")
+    ref = _input(reference, "nut")["v:0"].filter("format", "yuv420p")
+    scored = ffmpeg.filter(
+        [_numbered(dist, fps), _numbered(ref, fps)],
+        "libvmaf",
+        log_path=str(log_path),
+        log_fmt="json",
+        n_threads=n_threads,
+        shortest=1,
+        repeatlast=0,
+    )
+    return _argv(ffmpeg_exe, ffmpeg.output(scored, "-", f="null"))
+
+
 @dataclass(frozen=True)
 class Score:
     """Pooled VMAF of some frames."""
