@@ -608,6 +608,7 @@ def run_latency(stack: Stack, args: argparse.Namespace, short: Path, long: Path 
     done()
     lf = None
     if long is not None:
+        stack.quiesce()  # the short video's work after `ready` (its VMAF part) must not run into the long one's start
         done = timed_phase(f"long source ({args.long_seconds} s), 1 worker x{args.concurrency}: first playable")
         lf = follow(stack, long, args.long_seconds, until_ready=False, poll=args.poll, timeout=budget)
         stack.cancel(lf.video_id)
