@@ -30,6 +30,8 @@ from workers.pertitle import (
     TrialSize,
     TrialWindow,
     av1_match,
+    av1_rates,
+    av1_top_size,
     crf_offsets,
     decide,
     easy_preset,
@@ -271,12 +273,48 @@ def test_av1_match_of_a_still_picture_is_the_top_of_the_range_and_never_costs_mo
 def test_the_av1_trial_matches_h264_as_per_title_encodes_the_rungs():
     fixed = plan_ladder(video())
     assert h264_reference_rate(fixed, EASY) == (EASY_PRESET, fixed.crf + crf_offsets(EASY).lower)
+    assert h264_reference_rate(fixed, EASY, top=True) == (EASY_PRESET, fixed.crf + crf_offsets(EASY).top)
     assert h264_reference_rate(fixed, HARD) == (fixed.preset, fixed.crf)
 
 
+def test_the_top_rung_is_matched_at_its_own_size_when_larger_than_the_trials():
+    """At full size AV1 falls further behind x264 than at the trial's size: the top twin takes the match measured
+    at its size, twins up to the trial's size the trial's, and the ones between lie between (log pixels)."""
+    fixed = plan_ladder(video())  # 1080p down to 240p
+    assert av1_top_size(fixed, (854, 480)) == (1920, 1080)
+    assert av1_top_size(plan_ladder(video(width=854, height=480)), (854, 480)) is None
+    small = replace(av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)), width=854, height=480)  # CRF 38
+    top = replace(av1_trial(95.0, (32, 96.0, 900_000), (44, 92.0, 240_000)), width=1920, height=1080)  # CRF 35
+    rate = av1_rates(replace(EASY, av1=small, av1_top=top))
+    crfs = {r.name: rate(r)[0] for r in fixed.renditions}
+    assert crfs["1080p"] == av1_match(top).crf == 35
+    assert crfs["480p"] == crfs["360p"] == crfs["240p"] == av1_match(small).crf == 38
+    assert 35 < crfs["720p"] < 38
+    assert rate(fixed.renditions[0])[1] == pytest.approx(av1_match(top).byte_ratio, abs=0.001)
+    # Without a top trial (a ladder no larger than the trial, or a trial stored before it existed): one match.
+    one = av1_rates(replace(EASY, av1=small))
+    assert {one(r) for r in fixed.renditions} == {(38, av1_match(small).byte_ratio)}
+    with pytest.raises(ValueError, match="no AV1"):
+        av1_rates(EASY)
+
+
+def test_a_twin_of_a_rung_held_down_by_its_cap_gets_the_smaller_byte_ratio():
+    """Noise: the H.264 rungs are capped far below what their CRF asks, and both matches were measured uncapped,
+    at a quality those rungs never reach; the twin's cap takes the smaller ratio, not the one nearest its size."""
+    fixed = plan_ladder(video())
+    small = replace(av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)), width=854, height=480)
+    top = replace(av1_trial(95.0, (32, 96.0, 3_000_000), (44, 92.0, 1_200_000)), width=1920, height=1080)
+    assert av1_match(top).byte_ratio > av1_match(small).byte_ratio
+    capped = av1_rates(replace(HARD, av1=small, av1_top=top))
+    uncapped = av1_rates(replace(EASY, av1=small, av1_top=top))
+    assert capped(fixed.renditions[0]) == (av1_match(top).crf, av1_match(small).byte_ratio)
+    assert uncapped(fixed.renditions[0]) == (av1_match(top).crf, av1_match(top).byte_ratio)
+
+
 def test_the_av1_trial_is_stored_with_the_trial():
-    with_av1 = replace(EASY, av1=av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)))
+    measured = av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000))
+    with_av1 = replace(EASY, av1=replace(measured, width=854, height=480), av1_top=replace(measured, width=1920))
     assert Trial.from_json(json.loads(json.dumps(with_av1.to_json()))) == with_av1
     old = EASY.to_json()
-    del old["av1"]  # a job planned before the AV1 trial existed
+    del old["av1"], old["av1_top"]  # a job planned before the AV1 trial existed
     assert Trial.from_json(old) == EASY

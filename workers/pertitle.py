@@ -20,13 +20,17 @@ of its keyframes and of its other frames. From that Trial alone, this module dec
 With AV1 on, the trial also encodes its pictures with x264 as the rungs below the top get encoded and with
 SVT-AV1 at two CRFs, and scores each against the pictures (VMAF): the AV1 rungs get the CRF at which AV1 scores
 what x264 does, and caps cut by AV1's share of the bytes there (av1_match), as how far apart the two codecs are
-depends on the content (AV1 keeps a still picture sharper at any CRF; it smooths film grain away).
+depends on the content (AV1 keeps a still picture sharper at any CRF; it smooths film grain away). When the top
+rung is larger than the trial's pictures, one window is measured again at its size against x264 as the top rung
+is encoded (av1_top_size): there AV1's smoothing shows, and the twins between the two sizes lie between
+(av1_rates).
 
 Pure: the same Trial gives the same ladder on every worker; the trial is stored on the job (Trial.to_json) and
 never measured again by the parts.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import get_args
@@ -118,6 +122,8 @@ class Av1Trial:
     h264_vmaf: float
     h264_bytes: int
     points: tuple[Av1Point, ...]  # by CRF, lowest first
+    width: int = 0  # the pictures measured (0: trials stored before the size was)
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,7 @@ class Trial:
     sizes: tuple[TrialSize, ...]  # smallest first
     wall_seconds: float = 0.0  # what the trial cost; never read by the decision
     av1: Av1Trial | None = None  # with AV1 on; None without it, or when its measurement failed
+    av1_top: Av1Trial | None = None  # the same at the top rung's size, when that is larger than the trial's
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -145,6 +152,7 @@ class Trial:
             sizes=tuple(TrialSize(**s) for s in data["sizes"]),
             wall_seconds=data.get("wall_seconds", 0.0),
             av1=_av1_trial(data.get("av1")),
+            av1_top=_av1_trial(data.get("av1_top")),
         )
 
     def kbps(self, size: TrialSize) -> float:
@@ -183,7 +191,8 @@ class Trial:
 def _av1_trial(data: dict | None) -> Av1Trial | None:
     if data is None:  # jobs planned before the AV1 trial existed, or without AV1
         return None
-    return Av1Trial(data["h264_vmaf"], data["h264_bytes"], tuple(Av1Point(**p) for p in data["points"]))
+    points = tuple(Av1Point(**p) for p in data["points"])
+    return Av1Trial(data["h264_vmaf"], data["h264_bytes"], points, data.get("width", 0), data.get("height", 0))
 
 
 DEFAULT_GROWTH = 0.75
@@ -407,12 +416,48 @@ class Av1Match:
     byte_ratio: float
 
 
-def h264_reference_rate(plan: LadderPlan, trial: Trial) -> tuple[X264Preset, int]:
-    """The x264 preset and CRF that decide() gives the rungs below the top for this trial: the AV1 trial matches
-    the VMAF of the H.264 rungs as per-title encodes them, not as the fixed ladder would."""
+def h264_reference_rate(plan: LadderPlan, trial: Trial, top: bool = False) -> tuple[X264Preset, int]:
+    """The x264 preset and CRF that decide() gives the rungs below the top (`top`: the top rung) for this trial:
+    the AV1 trial matches the VMAF of the H.264 rungs as per-title encodes them, not as the fixed ladder would."""
     easy = trial.bits_per_pixel <= HARD_BPP
-    crf = max(plan.crf, min(MAX_CRF, plan.crf + crf_offsets(trial).lower))
+    offsets = crf_offsets(trial)
+    crf = max(plan.crf, min(MAX_CRF, plan.crf + (offsets.top if top else offsets.lower)))
     return (easy_preset(plan.preset) if easy else plan.preset), crf
+
+
+def av1_top_size(plan: LadderPlan, trial_size: tuple[int, int]) -> tuple[int, int] | None:
+    """The top rung's size when it is larger than the trial's pictures: there, with no upscale to hide it, AV1's
+    smoothing costs it more VMAF against x264 than at the trial's size (talking head and film grain at 720p: 1.8
+    and 2.1 under x264 at the CRF matched at 480p, within 0.4 at 480p; docs/quality.md), so it is matched there too."""
+    top = max(plan.renditions, key=lambda r: r.width * r.height)
+    return (top.width, top.height) if top.width * top.height > trial_size[0] * trial_size[1] else None
+
+
+def av1_rates(trial: Trial) -> Callable[[VideoRendition], tuple[int, float]]:
+    """Each AV1 twin's CRF and cap ratio (workers.ladder.with_av1), from the trial's AV1 measurements: the match at
+    the trial's size for twins up to it, the match at the top rung's size for the top twin, and between them
+    interpolated in log pixels. A twin whose H.264 rung is held down by its cap (predicted above it: noise, fast
+    motion) gets the smaller of the measured byte ratios: both matches are uncapped, at a quality the capped rung
+    never reaches, and AV1's lead grows as the rate falls (noise 720p: AV1 +16.6 VMAF for 5 % more bytes with the
+    top size's ratio; docs/quality.md)."""
+    if trial.av1 is None:
+        raise ValueError("the trial has no AV1 measurement")
+    low = av1_match(trial.av1)
+    top = trial.av1_top
+    high = av1_match(top) if top is not None else low
+    small = max(1, trial.av1.width * trial.av1.height)
+    large = max(small, top.width * top.height) if top is not None else small
+
+    def rate(rung: VideoRendition) -> tuple[int, float]:
+        pixels = rung.width * rung.height
+        share = 0.0 if large == small else min(1.0, max(0.0, math.log(pixels / small) / math.log(large / small)))
+        ratio = low.byte_ratio + share * (high.byte_ratio - low.byte_ratio)
+        crf = rung.crf if rung.crf is not None else trial.crf
+        if predicted_kbps(trial, rung, crf) > rung.maxrate_kbps:
+            ratio = min(low.byte_ratio, high.byte_ratio)
+        return round(low.crf + share * (high.crf - low.crf)), round(ratio, 3)
+
+    return rate
 
 
 def av1_match(trial: Av1Trial) -> Av1Match:
