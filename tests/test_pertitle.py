@@ -20,6 +20,8 @@ from workers.pertitle import (
     AV1_MATCH_CRF_RANGE,
     CHEAP_KBPS,
     EASY_PRESET,
+    EASY_PRESET_MAX_PIXEL_RATE,
+    KEYFRAME_BOUND_CRF_OFFSET,
     MAX_CRF,
     MIN_STEP,
     Av1Point,
@@ -37,6 +39,7 @@ from workers.pertitle import (
     easy_preset,
     fixed_decision,
     h264_reference_rate,
+    pixel_rate,
     trial_sizes,
     trial_windows,
 )
@@ -96,10 +99,10 @@ def test_trial_sizes_are_small_rungs_of_the_plan():
 
 
 def test_easy_content_gets_a_higher_crf_lower_caps_and_fewer_rungs():
-    fixed = plan_ladder(video())
+    fixed = plan_ladder(video(1280, 720))  # a 1080p30 ladder keeps the install's CRF for moving content (below)
     easy, decision = decide(fixed, EASY)
     assert decision.mode == LadderMode.per_title
-    assert easy.renditions[0].name == fixed.renditions[0].name == "1080p"  # the source's own picture stays
+    assert easy.renditions[0].name == fixed.renditions[0].name == "720p"  # the source's own picture stays
     assert len(easy.renditions) < len(fixed.renditions)
     top = easy.renditions[0]
     assert top.crf is not None and fixed.crf < top.crf <= MAX_CRF  # the top rung, where VMAF barely sees it
@@ -135,9 +138,9 @@ def test_easy_content_gets_a_slower_preset_and_a_higher_crf_where_it_shows_least
     assert moving.top > moving.lower > moving.small > 0  # the more a rung is upscaled, the less it rises
     still = trial(30, 60, key_share=0.85)
     assert crf_offsets(still).top == crf_offsets(still).lower == crf_offsets(still).small > moving.top
-    assert easy_preset("veryfast") == EASY_PRESET != "veryfast"
-    assert easy_preset("veryslow") == "veryslow"
-    fixed = plan_ladder(video())
+    fixed = plan_ladder(video(1280, 720))
+    assert fixed.preset == "veryfast" and easy_preset(fixed) == EASY_PRESET != "veryfast"
+    assert easy_preset(replace(fixed, preset="veryslow")) == "veryslow"
     assert decide(fixed, EASY)[0].preset == EASY_PRESET
     assert decide(fixed, HARD)[0].preset == fixed.preset == "veryfast"
     crfs = {r.name: r.crf for r in decide(fixed, still)[0].renditions}
@@ -145,6 +148,27 @@ def test_easy_content_gets_a_slower_preset_and_a_higher_crf_where_it_shows_least
     _, decision = decide(fixed, still)
     assert decision.inputs is not None and decision.inputs["preset"] == EASY_PRESET
     assert decision.inputs["key_share"] == pytest.approx(0.85, abs=0.01)
+
+
+def test_a_ladder_too_large_for_the_slower_preset_keeps_the_installs_and_only_keyframe_bound_offsets():
+    """The slower preset costs 1.45x the CPU of a 1080p ladder's first range, which is on the way to first
+    playable: a 1080p30 ladder keeps the install's preset, and moving content the install's CRF (the other
+    offsets were measured at the slower preset); slides and still pictures still rise on every rung."""
+    hd, hd60 = plan_ladder(video()), plan_ladder(video(1280, 720, fps=60.0))
+    assert pixel_rate(hd) > EASY_PRESET_MAX_PIXEL_RATE >= pixel_rate(plan_ladder(video(1280, 720)))
+    assert pixel_rate(hd60) > EASY_PRESET_MAX_PIXEL_RATE
+    for fixed in (hd, hd60):
+        assert easy_preset(fixed) == fixed.preset == "veryfast"
+        plan, decision = decide(fixed, EASY)
+        assert plan.preset == "veryfast" and {r.crf for r in plan.renditions} == {fixed.crf}
+        assert decision.inputs is not None and decision.inputs["pixel_rate"] == round(pixel_rate(fixed))
+        still = decide(fixed, trial(30, 60, key_share=0.85))[0]
+        assert {r.crf for r in still.renditions} == {fixed.crf + KEYFRAME_BOUND_CRF_OFFSET}
+        assert h264_reference_rate(fixed, EASY) == ("veryfast", fixed.crf)
+    # An install that chose a slower preset keeps it, with the offsets measured to hold there.
+    slow = replace(hd, preset="medium")
+    assert decide(slow, EASY)[0].preset == "medium"
+    assert min(r.crf or 0 for r in decide(slow, EASY)[0].renditions) > hd.crf
 
 
 def test_a_talking_head_gets_a_higher_crf_and_loses_a_rung_too_close_to_the_next():
@@ -272,6 +296,7 @@ def test_av1_match_of_a_still_picture_is_the_top_of_the_range_and_never_costs_mo
 
 def test_the_av1_trial_matches_h264_as_per_title_encodes_the_rungs():
     fixed = plan_ladder(video())
+    fixed = plan_ladder(video(1280, 720))
     assert h264_reference_rate(fixed, EASY) == (EASY_PRESET, fixed.crf + crf_offsets(EASY).lower)
     assert h264_reference_rate(fixed, EASY, top=True) == (EASY_PRESET, fixed.crf + crf_offsets(EASY).top)
     assert h264_reference_rate(fixed, HARD) == (fixed.preset, fixed.crf)

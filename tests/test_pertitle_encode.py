@@ -204,7 +204,7 @@ def test_with_av1_the_trial_measures_both_codecs_and_the_av1_rungs_follow_it(sou
         assert (trial.av1.width, trial.av1.height) == (854, 480)
         assert trial.av1_top is not None and (trial.av1_top.width, trial.av1_top.height) == (1280, 720)
         assert [p.crf for p in trial.av1_top.points] == list(AV1_TRIAL_CRFS)
-        rate = av1_rates(trial.av1, trial.av1_top)
+        rate = av1_rates(trial)
         h264 = {r.name: r for r in prepared.plan.renditions if r.codec == VideoCodec.h264}
         twins = [r for r in prepared.plan.renditions if r.codec == VideoCodec.av1]
         assert [t.name for t in twins] == [n + AV1_SUFFIX for n in h264]

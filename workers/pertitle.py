@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import get_args
 
-from core.encoding import X264Preset
+from core.encoding import VideoCodec, X264Preset
 from workers.ladder import LADDER_TABLE, MIN_KBPS, LadderPlan, VideoRendition
 
 # -- the trial: what to encode -------------------------------------------------------------------------------
@@ -210,8 +210,13 @@ MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
 # almost nothing) VMAF barely moves with CRF, so every rung goes +4 (+6 cost a still picture 1.5 to 2.9 VMAF).
 # `medium` at +4/+2/+6 saved more (31 % of the easy clips' bytes against 28 %) but took 2.7x as long to publish a
 # 1080p minute on two cores (first playable 11.6 s instead of 5.2): publishing in seconds comes first.
-# `faster` costs about 1.2x `veryfast`'s CPU on these rungs.
+# `faster` costs about 1.2x `veryfast`'s CPU on these 720p rungs, and 1.45x on a 1080p ladder's first range (4 s of
+# the bench.publish source, five rungs, alone on two cores: 13.4 vs 9.3 CPU s, 7.4 vs 5.0 s), which is on the way
+# to first playable: with `faster` a 1080p minute was first playable after 11.2 s on this machine where the goal is
+# 10 (issue 13; docs/publish.md). So a ladder encoding more pixels a second than EASY_PRESET_MAX_PIXEL_RATE keeps
+# the install's preset, and only the offsets measured to hold at it: the keyframe-bound ones.
 EASY_PRESET: X264Preset = "faster"
+EASY_PRESET_MAX_PIXEL_RATE = 60_000_000  # a 720p30 ladder encodes 50 M pixels a second, 720p60 100 M, 1080p30 112 M
 TOP_CRF_OFFSET = 3
 LOWER_CRF_OFFSET = 2
 SMALL_CRF_OFFSET = 1
@@ -271,20 +276,34 @@ class CrfOffsets:
         return self.small if min(rung.width, rung.height) < SMALL_SHORT_SIDE else self.lower
 
 
-def crf_offsets(trial: Trial) -> CrfOffsets:
-    """Nothing for hard content, which keeps the fixed ladder's rate control; the offsets hold at EASY_PRESET,
-    not at a faster preset."""
+def crf_offsets(trial: Trial, slower: bool = True) -> CrfOffsets:
+    """Nothing for hard content, which keeps the fixed ladder's rate control. The offsets of other easy content
+    hold at EASY_PRESET (`slower`), not at a faster preset; the keyframe-bound ones hold at either."""
     if trial.bits_per_pixel > HARD_BPP:
         return CrfOffsets(0, 0, 0)
     if trial.key_share >= KEYFRAME_BOUND_SHARE:
         return CrfOffsets(*(KEYFRAME_BOUND_CRF_OFFSET,) * 3)
+    if not slower:
+        return CrfOffsets(0, 0, 0)
     return CrfOffsets(TOP_CRF_OFFSET, LOWER_CRF_OFFSET, SMALL_CRF_OFFSET)
 
 
-def easy_preset(install: X264Preset) -> X264Preset:
-    """EASY_PRESET, or the install's preset when that is already slower (never a faster one than it chose)."""
+def pixel_rate(plan: LadderPlan) -> float:
+    """Pixels a second the plan's H.264 rungs encode: what the first range costs on the way to first playable."""
+    return sum(r.width * r.height * float(r.fps) for r in plan.renditions if r.codec == VideoCodec.h264)
+
+
+def at_least_as_slow(preset: X264Preset, than: X264Preset) -> bool:
     order = get_args(X264Preset)
-    return install if order.index(install) > order.index(EASY_PRESET) else EASY_PRESET
+    return order.index(preset) >= order.index(than)
+
+
+def easy_preset(plan: LadderPlan) -> X264Preset:
+    """EASY_PRESET when the ladder is small enough to afford it (EASY_PRESET_MAX_PIXEL_RATE), else the install's;
+    the install's too when it is already slower (never a faster one than it chose)."""
+    if pixel_rate(plan) > EASY_PRESET_MAX_PIXEL_RATE or at_least_as_slow(plan.preset, EASY_PRESET):
+        return plan.preset
+    return EASY_PRESET
 
 
 def predicted_kbps(trial: Trial, rung: VideoRendition, crf: int) -> float:
@@ -323,8 +342,9 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
     """The per-title ladder of a fixed plan, from its trial: each kept rung with its own CRF and cap."""
     if plan.audio_only:
         return plan, LadderDecision(LadderMode.per_title, None, ())
-    bpp, offsets = trial.bits_per_pixel, crf_offsets(trial)
-    easy = bpp <= HARD_BPP
+    bpp, easy = trial.bits_per_pixel, trial.bits_per_pixel <= HARD_BPP
+    preset = easy_preset(plan) if easy else plan.preset
+    offsets = crf_offsets(trial, slower=at_least_as_slow(preset, EASY_PRESET))
     candidates = []
     for i, r in enumerate(plan.renditions):
         crf = max(plan.crf, min(MAX_CRF, plan.crf + offsets.of(i, r)))  # never below the install's
@@ -344,7 +364,6 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
                 c.rung.name, why_not is None, c.crf, c.cap, round(c.predicted), why_not or _why(c, plan, above, easy)
             )
         )
-    preset = easy_preset(plan.preset) if easy else plan.preset
     inputs = {
         "trial_crf": trial.crf,
         "bits_per_pixel": round(bpp, 5),
@@ -352,6 +371,7 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
         "key_share": round(trial.key_share, 3),
         "crf_offsets": asdict(offsets),
         "preset": preset,
+        "pixel_rate": round(pixel_rate(plan)),
         "hard": not easy,
         "trial_kbps": {f"{s.width}x{s.height}": round(trial.kbps(s), 1) for s in trial.sizes},
         "source_kbps": source_kbps or None,
@@ -419,10 +439,10 @@ class Av1Match:
 def h264_reference_rate(plan: LadderPlan, trial: Trial, top: bool = False) -> tuple[X264Preset, int]:
     """The x264 preset and CRF that decide() gives the rungs below the top (`top`: the top rung) for this trial:
     the AV1 trial matches the VMAF of the H.264 rungs as per-title encodes them, not as the fixed ladder would."""
-    easy = trial.bits_per_pixel <= HARD_BPP
-    offsets = crf_offsets(trial)
+    preset = easy_preset(plan) if trial.bits_per_pixel <= HARD_BPP else plan.preset
+    offsets = crf_offsets(trial, slower=at_least_as_slow(preset, EASY_PRESET))
     crf = max(plan.crf, min(MAX_CRF, plan.crf + (offsets.top if top else offsets.lower)))
-    return (easy_preset(plan.preset) if easy else plan.preset), crf
+    return preset, crf
 
 
 def av1_top_size(plan: LadderPlan, trial_size: tuple[int, int]) -> tuple[int, int] | None:
