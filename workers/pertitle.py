@@ -214,7 +214,7 @@ MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
 # the bench.publish source, five rungs, alone on two cores: 13.4 vs 9.3 CPU s, 7.4 vs 5.0 s), which is on the way
 # to first playable: with `faster` a 1080p minute was first playable after 11.2 s on this machine where the goal is
 # 10 (issue 13; docs/publish.md). So a ladder encoding more pixels a second than EASY_PRESET_MAX_PIXEL_RATE keeps
-# the install's preset, and only the offsets measured to hold at it: the keyframe-bound ones.
+# the install's preset, the install's CRF for moving content and a smaller offset for keyframe-bound content.
 EASY_PRESET: X264Preset = "faster"
 EASY_PRESET_MAX_PIXEL_RATE = 60_000_000  # a 720p30 ladder encodes 50 M pixels a second, 720p60 100 M, 1080p30 112 M
 TOP_CRF_OFFSET = 3
@@ -223,6 +223,9 @@ SMALL_CRF_OFFSET = 1
 SMALL_SHORT_SIDE = 360  # rungs with a shorter side than this get SMALL_CRF_OFFSET
 KEYFRAME_BOUND_SHARE = 0.5  # keyframes' share of a real encode's bits (Trial.key_share) from which ...
 KEYFRAME_BOUND_CRF_OFFSET = 4  # ... every rung gets this offset
+# ... and this one at `veryfast` (a ladder too large for the slower preset): the 1080p slides lost 1.8 and 2.6 VMAF
+# at +4 there (bench/quality.py, 2026-12-04), about 0.5-0.65 a step
+FAST_KEYFRAME_BOUND_CRF_OFFSET = 1
 HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
 MAX_CRF = 30
 CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
@@ -278,11 +281,11 @@ class CrfOffsets:
 
 def crf_offsets(trial: Trial, slower: bool = True) -> CrfOffsets:
     """Nothing for hard content, which keeps the fixed ladder's rate control. The offsets of other easy content
-    hold at EASY_PRESET (`slower`), not at a faster preset; the keyframe-bound ones hold at either."""
+    hold at EASY_PRESET (`slower`), not at a faster preset; the keyframe-bound ones have one for each."""
     if trial.bits_per_pixel > HARD_BPP:
         return CrfOffsets(0, 0, 0)
     if trial.key_share >= KEYFRAME_BOUND_SHARE:
-        return CrfOffsets(*(KEYFRAME_BOUND_CRF_OFFSET,) * 3)
+        return CrfOffsets(*((KEYFRAME_BOUND_CRF_OFFSET if slower else FAST_KEYFRAME_BOUND_CRF_OFFSET),) * 3)
     if not slower:
         return CrfOffsets(0, 0, 0)
     return CrfOffsets(TOP_CRF_OFFSET, LOWER_CRF_OFFSET, SMALL_CRF_OFFSET)
