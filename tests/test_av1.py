@@ -74,15 +74,15 @@ def test_twins_follow_the_rungs_as_finally_chosen():
 
 
 def test_twins_take_the_measured_crf_and_a_cap_cut_by_av1s_byte_share():
-    """With the per-title AV1 trial's match: one CRF on every twin, and each twin's cap its H.264 twin's times
-    AV1's byte share at equal quality (never under the ladder's floor, never above the H.264 cap)."""
+    """With the per-title AV1 trial's match: each twin's CRF, and its cap its H.264 twin's times AV1's byte share
+    at equal quality (never under the ladder's floor, never above the H.264 cap)."""
     plain = plan_ladder(SOURCE)
-    h264, av1 = twins_of(with_av1(plain, preset=6, crf=41, cap_ratio=0.4))
+    h264, av1 = twins_of(with_av1(plain, preset=6, rate=lambda r: (41 - (r.height >= 720), 0.4)))
     for h, a in zip(h264, av1, strict=True):
-        assert a.crf == 41
+        assert a.crf == (40 if h.height >= 720 else 41)
         assert a.maxrate_kbps == max(MIN_KBPS, math.ceil(h.maxrate_kbps * 0.4)) < h.maxrate_kbps
         assert a.bufsize_kbps == 2 * a.maxrate_kbps
-    _, same = twins_of(with_av1(plain, preset=6, crf=41, cap_ratio=1.0))
+    _, same = twins_of(with_av1(plain, preset=6, rate=lambda r: (41, 1.0)))
     assert [(a.maxrate_kbps, a.bufsize_kbps) for a in same] == [(h.maxrate_kbps, h.bufsize_kbps) for h in h264]
 
 

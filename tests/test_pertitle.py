@@ -20,6 +20,9 @@ from workers.pertitle import (
     AV1_MATCH_CRF_RANGE,
     CHEAP_KBPS,
     EASY_PRESET,
+    EASY_PRESET_MAX_PIXEL_RATE,
+    FAST_KEYFRAME_BOUND_CRF_OFFSET,
+    KEYFRAME_BOUND_CRF_OFFSET,
     MAX_CRF,
     MIN_STEP,
     Av1Point,
@@ -30,11 +33,14 @@ from workers.pertitle import (
     TrialSize,
     TrialWindow,
     av1_match,
+    av1_rates,
+    av1_top_size,
     crf_offsets,
     decide,
     easy_preset,
     fixed_decision,
     h264_reference_rate,
+    pixel_rate,
     trial_sizes,
     trial_windows,
 )
@@ -94,10 +100,10 @@ def test_trial_sizes_are_small_rungs_of_the_plan():
 
 
 def test_easy_content_gets_a_higher_crf_lower_caps_and_fewer_rungs():
-    fixed = plan_ladder(video())
+    fixed = plan_ladder(video(1280, 720))  # a 1080p30 ladder keeps the install's CRF for moving content (below)
     easy, decision = decide(fixed, EASY)
     assert decision.mode == LadderMode.per_title
-    assert easy.renditions[0].name == fixed.renditions[0].name == "1080p"  # the source's own picture stays
+    assert easy.renditions[0].name == fixed.renditions[0].name == "720p"  # the source's own picture stays
     assert len(easy.renditions) < len(fixed.renditions)
     top = easy.renditions[0]
     assert top.crf is not None and fixed.crf < top.crf <= MAX_CRF  # the top rung, where VMAF barely sees it
@@ -133,9 +139,9 @@ def test_easy_content_gets_a_slower_preset_and_a_higher_crf_where_it_shows_least
     assert moving.top > moving.lower > moving.small > 0  # the more a rung is upscaled, the less it rises
     still = trial(30, 60, key_share=0.85)
     assert crf_offsets(still).top == crf_offsets(still).lower == crf_offsets(still).small > moving.top
-    assert easy_preset("veryfast") == EASY_PRESET != "veryfast"
-    assert easy_preset("veryslow") == "veryslow"
-    fixed = plan_ladder(video())
+    fixed = plan_ladder(video(1280, 720))
+    assert fixed.preset == "veryfast" and easy_preset(fixed) == EASY_PRESET != "veryfast"
+    assert easy_preset(replace(fixed, preset="veryslow")) == "veryslow"
     assert decide(fixed, EASY)[0].preset == EASY_PRESET
     assert decide(fixed, HARD)[0].preset == fixed.preset == "veryfast"
     crfs = {r.name: r.crf for r in decide(fixed, still)[0].renditions}
@@ -143,6 +149,28 @@ def test_easy_content_gets_a_slower_preset_and_a_higher_crf_where_it_shows_least
     _, decision = decide(fixed, still)
     assert decision.inputs is not None and decision.inputs["preset"] == EASY_PRESET
     assert decision.inputs["key_share"] == pytest.approx(0.85, abs=0.01)
+
+
+def test_a_ladder_too_large_for_the_slower_preset_keeps_the_installs_and_only_keyframe_bound_offsets():
+    """The slower preset costs 1.45x the CPU of a 1080p ladder's first range, which is on the way to first
+    playable: a 1080p30 ladder keeps the install's preset, and moving content the install's CRF (the other
+    offsets were measured at the slower preset); slides and still pictures still rise on every rung, less."""
+    hd, hd60 = plan_ladder(video()), plan_ladder(video(1280, 720, fps=60.0))
+    assert pixel_rate(hd) > EASY_PRESET_MAX_PIXEL_RATE >= pixel_rate(plan_ladder(video(1280, 720)))
+    assert pixel_rate(hd60) > EASY_PRESET_MAX_PIXEL_RATE
+    for fixed in (hd, hd60):
+        assert easy_preset(fixed) == fixed.preset == "veryfast"
+        plan, decision = decide(fixed, EASY)
+        assert plan.preset == "veryfast" and {r.crf for r in plan.renditions} == {fixed.crf}
+        assert decision.inputs is not None and decision.inputs["pixel_rate"] == round(pixel_rate(fixed))
+        still = decide(fixed, trial(30, 60, key_share=0.85))[0]
+        assert {r.crf for r in still.renditions} == {fixed.crf + FAST_KEYFRAME_BOUND_CRF_OFFSET}
+        assert 0 < FAST_KEYFRAME_BOUND_CRF_OFFSET < KEYFRAME_BOUND_CRF_OFFSET
+        assert h264_reference_rate(fixed, EASY) == ("veryfast", fixed.crf)
+    # An install that chose a slower preset keeps it, with the offsets measured to hold there.
+    slow = replace(hd, preset="medium")
+    assert decide(slow, EASY)[0].preset == "medium"
+    assert min(r.crf or 0 for r in decide(slow, EASY)[0].renditions) > hd.crf
 
 
 def test_a_talking_head_gets_a_higher_crf_and_loses_a_rung_too_close_to_the_next():
@@ -270,13 +298,50 @@ def test_av1_match_of_a_still_picture_is_the_top_of_the_range_and_never_costs_mo
 
 def test_the_av1_trial_matches_h264_as_per_title_encodes_the_rungs():
     fixed = plan_ladder(video())
+    fixed = plan_ladder(video(1280, 720))
     assert h264_reference_rate(fixed, EASY) == (EASY_PRESET, fixed.crf + crf_offsets(EASY).lower)
+    assert h264_reference_rate(fixed, EASY, top=True) == (EASY_PRESET, fixed.crf + crf_offsets(EASY).top)
     assert h264_reference_rate(fixed, HARD) == (fixed.preset, fixed.crf)
 
 
+def test_the_top_rung_is_matched_at_its_own_size_when_larger_than_the_trials():
+    """At full size AV1 falls further behind x264 than at the trial's size: the top twin takes the match measured
+    at its size, twins up to the trial's size the trial's, and the ones between lie between (log pixels)."""
+    fixed = plan_ladder(video())  # 1080p down to 240p
+    assert av1_top_size(fixed, (854, 480)) == (1920, 1080)
+    assert av1_top_size(plan_ladder(video(width=854, height=480)), (854, 480)) is None
+    small = replace(av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)), width=854, height=480)  # CRF 38
+    top = replace(av1_trial(95.0, (32, 96.0, 900_000), (44, 92.0, 240_000)), width=1920, height=1080)  # CRF 35
+    rate = av1_rates(replace(EASY, av1=small, av1_top=top))
+    crfs = {r.name: rate(r)[0] for r in fixed.renditions}
+    assert crfs["1080p"] == av1_match(top).crf == 35
+    assert crfs["480p"] == crfs["360p"] == crfs["240p"] == av1_match(small).crf == 38
+    assert 35 < crfs["720p"] < 38
+    assert rate(fixed.renditions[0])[1] == pytest.approx(av1_match(top).byte_ratio, abs=0.001)
+    # Without a top trial (a ladder no larger than the trial, or a trial stored before it existed): one match.
+    one = av1_rates(replace(EASY, av1=small))
+    assert {one(r) for r in fixed.renditions} == {(38, av1_match(small).byte_ratio)}
+    with pytest.raises(ValueError, match="no AV1"):
+        av1_rates(EASY)
+
+
+def test_a_twin_of_a_rung_held_down_by_its_cap_gets_the_smaller_byte_ratio():
+    """Noise: the H.264 rungs are capped far below what their CRF asks, and both matches were measured uncapped,
+    at a quality those rungs never reach; the twin's cap takes the smaller ratio, not the one nearest its size."""
+    fixed = plan_ladder(video())
+    small = replace(av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)), width=854, height=480)
+    top = replace(av1_trial(95.0, (32, 96.0, 3_000_000), (44, 92.0, 1_200_000)), width=1920, height=1080)
+    assert av1_match(top).byte_ratio > av1_match(small).byte_ratio
+    capped = av1_rates(replace(HARD, av1=small, av1_top=top))
+    uncapped = av1_rates(replace(EASY, av1=small, av1_top=top))
+    assert capped(fixed.renditions[0]) == (av1_match(top).crf, av1_match(small).byte_ratio)
+    assert uncapped(fixed.renditions[0]) == (av1_match(top).crf, av1_match(top).byte_ratio)
+
+
 def test_the_av1_trial_is_stored_with_the_trial():
-    with_av1 = replace(EASY, av1=av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000)))
+    measured = av1_trial(95.0, (32, 97.0, 300_000), (44, 93.0, 80_000))
+    with_av1 = replace(EASY, av1=replace(measured, width=854, height=480), av1_top=replace(measured, width=1920))
     assert Trial.from_json(json.loads(json.dumps(with_av1.to_json()))) == with_av1
     old = EASY.to_json()
-    del old["av1"]  # a job planned before the AV1 trial existed
+    del old["av1"], old["av1_top"]  # a job planned before the AV1 trial existed
     assert Trial.from_json(old) == EASY

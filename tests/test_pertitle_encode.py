@@ -18,7 +18,7 @@ from tests.media import FFMPEG, ffmpeg
 from tests.test_failure_kinds import Install
 from workers.job import run_until_idle
 from workers.ladder import AV1_SUFFIX, MIN_KBPS, LadderPlan, av1_crf
-from workers.pertitle import AV1_MATCH_CRF_RANGE, AV1_TRIAL_CRFS, LadderMode, Trial, av1_match
+from workers.pertitle import AV1_MATCH_CRF_RANGE, AV1_TRIAL_CRFS, LadderMode, Trial, av1_match, av1_rates
 from workers.pipeline import AV1_TRIAL_FAILED, FIXED_WITHOUT_TRIAL, TranscodeResult, plan_encode, prepare, transcode
 
 SIZE = "854x480"  # three rungs in the fixed ladder: 480p, 360p, 240p
@@ -26,15 +26,15 @@ SECONDS = "5"
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "10", "-pix_fmt", "yuv420p", "-an"]
 
 
-def slides(path: Path) -> Path:
+def slides(path: Path, size: str = SIZE) -> Path:
     """A screen recording of slides: a still test card that changes every 2 s."""
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={SIZE}:rate=0.5,fps=30", "-t", SECONDS, *X264, str(path))
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate=0.5,fps=30", "-t", SECONDS, *X264, str(path))
     return path
 
 
-def noise(path: Path) -> Path:
+def noise(path: Path, size: str = SIZE) -> Path:
     """High motion under heavy grain: every pixel changes every frame."""
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={SIZE}:rate=30,noise=alls=40:allf=t+u", "-t", SECONDS, *X264, str(path))
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30,noise=alls=40:allf=t+u", "-t", SECONDS, *X264, str(path))
     return path
 
 
@@ -178,8 +178,9 @@ def failing_av1_trial_ffmpeg(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> dict[str, Path]:
+    """720p: larger than the trial's pictures (480p), so the top rung is matched at its own size too."""
     d = tmp_path_factory.mktemp("av1-trial")
-    return {"slides": slides(d / "slides.mp4"), "noise": noise(d / "noise.mp4")}
+    return {"slides": slides(d / "slides.mp4", "1280x720"), "noise": noise(d / "noise.mp4", "1280x720")}
 
 
 def test_with_av1_the_trial_measures_both_codecs_and_the_av1_rungs_follow_it(sources, tmp_path):
@@ -198,13 +199,20 @@ def test_with_av1_the_trial_measures_both_codecs_and_the_av1_rungs_follow_it(sou
         if name == "noise":  # ...and worse where every pixel moves (a still test card barely changes)
             assert high.vmaf < low.vmaf - 1
         assert 0 < trial.av1.h264_vmaf <= 100 and trial.av1.h264_bytes > 0
-        matches[name] = match = av1_match(trial.av1)
+        matches[name] = av1_match(trial.av1)
+        # The top rung (720p) is larger than the trial's pictures: measured again at its own size.
+        assert (trial.av1.width, trial.av1.height) == (854, 480)
+        assert trial.av1_top is not None and (trial.av1_top.width, trial.av1_top.height) == (1280, 720)
+        assert [p.crf for p in trial.av1_top.points] == list(AV1_TRIAL_CRFS)
+        rate = av1_rates(trial)
         h264 = {r.name: r for r in prepared.plan.renditions if r.codec == VideoCodec.h264}
         twins = [r for r in prepared.plan.renditions if r.codec == VideoCodec.av1]
         assert [t.name for t in twins] == [n + AV1_SUFFIX for n in h264]
+        assert twins[0].crf == av1_match(trial.av1_top).crf
         for t in twins:
-            assert t.crf == match.crf
-            assert MIN_KBPS <= t.maxrate_kbps <= h264[t.name.removesuffix(AV1_SUFFIX)].maxrate_kbps
+            twin = h264[t.name.removesuffix(AV1_SUFFIX)]
+            assert t.crf == rate(twin)[0]
+            assert MIN_KBPS <= t.maxrate_kbps <= twin.maxrate_kbps
         # The decision and its inputs are stored with the trial (the job's plan): parts rebuild the same plan.
         again = plan_encode(prepared.info, settings, Trial.from_json(json.loads(json.dumps(trial.to_json()))))
         assert again.plan == prepared.plan

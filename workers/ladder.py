@@ -14,6 +14,7 @@ other keeps H.264.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -193,20 +194,23 @@ def av1_crf(x264_crf: int) -> int:
     return max(1, min(AV1_MAX_CRF, crf))
 
 
-def with_av1(plan: LadderPlan, preset: int, crf: int | None = None, cap_ratio: float = 1.0) -> LadderPlan:
+def with_av1(
+    plan: LadderPlan, preset: int, rate: Callable[[VideoRendition], tuple[int, float]] | None = None
+) -> LadderPlan:
     """The plan with an AV1 twin of every H.264 rung after them: same size and frame rate, its CRF on the AV1
     scale. Applied last, to the ladder as finally chosen (per-title included), so every rung kept has its twin and
-    no dropped one does; a rung too small for SVT-AV1 has none. `crf` and `cap_ratio`: what the per-title AV1
-    trial measured (workers.pertitle.av1_match): that CRF on every twin, and the twin's cap = its H.264 twin's x
-    the ratio. Without them: the CRF mapped from x264's and the same cap (the player's budget for that size)."""
+    no dropped one does; a rung too small for SVT-AV1 has none. `rate`: what the per-title AV1 trial measured
+    (workers.pertitle.av1_rates), for each H.264 rung the CRF of its twin and the share of the H.264 cap the twin
+    gets. Without it: the CRF mapped from x264's and the same cap (the player's budget for that size)."""
     h264 = [r for r in plan.renditions if r.codec == VideoCodec.h264]
 
     def twin(r: VideoRendition) -> VideoRendition:
+        crf, cap_ratio = rate(r) if rate is not None else (av1_crf(r.crf if r.crf is not None else plan.crf), 1.0)
         cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(r.maxrate_kbps * cap_ratio)))  # never above H.264's
         return replace(
             r,
             name=r.name + AV1_SUFFIX,
-            crf=crf if crf is not None else av1_crf(r.crf if r.crf is not None else plan.crf),
+            crf=crf,
             codec=VideoCodec.av1,
             maxrate_kbps=cap,
             bufsize_kbps=r.bufsize_kbps if cap == r.maxrate_kbps else 2 * cap,

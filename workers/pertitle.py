@@ -20,18 +20,22 @@ of its keyframes and of its other frames. From that Trial alone, this module dec
 With AV1 on, the trial also encodes its pictures with x264 as the rungs below the top get encoded and with
 SVT-AV1 at two CRFs, and scores each against the pictures (VMAF): the AV1 rungs get the CRF at which AV1 scores
 what x264 does, and caps cut by AV1's share of the bytes there (av1_match), as how far apart the two codecs are
-depends on the content (AV1 keeps a still picture sharper at any CRF; it smooths film grain away).
+depends on the content (AV1 keeps a still picture sharper at any CRF; it smooths film grain away). When the top
+rung is larger than the trial's pictures, one window is measured again at its size against x264 as the top rung
+is encoded (av1_top_size): there AV1's smoothing shows, and the twins between the two sizes lie between
+(av1_rates).
 
 Pure: the same Trial gives the same ladder on every worker; the trial is stored on the job (Trial.to_json) and
 never measured again by the parts.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import get_args
 
-from core.encoding import X264Preset
+from core.encoding import VideoCodec, X264Preset
 from workers.ladder import LADDER_TABLE, MIN_KBPS, LadderPlan, VideoRendition
 
 # -- the trial: what to encode -------------------------------------------------------------------------------
@@ -118,6 +122,8 @@ class Av1Trial:
     h264_vmaf: float
     h264_bytes: int
     points: tuple[Av1Point, ...]  # by CRF, lowest first
+    width: int = 0  # the pictures measured (0: trials stored before the size was)
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,7 @@ class Trial:
     sizes: tuple[TrialSize, ...]  # smallest first
     wall_seconds: float = 0.0  # what the trial cost; never read by the decision
     av1: Av1Trial | None = None  # with AV1 on; None without it, or when its measurement failed
+    av1_top: Av1Trial | None = None  # the same at the top rung's size, when that is larger than the trial's
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -145,6 +152,7 @@ class Trial:
             sizes=tuple(TrialSize(**s) for s in data["sizes"]),
             wall_seconds=data.get("wall_seconds", 0.0),
             av1=_av1_trial(data.get("av1")),
+            av1_top=_av1_trial(data.get("av1_top")),
         )
 
     def kbps(self, size: TrialSize) -> float:
@@ -183,7 +191,8 @@ class Trial:
 def _av1_trial(data: dict | None) -> Av1Trial | None:
     if data is None:  # jobs planned before the AV1 trial existed, or without AV1
         return None
-    return Av1Trial(data["h264_vmaf"], data["h264_bytes"], tuple(Av1Point(**p) for p in data["points"]))
+    points = tuple(Av1Point(**p) for p in data["points"])
+    return Av1Trial(data["h264_vmaf"], data["h264_bytes"], points, data.get("width", 0), data.get("height", 0))
 
 
 DEFAULT_GROWTH = 0.75
@@ -201,14 +210,22 @@ MIN_GROWTH, MAX_GROWTH = 0.3, 1.1
 # almost nothing) VMAF barely moves with CRF, so every rung goes +4 (+6 cost a still picture 1.5 to 2.9 VMAF).
 # `medium` at +4/+2/+6 saved more (31 % of the easy clips' bytes against 28 %) but took 2.7x as long to publish a
 # 1080p minute on two cores (first playable 11.6 s instead of 5.2): publishing in seconds comes first.
-# `faster` costs about 1.2x `veryfast`'s CPU on these rungs.
+# `faster` costs about 1.2x `veryfast`'s CPU on these 720p rungs, and 1.45x on a 1080p ladder's first range (4 s of
+# the bench.publish source, five rungs, alone on two cores: 13.4 vs 9.3 CPU s, 7.4 vs 5.0 s), which is on the way
+# to first playable: with `faster` a 1080p minute was first playable after 11.2 s on this machine where the goal is
+# 10 (issue 13; docs/publish.md). So a ladder encoding more pixels a second than EASY_PRESET_MAX_PIXEL_RATE keeps
+# the install's preset, the install's CRF for moving content and a smaller offset for keyframe-bound content.
 EASY_PRESET: X264Preset = "faster"
+EASY_PRESET_MAX_PIXEL_RATE = 60_000_000  # a 720p30 ladder encodes 50 M pixels a second, 720p60 100 M, 1080p30 112 M
 TOP_CRF_OFFSET = 3
 LOWER_CRF_OFFSET = 2
 SMALL_CRF_OFFSET = 1
 SMALL_SHORT_SIDE = 360  # rungs with a shorter side than this get SMALL_CRF_OFFSET
 KEYFRAME_BOUND_SHARE = 0.5  # keyframes' share of a real encode's bits (Trial.key_share) from which ...
 KEYFRAME_BOUND_CRF_OFFSET = 4  # ... every rung gets this offset
+# ... and this one at `veryfast` (a ladder too large for the slower preset): the 1080p slides lost 1.8 and 2.6 VMAF
+# at +4 there (bench/quality.py, 2026-12-04), about 0.5-0.65 a step
+FAST_KEYFRAME_BOUND_CRF_OFFSET = 1
 HARD_BPP = 0.15  # above: hard content (noise 1.3), the fixed ladder's CRF and caps on every rung
 MAX_CRF = 30
 CRF_HALVING = 6.0  # x264: about half the bits for 6 more CRF
@@ -262,20 +279,34 @@ class CrfOffsets:
         return self.small if min(rung.width, rung.height) < SMALL_SHORT_SIDE else self.lower
 
 
-def crf_offsets(trial: Trial) -> CrfOffsets:
-    """Nothing for hard content, which keeps the fixed ladder's rate control; the offsets hold at EASY_PRESET,
-    not at a faster preset."""
+def crf_offsets(trial: Trial, slower: bool = True) -> CrfOffsets:
+    """Nothing for hard content, which keeps the fixed ladder's rate control. The offsets of other easy content
+    hold at EASY_PRESET (`slower`), not at a faster preset; the keyframe-bound ones have one for each."""
     if trial.bits_per_pixel > HARD_BPP:
         return CrfOffsets(0, 0, 0)
     if trial.key_share >= KEYFRAME_BOUND_SHARE:
-        return CrfOffsets(*(KEYFRAME_BOUND_CRF_OFFSET,) * 3)
+        return CrfOffsets(*((KEYFRAME_BOUND_CRF_OFFSET if slower else FAST_KEYFRAME_BOUND_CRF_OFFSET),) * 3)
+    if not slower:
+        return CrfOffsets(0, 0, 0)
     return CrfOffsets(TOP_CRF_OFFSET, LOWER_CRF_OFFSET, SMALL_CRF_OFFSET)
 
 
-def easy_preset(install: X264Preset) -> X264Preset:
-    """EASY_PRESET, or the install's preset when that is already slower (never a faster one than it chose)."""
+def pixel_rate(plan: LadderPlan) -> float:
+    """Pixels a second the plan's H.264 rungs encode: what the first range costs on the way to first playable."""
+    return sum(r.width * r.height * float(r.fps) for r in plan.renditions if r.codec == VideoCodec.h264)
+
+
+def at_least_as_slow(preset: X264Preset, than: X264Preset) -> bool:
     order = get_args(X264Preset)
-    return install if order.index(install) > order.index(EASY_PRESET) else EASY_PRESET
+    return order.index(preset) >= order.index(than)
+
+
+def easy_preset(plan: LadderPlan) -> X264Preset:
+    """EASY_PRESET when the ladder is small enough to afford it (EASY_PRESET_MAX_PIXEL_RATE), else the install's;
+    the install's too when it is already slower (never a faster one than it chose)."""
+    if pixel_rate(plan) > EASY_PRESET_MAX_PIXEL_RATE or at_least_as_slow(plan.preset, EASY_PRESET):
+        return plan.preset
+    return EASY_PRESET
 
 
 def predicted_kbps(trial: Trial, rung: VideoRendition, crf: int) -> float:
@@ -314,8 +345,9 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
     """The per-title ladder of a fixed plan, from its trial: each kept rung with its own CRF and cap."""
     if plan.audio_only:
         return plan, LadderDecision(LadderMode.per_title, None, ())
-    bpp, offsets = trial.bits_per_pixel, crf_offsets(trial)
-    easy = bpp <= HARD_BPP
+    bpp, easy = trial.bits_per_pixel, trial.bits_per_pixel <= HARD_BPP
+    preset = easy_preset(plan) if easy else plan.preset
+    offsets = crf_offsets(trial, slower=at_least_as_slow(preset, EASY_PRESET))
     candidates = []
     for i, r in enumerate(plan.renditions):
         crf = max(plan.crf, min(MAX_CRF, plan.crf + offsets.of(i, r)))  # never below the install's
@@ -335,7 +367,6 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
                 c.rung.name, why_not is None, c.crf, c.cap, round(c.predicted), why_not or _why(c, plan, above, easy)
             )
         )
-    preset = easy_preset(plan.preset) if easy else plan.preset
     inputs = {
         "trial_crf": trial.crf,
         "bits_per_pixel": round(bpp, 5),
@@ -343,6 +374,7 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
         "key_share": round(trial.key_share, 3),
         "crf_offsets": asdict(offsets),
         "preset": preset,
+        "pixel_rate": round(pixel_rate(plan)),
         "hard": not easy,
         "trial_kbps": {f"{s.width}x{s.height}": round(trial.kbps(s), 1) for s in trial.sizes},
         "source_kbps": source_kbps or None,
@@ -407,12 +439,48 @@ class Av1Match:
     byte_ratio: float
 
 
-def h264_reference_rate(plan: LadderPlan, trial: Trial) -> tuple[X264Preset, int]:
-    """The x264 preset and CRF that decide() gives the rungs below the top for this trial: the AV1 trial matches
-    the VMAF of the H.264 rungs as per-title encodes them, not as the fixed ladder would."""
-    easy = trial.bits_per_pixel <= HARD_BPP
-    crf = max(plan.crf, min(MAX_CRF, plan.crf + crf_offsets(trial).lower))
-    return (easy_preset(plan.preset) if easy else plan.preset), crf
+def h264_reference_rate(plan: LadderPlan, trial: Trial, top: bool = False) -> tuple[X264Preset, int]:
+    """The x264 preset and CRF that decide() gives the rungs below the top (`top`: the top rung) for this trial:
+    the AV1 trial matches the VMAF of the H.264 rungs as per-title encodes them, not as the fixed ladder would."""
+    preset = easy_preset(plan) if trial.bits_per_pixel <= HARD_BPP else plan.preset
+    offsets = crf_offsets(trial, slower=at_least_as_slow(preset, EASY_PRESET))
+    crf = max(plan.crf, min(MAX_CRF, plan.crf + (offsets.top if top else offsets.lower)))
+    return preset, crf
+
+
+def av1_top_size(plan: LadderPlan, trial_size: tuple[int, int]) -> tuple[int, int] | None:
+    """The top rung's size when it is larger than the trial's pictures: there, with no upscale to hide it, AV1's
+    smoothing costs it more VMAF against x264 than at the trial's size (talking head and film grain at 720p: 1.8
+    and 2.1 under x264 at the CRF matched at 480p, within 0.4 at 480p; docs/quality.md), so it is matched there too."""
+    top = max(plan.renditions, key=lambda r: r.width * r.height)
+    return (top.width, top.height) if top.width * top.height > trial_size[0] * trial_size[1] else None
+
+
+def av1_rates(trial: Trial) -> Callable[[VideoRendition], tuple[int, float]]:
+    """Each AV1 twin's CRF and cap ratio (workers.ladder.with_av1), from the trial's AV1 measurements: the match at
+    the trial's size for twins up to it, the match at the top rung's size for the top twin, and between them
+    interpolated in log pixels. A twin whose H.264 rung is held down by its cap (predicted above it: noise, fast
+    motion) gets the smaller of the measured byte ratios: both matches are uncapped, at a quality the capped rung
+    never reaches, and AV1's lead grows as the rate falls (noise 720p: AV1 +16.6 VMAF for 5 % more bytes with the
+    top size's ratio; docs/quality.md)."""
+    if trial.av1 is None:
+        raise ValueError("the trial has no AV1 measurement")
+    low = av1_match(trial.av1)
+    top = trial.av1_top
+    high = av1_match(top) if top is not None else low
+    small = max(1, trial.av1.width * trial.av1.height)
+    large = max(small, top.width * top.height) if top is not None else small
+
+    def rate(rung: VideoRendition) -> tuple[int, float]:
+        pixels = rung.width * rung.height
+        share = 0.0 if large == small else min(1.0, max(0.0, math.log(pixels / small) / math.log(large / small)))
+        ratio = low.byte_ratio + share * (high.byte_ratio - low.byte_ratio)
+        crf = rung.crf if rung.crf is not None else trial.crf
+        if predicted_kbps(trial, rung, crf) > rung.maxrate_kbps:
+            ratio = min(low.byte_ratio, high.byte_ratio)
+        return round(low.crf + share * (high.crf - low.crf)), round(ratio, 3)
+
+    return rate
 
 
 def av1_match(trial: Av1Trial) -> Av1Match:

@@ -70,7 +70,9 @@ from workers.pertitle import (
     LadderDecision,
     Trial,
     TrialSize,
-    av1_match,
+    TrialWindow,
+    av1_rates,
+    av1_top_size,
     decide,
     fixed_decision,
     h264_reference_rate,
@@ -399,8 +401,7 @@ def plan_encode(info: SourceInfo, settings: Settings, trial: Trial | None = None
         plan, ladder = decide(plan, trial, info.video_bitrate // 1000)
     if settings.av1 and not plan.audio_only:  # twins of the rungs as finally chosen, with their rate control
         if trial is not None and trial.av1 is not None and settings.per_title:
-            match = av1_match(trial.av1)
-            plan = with_av1(plan, settings.svtav1_preset, match.crf, match.byte_ratio)
+            plan = with_av1(plan, settings.svtav1_preset, av1_rates(trial))
         else:
             plan = with_av1(plan, settings.svtav1_preset)
     ranges = (
@@ -433,21 +434,48 @@ def run_trial(src: Path, info: SourceInfo, plan: LadderPlan, settings: Settings)
         watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
         run_ffmpeg(argv, sum(w.seconds for w in windows), out / "trial.log", watchdog=watchdog)
         measured = tuple(_trial_size(out / trial_file(w, h), w, h) for w, h in sizes)
-        av1 = None
+        av1 = av1_top = None
         if settings.av1:
             fps = float(plan.renditions[0].fps)
-            h264 = h264_reference_rate(plan, Trial(plan.crf, fps, plan.gop_seconds, windows, measured))
+            shape = Trial(plan.crf, fps, plan.gop_seconds, windows, measured)
+            top = av1_top_size(plan, sizes[-1])
             try:
-                av1 = _av1_trial(out, plan, windows, h264, settings)
+                av1 = _av1_trial(out, plan, windows, sizes[-1], h264_reference_rate(plan, shape), settings)
+                if top is not None:
+                    top_rate = h264_reference_rate(plan, shape, top=True)
+                    av1_top = _av1_top_trial(src, info, out / "top", plan, windows, top, top_rate, settings)
             except (TranscodeError, OSError, ValueError, av.error.FFmpegError) as exc:
                 reason = exc.reason if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
                 log.warning("AV1 trial of %s failed, AV1 CRF mapped from x264's: %s", src.name, reason)
+                av1 = av1_top = None
     fps = float(plan.renditions[0].fps)
-    return Trial(plan.crf, fps, plan.gop_seconds, windows, measured, round(time.monotonic() - started, 3), av1)
+    wall = round(time.monotonic() - started, 3)
+    return Trial(plan.crf, fps, plan.gop_seconds, windows, measured, wall, av1, av1_top)
 
 
-def _av1_trial(out: Path, plan: LadderPlan, windows, h264: tuple[str, int], settings: Settings) -> Av1Trial:
-    """The trial's pictures at its larger size encoded by x264 as per-title encodes the rungs (`h264`: preset and
+def _av1_top_trial(
+    src: Path, info: SourceInfo, out: Path, plan: LadderPlan, windows: tuple[TrialWindow, ...], size: tuple[int, int],
+    h264: tuple[str, int], settings: Settings,
+) -> Av1Trial:  # fmt: skip
+    """The AV1 trial at the top rung's size (workers.pertitle.av1_top_size), on the middle window alone: a 1080p
+    picture costs SVT-AV1 about five times a 480p one. Its reference pictures come from the source as the trial's
+    do (the x264 trial encode beside them, about a second of veryfast work, is not read)."""
+    out.mkdir()
+    middle = (windows[len(windows) // 2],)
+    argv = build_trial_argv(
+        plan, src, info.demuxer, out, windows=middle, sizes=(size,), crf=plan.crf, ffmpeg_exe=ffmpeg_exe(settings),
+        max_pixels=MediaLimits.from_settings(settings).max_pixels, reference=True,
+    )  # fmt: skip
+    watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
+    run_ffmpeg(argv, middle[0].seconds, out / "trial.log", watchdog=watchdog)
+    return _av1_trial(out, plan, middle, size, h264, settings)
+
+
+def _av1_trial(
+    out: Path, plan: LadderPlan, windows: tuple[TrialWindow, ...], size: tuple[int, int], h264: tuple[str, int],
+    settings: Settings,
+) -> Av1Trial:  # fmt: skip
+    """The trial's reference pictures (`size`) encoded by x264 as per-title encodes the rungs (`h264`: preset and
     CRF) and by SVT-AV1 at AV1_TRIAL_CRFS, each scored against those pictures (workers.pertitle.av1_match reads
     them). Only with AV1 on: a few seconds more before the first range, which AV1's own encode time dwarfs."""
     exe, fps = ffmpeg_exe(settings), plan.renditions[0].fps
@@ -467,9 +495,9 @@ def _av1_trial(out: Path, plan: LadderPlan, windows, h264: tuple[str, int], sett
     h264_vmaf, h264_bytes = encoded("h264_reference.mp4", h264_trial_encoder(crf, preset))
     points = []
     for av1_crf in AV1_TRIAL_CRFS:
-        vmaf, size = encoded(av1_trial_file(av1_crf), av1_trial_encoder(av1_crf, settings.svtav1_preset))
-        points.append(Av1Point(av1_crf, round(vmaf, 3), size))
-    return Av1Trial(round(h264_vmaf, 3), h264_bytes, tuple(points))
+        vmaf, weight = encoded(av1_trial_file(av1_crf), av1_trial_encoder(av1_crf, settings.svtav1_preset))
+        points.append(Av1Point(av1_crf, round(vmaf, 3), weight))
+    return Av1Trial(round(h264_vmaf, 3), h264_bytes, tuple(points), *size)
 
 
 def _trial_size(path: Path, width: int, height: int) -> TrialSize:
