@@ -309,6 +309,13 @@ def easy_preset(plan: LadderPlan) -> X264Preset:
     return EASY_PRESET
 
 
+def rate_control(plan: LadderPlan, trial: Trial) -> tuple[X264Preset, CrfOffsets]:
+    """The x264 preset of the per-title rungs and their CRF offsets: one rule for decide() and for the AV1 trial's
+    H.264 reference, which must encode as the rungs will be."""
+    preset = easy_preset(plan) if trial.bits_per_pixel <= HARD_BPP else plan.preset
+    return preset, crf_offsets(trial, slower=at_least_as_slow(preset, EASY_PRESET))
+
+
 def predicted_kbps(trial: Trial, rung: VideoRendition, crf: int) -> float:
     """The rung's average bit rate at `crf`, from the trial size nearest in pixels: scaled by pixels ** growth,
     by frame rate, and halved every CRF_HALVING steps of CRF."""
@@ -346,8 +353,7 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
     if plan.audio_only:
         return plan, LadderDecision(LadderMode.per_title, None, ())
     bpp, easy = trial.bits_per_pixel, trial.bits_per_pixel <= HARD_BPP
-    preset = easy_preset(plan) if easy else plan.preset
-    offsets = crf_offsets(trial, slower=at_least_as_slow(preset, EASY_PRESET))
+    preset, offsets = rate_control(plan, trial)
     candidates = []
     for i, r in enumerate(plan.renditions):
         crf = max(plan.crf, min(MAX_CRF, plan.crf + offsets.of(i, r)))  # never below the install's
@@ -442,8 +448,7 @@ class Av1Match:
 def h264_reference_rate(plan: LadderPlan, trial: Trial, top: bool = False) -> tuple[X264Preset, int]:
     """The x264 preset and CRF that decide() gives the rungs below the top (`top`: the top rung) for this trial:
     the AV1 trial matches the VMAF of the H.264 rungs as per-title encodes them, not as the fixed ladder would."""
-    preset = easy_preset(plan) if trial.bits_per_pixel <= HARD_BPP else plan.preset
-    offsets = crf_offsets(trial, slower=at_least_as_slow(preset, EASY_PRESET))
+    preset, offsets = rate_control(plan, trial)
     crf = max(plan.crf, min(MAX_CRF, plan.crf + (offsets.top if top else offsets.lower)))
     return preset, crf
 

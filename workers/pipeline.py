@@ -431,7 +431,7 @@ def run_trial(src: Path, info: SourceInfo, plan: LadderPlan, settings: Settings)
             plan, src, info.demuxer, out, windows=windows, sizes=sizes, crf=plan.crf, ffmpeg_exe=ffmpeg_exe(settings),
             max_pixels=MediaLimits.from_settings(settings).max_pixels, reference=settings.av1,
         )  # fmt: skip
-        watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
+        watchdog = _trial_watchdog(settings)
         run_ffmpeg(argv, sum(w.seconds for w in windows), out / "trial.log", watchdog=watchdog)
         measured = tuple(_trial_size(out / trial_file(w, h), w, h) for w, h in sizes)
         av1 = av1_top = None
@@ -453,6 +453,11 @@ def run_trial(src: Path, info: SourceInfo, plan: LadderPlan, settings: Settings)
     return Trial(plan.crf, fps, plan.gop_seconds, windows, measured, wall, av1, av1_top)
 
 
+def _trial_watchdog(settings: Settings) -> Watchdog:
+    """Every trial encode is given up after TRIAL_SECONDS_LIMIT (the fixed ladder, a note), stalled or not."""
+    return Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
+
+
 def _av1_top_trial(
     src: Path, info: SourceInfo, out: Path, plan: LadderPlan, windows: tuple[TrialWindow, ...], size: tuple[int, int],
     h264: tuple[str, int], settings: Settings,
@@ -466,7 +471,7 @@ def _av1_top_trial(
         plan, src, info.demuxer, out, windows=middle, sizes=(size,), crf=plan.crf, ffmpeg_exe=ffmpeg_exe(settings),
         max_pixels=MediaLimits.from_settings(settings).max_pixels, reference=True,
     )  # fmt: skip
-    watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
+    watchdog = _trial_watchdog(settings)
     run_ffmpeg(argv, middle[0].seconds, out / "trial.log", watchdog=watchdog)
     return _av1_trial(out, plan, middle, size, h264, settings)
 
@@ -480,7 +485,7 @@ def _av1_trial(
     them). Only with AV1 on: a few seconds more before the first range, which AV1's own encode time dwarfs."""
     exe, fps = ffmpeg_exe(settings), plan.renditions[0].fps
     seconds = sum(w.seconds for w in windows)
-    watchdog = Watchdog(min(settings.ffmpeg_stall_seconds, TRIAL_SECONDS_LIMIT), TRIAL_SECONDS_LIMIT)
+    watchdog = _trial_watchdog(settings)
 
     def encoded(name: str, encoder: dict[str, object]) -> tuple[float, int]:
         """(VMAF, bytes) of the reference encoded with `encoder` into out/name."""
