@@ -6,11 +6,13 @@ a saving made at a lower quality, or print a figure for a per-title ladder that 
 
 import io
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from bench.equal_vmaf import MAX_ATTEMPTS, Attempt, next_attempt, search
 from bench.quality import (
     CLIPS,
     ClipRun,
@@ -114,6 +116,53 @@ def test_av1_goal_counts_a_saving_only_at_equal_quality():
     assert better.passed is False and "NOT at equal quality" in better.figure
     # Below the top rungs a lower score does not decide the goal (it is in the table).
     assert av1_row(av1_ladder(650, 95.3, low_vmaf=60.0), built=True).passed is True
+
+
+def test_a_pair_published_apart_counts_with_its_av1_rung_encoded_again_to_equal_vmaf():
+    """AV1 sharper than its twin by 1.5 at 650 kB: no saving at equal VMAF can be read off it. Encoded again to
+    95.2 at 560 kB it counts with those bytes; an encode that never got within a point still fails."""
+    published = av1_ladder(650, 96.5)
+    again = replace(published[0].other, bytes=560_000, vmaf=95.2, crf=40)
+    found = av1_pairs("animation", True, [r for p in published for r in (p.base, p.other) if r], {"720p-av1": again})
+    row = av1_row(found, built=True)
+    assert row.passed is True and "at equal VMAF" in row.figure and "+1.50 -> +0.20" in row.figure
+    assert found[0].equal_bytes == 560_000 and found[1].equal_bytes == found[1].other.bytes
+    # 1500 kB of H.264 against 560 + 330 kB of AV1: 40.7 %, not the published 34.7 %.
+    assert "40.7% fewer at equal VMAF" in row.figure and "as published 34.7% fewer" in row.figure
+    off = replace(again, vmaf=97.0)
+    missed = av1_pairs("animation", True, [r for p in published for r in (p.base, p.other) if r], {"720p-av1": off})
+    assert av1_row(missed, built=True).passed is False
+
+
+def attempt(crf: int, cap: int, kbps: float, vmaf: float) -> Attempt:
+    return Attempt(crf, cap, kbps, vmaf, int(kbps * 1000))
+
+
+def test_the_search_steps_the_crf_of_a_rung_below_its_cap_then_bisects():
+    first = attempt(59, 255, 59.0, 78.9)  # 1.3 over 77.6, far below its cap
+    assert next_attempt([first], 77.6, 1.0) == (61, 255)  # two steps at least, one per point off
+    second = attempt(61, 255, 52.0, 77.0)
+    assert next_attempt([first, second], 77.6, 1.0) is None  # within a point: found
+    over = attempt(61, 255, 52.0, 78.7)
+    assert next_attempt([first, over], 77.6, 1.0) == (63, 255)  # the secant, past the end of the scale: clamped
+    at_end = attempt(63, 255, 45.0, 78.7)
+    crf, cap = next_attempt([first, over, at_end], 77.6, 1.0)
+    assert crf == 63 and cap < 45  # no CRF left: the cap, below what it spent (not below a cap it never reached)
+
+
+def test_the_search_moves_the_cap_of_a_rung_held_at_it():
+    first = attempt(36, 1071, 1180.0, 31.1)  # noise 480p: 11 over x264's 20, at its cap
+    crf, cap = next_attempt([first], 20.0, 1.0)
+    assert crf == 36 and cap < 1071 * 0.6  # a large step down for a large difference
+    second = attempt(36, cap, cap * 0.98, 12.4)
+    crf, cap2 = next_attempt([first, second], 20.0, 1.0)
+    assert crf == 36 and cap < cap2 < 1071  # bracketed: between, in the log of the cap
+    # Nothing more once MAX_ATTEMPTS were encoded, found or not; the cheapest within the tolerance is the answer.
+    tries = [attempt(36, 1071 - i, 1000.0, 30.0) for i in range(MAX_ATTEMPTS)]
+    assert next_attempt(tries, 20.0, 1.0) is None
+    answers = iter([attempt(36, 600, 590.0, 20.5), attempt(36, 560, 550.0, 19.4)])
+    found, attempts = search(first, 20.0, 1.0, lambda crf, cap: next(answers))
+    assert found is not None and found.vmaf == 20.5 and len(attempts) == 2
 
 
 def test_nothing_built_yet_says_so_instead_of_a_figure():
