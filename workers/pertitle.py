@@ -121,7 +121,7 @@ class Av1Trial:
 
     h264_vmaf: float
     h264_bytes: int
-    points: tuple[Av1Point, ...]  # by CRF, lowest first (AV1_TRIAL_CRFS, then any av1_next_crf measured)
+    points: tuple[Av1Point, ...]  # by CRF, lowest first
     width: int = 0  # the pictures measured (0: trials stored before the size was)
     height: int = 0
 
@@ -177,7 +177,14 @@ class Trial:
     @property
     def growth(self) -> float:
         """How bits grow with pixels (bits ~ pixels ** growth) between the trial's sizes: about 1 for noise, where
-        every pixel is news, about 0.5 for flat pictures with sharp edges, whose cost grows with edge length."""
+        every pixel is news, about 0.5 for flat pictures with sharp edges, whose cost grows with edge length;
+        within [MIN_GROWTH, MAX_GROWTH] for predicting other sizes' rates."""
+        return min(MAX_GROWTH, max(MIN_GROWTH, self.raw_growth))
+
+    @property
+    def raw_growth(self) -> float:
+        """The growth as measured, unbounded (DEFAULT_GROWTH with one trial size): above 1 where the larger
+        pictures carry detail the smaller cannot (film grain)."""
         if len(self.sizes) < 2:
             return DEFAULT_GROWTH
         small, large = self.sizes[0], self.sizes[-1]
@@ -185,7 +192,7 @@ class Trial:
         bits = self.kbps(large) / max(self.kbps(small), 1e-9)
         if pixels <= 1.0 or bits <= 0:
             return DEFAULT_GROWTH
-        return min(MAX_GROWTH, max(MIN_GROWTH, math.log(bits) / math.log(pixels)))
+        return math.log(bits) / math.log(pixels)
 
 
 def _av1_trial(data: dict | None) -> Av1Trial | None:
@@ -220,6 +227,12 @@ EASY_PRESET_MAX_PIXEL_RATE = 60_000_000  # a 720p30 ladder encodes 50 M pixels a
 TOP_CRF_OFFSET = 3
 LOWER_CRF_OFFSET = 2
 SMALL_CRF_OFFSET = 1
+# Bits that grow faster than pixels between the trial's sizes are detail that only the larger pictures carry: film
+# grain (1.35 in bench/quality.py; animation 1.08, talking head 0.70). A higher CRF smooths it away on the rungs
+# below the top, which are upscaled to the screen: grain 480p lost 0.56 and 1.03 VMAF at +2 (two random instances
+# of the clip), 0.0 at +1, for 25 % fewer bytes instead of 44 %.
+GRAINY_GROWTH = 1.2
+GRAINY_LOWER_CRF_OFFSET = 1
 SMALL_SHORT_SIDE = 360  # rungs with a shorter side than this get SMALL_CRF_OFFSET
 KEYFRAME_BOUND_SHARE = 0.5  # keyframes' share of a real encode's bits (Trial.key_share) from which ...
 KEYFRAME_BOUND_CRF_OFFSET = 4  # ... every rung gets this offset
@@ -288,6 +301,8 @@ def crf_offsets(trial: Trial, slower: bool = True) -> CrfOffsets:
         return CrfOffsets(*((KEYFRAME_BOUND_CRF_OFFSET if slower else FAST_KEYFRAME_BOUND_CRF_OFFSET),) * 3)
     if not slower:
         return CrfOffsets(0, 0, 0)
+    if trial.raw_growth > GRAINY_GROWTH:
+        return CrfOffsets(TOP_CRF_OFFSET, GRAINY_LOWER_CRF_OFFSET, SMALL_CRF_OFFSET)
     return CrfOffsets(TOP_CRF_OFFSET, LOWER_CRF_OFFSET, SMALL_CRF_OFFSET)
 
 
@@ -377,6 +392,7 @@ def decide(plan: LadderPlan, trial: Trial, source_kbps: int = 0) -> tuple[Ladder
         "trial_crf": trial.crf,
         "bits_per_pixel": round(bpp, 5),
         "growth": round(trial.growth, 3),
+        "raw_growth": round(trial.raw_growth, 3),
         "key_share": round(trial.key_share, 3),
         "crf_offsets": asdict(offsets),
         "preset": preset,
@@ -428,15 +444,11 @@ def _why(c: _Candidate, plan: LadderPlan, above: _Candidate | None, easy: bool) 
 
 # -- the AV1 rungs' rate control, from the AV1 trial ----------------------------------------------------------
 
-AV1_TRIAL_CRFS = (32, 44)  # SVT-AV1 CRFs every AV1 trial encodes; the match is interpolated between them
-AV1_MIN_CRF, AV1_MAX_CRF = 20, 63  # 63: the end of SVT-AV1's scale
-# A match is extrapolated past the highest CRF measured by at most this: two points say little of the scale far
-# beyond them, and a still picture, whose VMAF barely falls with CRF, would be extrapolated to its end. Where the
-# match lies further out, av1_next_crf has the trial measure there, so that it is interpolated (slides: AV1 +1.5
-# and +2.2 VMAF over x264 at CRF 55, the old end of the trusted range; docs/quality.md).
-AV1_EXTRAPOLATION = 11
-AV1_REFINEMENTS = 2  # at most this many points measured after the first two, per match
-AV1_NEAR_CRF = 2  # a match this close past the measured CRFs is extrapolated, not measured again
+AV1_TRIAL_CRFS = (32, 44)  # SVT-AV1 CRFs the trial encodes; the match is interpolated between them (or beyond)
+# A match outside is clamped: the trial's two CRFs say little about the scale far beyond them, and a still picture,
+# whose VMAF barely falls with CRF, would be extrapolated to the end of it (slides: +1.8 VMAF over x264 at 55 in
+# bench/quality.py; within 1 at 63 for its 1080p rung, where its 480p rung, encoded apart, fell several points below).
+AV1_MATCH_CRF_RANGE = (20, 55)
 
 
 @dataclass(frozen=True)
@@ -492,54 +504,24 @@ def av1_rates(trial: Trial) -> Callable[[VideoRendition], tuple[int, float]]:
     return rate
 
 
-def _solve(points: list[Av1Point], target: float) -> float:
-    """The CRF where VMAF reaches `target` on the line through the two points that bracket it (by CRF), or through
-    the two at the end nearer to it; where the points say VMAF does not fall with CRF (a still picture), inf."""
-    a, b = (points[0], points[1]) if abs(target - points[0].vmaf) < abs(target - points[-1].vmaf) else points[-2:]
-    for left, right in zip(points, points[1:], strict=False):
-        if min(left.vmaf, right.vmaf) <= target <= max(left.vmaf, right.vmaf):
-            a, b = left, right
-            break
-    slope = (b.vmaf - a.vmaf) / (b.crf - a.crf)  # VMAF per CRF step: negative
-    return a.crf + (target - a.vmaf) / slope if slope < 0 else math.inf
-
-
-def _worth_measuring(measured: list[int], crf: int) -> bool:
-    """Whether one more trial point at `crf` would tell the match more than the ones measured: not when it lies
-    between two measured points no further apart than the trial's first two, nor just past the measured ones."""
-    below, above = [m for m in measured if m < crf], [m for m in measured if m > crf]
-    if crf in measured:
-        return False
-    if below and above:
-        return min(above) - max(below) > AV1_TRIAL_CRFS[1] - AV1_TRIAL_CRFS[0]
-    return min(abs(crf - m) for m in measured) > AV1_NEAR_CRF
-
-
 def av1_match(trial: Av1Trial) -> Av1Match:
     """Interpolate VMAF (linear in CRF) and bytes (log-linear in CRF, as CRF is a log scale of quantizer) between
-    the trial's points, extrapolating past the ends with the nearest two (at most AV1_EXTRAPOLATION past the
-    highest CRF measured); content whose VMAF does not fall with CRF (a still picture) gets the highest allowed."""
+    the trial's points, extrapolating past the ends with the nearest two; content whose VMAF does not fall with CRF
+    over the range (a still picture) gets the top of the range."""
+    low, high = AV1_MATCH_CRF_RANGE
     pts = sorted(trial.points, key=lambda p: p.crf)
     if len(pts) < 2:
         raise ValueError("the AV1 trial needs two CRFs")
-    x = _solve(pts, trial.h264_vmaf)
-    crf = min(float(min(AV1_MAX_CRF, pts[-1].crf + AV1_EXTRAPOLATION)), max(float(AV1_MIN_CRF), x))
-    a, b = (pts[0], pts[1]) if crf < pts[0].crf else (pts[-2], pts[-1])
+    a, b = (pts[0], pts[1]) if trial.h264_vmaf >= pts[1].vmaf else (pts[-2], pts[-1])
     for left, right in zip(pts, pts[1:], strict=False):
-        if left.crf <= crf <= right.crf:
+        if right.vmaf <= trial.h264_vmaf <= left.vmaf:
             a, b = left, right
             break
-    log_a, log_b = math.log(max(1, a.bytes)), math.log(max(1, b.bytes))
-    ratio = math.exp(log_a + (crf - a.crf) * (log_b - log_a) / (b.crf - a.crf)) / max(1, trial.h264_bytes)
+    slope = (b.vmaf - a.vmaf) / (b.crf - a.crf)  # VMAF per CRF step: negative
+    crf = a.crf + (trial.h264_vmaf - a.vmaf) / slope if slope < 0 else float(high)
+    crf = min(float(high), max(float(low), crf))
+    log_bytes = math.log(max(1, a.bytes)) + (crf - a.crf) * (math.log(max(1, b.bytes)) - math.log(max(1, a.bytes))) / (
+        b.crf - a.crf
+    )
+    ratio = math.exp(log_bytes) / max(1, trial.h264_bytes)
     return Av1Match(round(crf), round(min(1.0, max(0.05, ratio)), 3))
-
-
-def av1_next_crf(trial: Av1Trial) -> int | None:
-    """The CRF the AV1 trial should measure next, or None when its points already pin the match down: a match far
-    past them (a still picture, sharper in AV1 than in x264 at every CRF up to 55) is measured where it lies, at
-    most AV1_REFINEMENTS times."""
-    pts = sorted(trial.points, key=lambda p: p.crf)
-    if len(pts) >= len(AV1_TRIAL_CRFS) + AV1_REFINEMENTS:
-        return None
-    crf = round(min(float(AV1_MAX_CRF), max(float(AV1_MIN_CRF), _solve(pts, trial.h264_vmaf))))
-    return crf if _worth_measuring([p.crf for p in pts], crf) else None

@@ -71,7 +71,6 @@ from workers.pertitle import (
     Trial,
     TrialSize,
     TrialWindow,
-    av1_next_crf,
     av1_rates,
     av1_top_size,
     decide,
@@ -482,10 +481,9 @@ def _av1_trial(
     settings: Settings,
 ) -> Av1Trial:  # fmt: skip
     """The trial's reference pictures (`size`) encoded by x264 as per-title encodes the rungs (`h264`: preset and
-    CRF) and by SVT-AV1 at AV1_TRIAL_CRFS and wherever av1_next_crf asks, each scored against those pictures
-    (workers.pertitle.av1_match reads them). Only with AV1 on: a few seconds more before the first range, which
-    AV1's own encode time dwarfs."""
-    exe, fps, av1_preset = ffmpeg_exe(settings), plan.renditions[0].fps, settings.svtav1_preset
+    CRF) and by SVT-AV1 at AV1_TRIAL_CRFS, each scored against those pictures (workers.pertitle.av1_match reads
+    them). Only with AV1 on: a few seconds more before the first range, which AV1's own encode time dwarfs."""
+    exe, fps = ffmpeg_exe(settings), plan.renditions[0].fps
     seconds = sum(w.seconds for w in windows)
     watchdog = _trial_watchdog(settings)
 
@@ -496,17 +494,15 @@ def _av1_trial(
         log_path = out / f"{name}.vmaf.json"
         argv = build_trial_vmaf_argv(out / name, out / TRIAL_REFERENCE, log_path, fps=fps, n_threads=2, ffmpeg_exe=exe)
         run_ffmpeg(argv, seconds, out / f"{name}.vmaf.log", watchdog=watchdog)
-        return round(parse_vmaf_log(log_path.read_text()).mean, 3), (out / name).stat().st_size
-
-    def at_crf(crf: int) -> Av1Point:
-        return Av1Point(crf, *encoded(av1_trial_file(crf), av1_trial_encoder(crf, av1_preset)))
+        return parse_vmaf_log(log_path.read_text()).mean, (out / name).stat().st_size
 
     preset, crf = h264
     h264_vmaf, h264_bytes = encoded("h264_reference.mp4", h264_trial_encoder(crf, preset))
-    trial = Av1Trial(h264_vmaf, h264_bytes, tuple(at_crf(c) for c in AV1_TRIAL_CRFS), *size)
-    while (next_crf := av1_next_crf(trial)) is not None:  # a match far past the points: measured where it lies
-        trial = replace(trial, points=tuple(sorted((*trial.points, at_crf(next_crf)), key=lambda p: p.crf)))
-    return trial
+    points = []
+    for av1_crf in AV1_TRIAL_CRFS:
+        vmaf, weight = encoded(av1_trial_file(av1_crf), av1_trial_encoder(av1_crf, settings.svtav1_preset))
+        points.append(Av1Point(av1_crf, round(vmaf, 3), weight))
+    return Av1Trial(round(h264_vmaf, 3), h264_bytes, tuple(points), *size)
 
 
 def _trial_size(path: Path, width: int, height: int) -> TrialSize:
