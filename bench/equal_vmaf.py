@@ -96,13 +96,23 @@ def _secant(points: list[tuple[float, float]], target: float) -> float | None:
 
 def search(
     first: Attempt, target: float, tolerance: float, encode: Callable[[int, int], Attempt]
-) -> tuple[Attempt | None, list[Attempt]]:
-    """Encode until an attempt lands within `tolerance` of `target`: (that attempt or None, every attempt)."""
+) -> tuple[Attempt | None, bool, list[Attempt]]:
+    """Encode until an attempt lands within `tolerance` of `target`: (the cheapest such attempt, False, every
+    attempt). When none does but the attempts bracket the target (VMAF jumps across the whole tolerance between
+    two neighbouring caps: noise 720p, 33.3 to 38.9 between 1,755 and 1,767 kb/s), the cheapest attempt above it
+    and True: a bound, as the bytes at equal VMAF are at most those where VMAF only rises with rate. None, False
+    when neither."""
     attempts = [first]
     while (step := next_attempt(attempts, target, tolerance)) is not None:
         attempts.append(encode(*step))
     found = [a for a in attempts if abs(a.vmaf - target) <= tolerance]
-    return (min(found, key=lambda a: a.bytes) if found else None), attempts
+    if found:
+        return min(found, key=lambda a: a.bytes), False, attempts
+    above = [a for a in attempts if a.vmaf > target]
+    below = [a for a in attempts if a.vmaf < target]
+    if above and below:
+        return min(above, key=lambda a: a.bytes), True, attempts
+    return None, False, attempts
 
 
 def encode_rung(src: Path, out: Path, plan: LadderPlan, rung: VideoRendition, crf: int, cap_kbps: int) -> Path:

@@ -253,6 +253,7 @@ class ClipRun:
     # AV1 rung's name, every attempt, and the attempt at equal VMAF as a Rung when one was found
     attempts: dict[str, list[Attempt]] = field(default_factory=dict)
     at_equal: dict[str, Rung] = field(default_factory=dict)
+    bounds: list[str] = field(default_factory=list)  # of at_equal: upper bounds of the bytes (bench.equal_vmaf.search)
 
 
 def _cpu() -> float:
@@ -318,8 +319,10 @@ def equalize(run: ClipRun, plan: "LadderPlan", src: Path, out: Path, seconds: fl
             return Attempt(crf, cap, q.kbps, q.vmaf, q.bytes, q.frames)
 
         first = Attempt(other.crf, other.maxrate_kbps, other.kbps, other.vmaf, other.bytes, other.frames)
-        found, attempts = search(first, p.base.vmaf, VMAF_TOLERANCE, attempt)
+        found, bound, attempts = search(first, p.base.vmaf, VMAF_TOLERANCE, attempt)
         run.attempts[other.name] = attempts
+        if bound:
+            run.bounds.append(other.name)
         if found is not None:
             run.at_equal[other.name] = replace(other, crf=found.crf, maxrate_kbps=found.cap_kbps, bytes=found.bytes,
                                                kbps=found.kbps, vmaf=found.vmaf, frames=found.frames)  # fmt: skip
@@ -338,6 +341,7 @@ class Pair:
     base: Rung | None
     other: Rung | None
     at_equal: Rung | None = None  # the other rung encoded again to the base's VMAF (bench.equal_vmaf), if it was
+    bound: bool = False  # at_equal scores above the base: its bytes bound those at equal VMAF from above
 
     @property
     def name(self) -> str:
@@ -377,6 +381,8 @@ class Pair:
             return self.other.bytes
         if self.at_equal is not None and abs(self.at_equal.vmaf - self.base.vmaf) <= VMAF_TOLERANCE:
             return self.at_equal.bytes
+        if self.at_equal is not None and self.bound and self.at_equal.vmaf > self.base.vmaf:
+            return self.at_equal.bytes
         return None
 
     def describe(self) -> str:
@@ -402,13 +408,15 @@ def per_title_pairs(clip: str, easy: bool, fixed: Sequence[Rung], per_title: Seq
     return sorted(pairs, key=lambda p: -p.height)
 
 
-def av1_pairs(clip: str, easy: bool, rungs: Sequence[Rung], at_equal: dict[str, Rung] | None = None) -> list[Pair]:
+def av1_pairs(
+    clip: str, easy: bool, rungs: Sequence[Rung], at_equal: dict[str, Rung] | None = None, bounds: Sequence[str] = ()
+) -> list[Pair]:
     """Each AV1 rung beside its H.264 twin of the same ladder (the same picture size), highest first; `at_equal`:
-    AV1 rungs encoded again to their twin's VMAF, by name."""
+    AV1 rungs encoded again to their twin's VMAF, by name (`bounds`: those that are upper bounds)."""
     twins = {(r.width, r.height): r for r in h264(rungs)}
     found = at_equal or {}
     pairs = [
-        Pair(clip, easy, twins.get((r.width, r.height)), r, found.get(r.name))
+        Pair(clip, easy, twins.get((r.width, r.height)), r, found.get(r.name), r.name in bounds)
         for r in rungs
         if r.codec == VideoCodec.av1
     ]
@@ -485,6 +493,7 @@ def av1_row(pairs: Sequence[Pair], built: bool) -> Row:
     if again:
         moved = ", ".join(
             f"{p.clip} {p.name} {p.dvmaf:+.2f} -> {(p.at_equal.vmaf - p.base.vmaf):+.2f}"  # type: ignore[union-attr]
+            + (" (no encode within 1: the cheapest above, an upper bound of the bytes)" if p.bound else "")
             for p in again
         )
         figure += (f" ({len(again)} of {len(judged)} pairs encoded again to their twin's VMAF: {moved}); "
@@ -551,7 +560,7 @@ def summarize(clips: Sequence[ClipRun]) -> Summary:
         p
         for c in clips
         if Ladder.av1 in c.runs
-        for p in av1_pairs(c.clip, c.easy, c.runs[Ladder.av1].rungs, c.at_equal)
+        for p in av1_pairs(c.clip, c.easy, c.runs[Ladder.av1].rungs, c.at_equal, c.bounds)
     ]
     goals = [per_title_easy_row(pt, per_title_built), per_title_hard_row(pt, per_title_built), av1_row(av, av1_built)]
     ran = [any(ladder in c.runs for c in clips) for ladder in (Ladder.per_title, Ladder.per_title, Ladder.av1)]
@@ -661,6 +670,7 @@ def equal_table(clips: Sequence[ClipRun], summary: Summary) -> Table | None:
             "not found"
             if eq is None
             else f"{(eq.bytes - p.base.bytes) / p.base.bytes * 100:+.1f} %, {eq.vmaf - p.base.vmaf:+.2f}"
+            + (" (bound)" if p.bound else "")
         )
         table.add_row(p.clip, p.name, _kb(p.base), _score(p.base), _kb(p.other), _score(p.other), tried,
                       _kb(eq), _score(eq), versus)  # fmt: skip

@@ -161,8 +161,27 @@ def test_the_search_moves_the_cap_of_a_rung_held_at_it():
     tries = [attempt(36, 1071 - i, 1000.0, 30.0) for i in range(MAX_ATTEMPTS)]
     assert next_attempt(tries, 20.0, 1.0) is None
     answers = iter([attempt(36, 600, 590.0, 20.5), attempt(36, 560, 550.0, 19.4)])
-    found, attempts = search(first, 20.0, 1.0, lambda crf, cap: next(answers))
-    assert found is not None and found.vmaf == 20.5 and len(attempts) == 2
+    found, bound, attempts = search(first, 20.0, 1.0, lambda crf, cap: next(answers))
+    assert found is not None and found.vmaf == 20.5 and not bound and len(attempts) == 2
+
+
+def test_a_jump_across_the_tolerance_gives_an_upper_bound_of_the_bytes_and_the_goal_says_so():
+    """Noise 720p: VMAF 33.3 at a 1,755 kb/s cap, 38.9 at 1,767: no encode lands within a point of 37.3. The
+    cheapest encode above it bounds AV1's bytes at equal VMAF from above; without one above and one below, nothing."""
+    first = attempt(32, 2147, 2290.0, 42.4)
+    answers = iter([attempt(32, 1755 + i, 1955.0 + 10 * i, 33.3 if i % 2 else 38.9) for i in range(MAX_ATTEMPTS)])
+    found, bound, attempts = search(first, 37.3, 1.0, lambda crf, cap: next(answers))
+    assert bound and found is not None and found.vmaf == 38.9 and len(attempts) <= MAX_ATTEMPTS  # no cap between
+    assert found.bytes == min(a.bytes for a in attempts if a.vmaf > 37.3)
+    never = iter([attempt(32, 1000 - i, 1000.0, 42.0) for i in range(MAX_ATTEMPTS)])
+    assert search(first, 37.3, 1.0, lambda crf, cap: next(never))[:2] == (None, False)
+    # In the goal: counted with the bound's bytes, and said so.
+    published = av1_ladder(650, 96.5)
+    above = replace(published[0].other, bytes=600_000, vmaf=96.5)
+    rungs = [r for p in published for r in (p.base, p.other) if r]
+    row = av1_row(av1_pairs("animation", True, rungs, {"720p-av1": above}, ["720p-av1"]), built=True)
+    assert row.passed is True and "upper bound" in row.figure
+    assert av1_row(av1_pairs("animation", True, rungs, {"720p-av1": above}), built=True).passed is False
 
 
 def test_nothing_built_yet_says_so_instead_of_a_figure():
