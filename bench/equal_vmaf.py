@@ -10,8 +10,8 @@ lands within VMAF_TOLERANCE of its twin: the bytes there are AV1's at equal qual
 changed by this: the table shows both.
 
 The search is pure (next_attempt, unit-tested): CRF first (a secant, in whole steps); the cap, in its log, when the
-rung is held at its cap or the CRF reached the end of SVT-AV1's scale (a cap-bound rung's quality follows its rate,
-and capped rates are continuous where the last CRF steps of a noisy picture fall off a cliff).
+rung is held at its cap or the CRF reached the end of SVT-AV1's scale (a cap-bound rung's quality follows its rate).
+Where VMAF jumps across the whole tolerance between two neighbouring attempts, search() gives an upper bound.
 """
 
 import math
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from workers.ladder import LadderPlan, VideoRendition
+from workers.ladder import LadderPlan, VideoRendition, with_cap
 
 SVTAV1_CRFS = (1, 63)
 MAX_ATTEMPTS = 7  # encodes per pair, the published one included (noise 720p: VMAF +5 over 2.5 % of cap; 5 missed)
@@ -123,8 +123,7 @@ def encode_rung(src: Path, out: Path, plan: LadderPlan, rung: VideoRendition, cr
     from workers.pipeline import encode_range, plan_encode, write_playlists
 
     settings = Settings(per_title=False, av1=False, measure_vmaf=False)
-    bufsize = rung.bufsize_kbps if cap_kbps == rung.maxrate_kbps else 2 * cap_kbps  # as workers.ladder.with_av1
-    one = replace(plan, renditions=(replace(rung, crf=crf, maxrate_kbps=cap_kbps, bufsize_kbps=bufsize),))
+    one = replace(plan, renditions=(replace(with_cap(rung, cap_kbps), crf=crf),))
     prepared = replace(plan_encode(probe(src), settings), plan=one, thumbnails=None)
     outputs = [encode_range(src, prepared, rng, out, settings) for rng in prepared.ranges]
     write_playlists(out, replace(one, audio_kbps=None), outputs, [])

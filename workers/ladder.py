@@ -194,6 +194,11 @@ def av1_crf(x264_crf: int) -> int:
     return max(1, min(AV1_MAX_CRF, crf))
 
 
+def with_cap(r: VideoRendition, cap_kbps: int) -> VideoRendition:
+    """The rung capped at cap_kbps: its own buffer when the cap is its own, else a buffer of twice the cap."""
+    return r if cap_kbps == r.maxrate_kbps else replace(r, maxrate_kbps=cap_kbps, bufsize_kbps=2 * cap_kbps)
+
+
 def with_av1(
     plan: LadderPlan, preset: int, rate: Callable[[VideoRendition], tuple[int, float]] | None = None
 ) -> LadderPlan:
@@ -207,14 +212,7 @@ def with_av1(
     def twin(r: VideoRendition) -> VideoRendition:
         crf, cap_ratio = rate(r) if rate is not None else (av1_crf(r.crf if r.crf is not None else plan.crf), 1.0)
         cap = min(r.maxrate_kbps, max(MIN_KBPS, math.ceil(r.maxrate_kbps * cap_ratio)))  # never above H.264's
-        return replace(
-            r,
-            name=r.name + AV1_SUFFIX,
-            crf=crf,
-            codec=VideoCodec.av1,
-            maxrate_kbps=cap,
-            bufsize_kbps=r.bufsize_kbps if cap == r.maxrate_kbps else 2 * cap,
-        )
+        return replace(with_cap(r, cap), name=r.name + AV1_SUFFIX, crf=crf, codec=VideoCodec.av1)
 
     twins = tuple(twin(r) for r in h264 if min(r.width, r.height) >= AV1_MIN_SIDE)
     return replace(plan, renditions=(*h264, *twins), svtav1_preset=preset)
