@@ -14,7 +14,7 @@ import m3u8
 import pytest
 
 from core.probe import probe
-from tests.conftest import ROOT, free_port, stop, wait_for
+from tests.conftest import ROOT, free_port, stop, wait_finished, wait_for
 from tests.hls_checks import assert_playable_ladder, fetch_ladder
 
 STREAMIFY = str(Path(sys.executable).parent / "streamify")
@@ -68,8 +68,8 @@ def test_streamify_up_plays_an_upload_from_the_cli(embedded, clips):
     assert watch, done.stdout
     video_id = watch.group(1).rsplit("/", 1)[1]
     with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
-        video = client.get(f"/api/v1/videos/{video_id}").json()
-        assert video["status"] == "ready" and video["title"] == "embedded"
+        video = wait_finished(client, video_id)  # its storyboard too, before the deletion below
+        assert video["title"] == "embedded"
         assert client.get(f"/watch/{video_id}").status_code == 200
         master, variants = fetch_ladder(client, url, video["playback_url"])
         assert_playable_ladder(variants, source.duration)

@@ -4,7 +4,7 @@ import psycopg
 from azure.storage.blob import BlobServiceClient
 
 from core.probe import probe
-from tests.conftest import upload, wait_status
+from tests.conftest import upload, wait_finished, wait_status
 from tests.hls_checks import assert_playable_ladder, fetch_ladder
 
 
@@ -21,8 +21,8 @@ def test_upload_becomes_a_playable_ladder_in_azurite(stack, clips, azurite):
         assert created["status"] in ("uploaded", "queued", "processing")
         assert created["title"] == "Test pattern 1080p"
 
-        video = wait_status(client, created["id"])
-        assert video["status"] == "ready", video["error"]
+        # Ready and with its storyboard: deleting while a worker still writes is tests/test_delete_during_work.py.
+        video = wait_finished(client, created["id"])
         assert video["progress"] == 1.0
         assert abs(video["duration"] - source.duration) < 0.05
         assert (video["width"], video["height"]) == (1920, 1080)

@@ -26,7 +26,15 @@ from core.db import affected, get_engine
 from core.downloads import download_part, fail_pending, h264_rungs, replace_rows, wanted_rows
 from core.errors import Refused
 from core.logs import job_context
-from core.media_keys import MASTER_NAME, MEDIA_PLAYLIST, POSTER_NAME, STORYBOARD_VTT, TILES_DIR, encode_prefix
+from core.media_keys import (
+    MASTER_NAME,
+    MEDIA_PLAYLIST,
+    POSTER_NAME,
+    STORYBOARD_VTT,
+    TILES_DIR,
+    encode_prefix,
+    media_prefix,
+)
 from core.notes import add_note
 from core.parts import (
     AFTER_READY,
@@ -502,10 +510,28 @@ def _recorded(engine, part: ClaimedPart) -> bool | None:
     return row is not None
 
 
+def _video_deleted(engine, part: ClaimedPart) -> bool:
+    """Whether the part's video row is gone; False when the database cannot say (its files then stay)."""
+    try:
+        with Session(engine) as s:
+            return s.execute(select(col(Video.id)).where(col(Video.id) == part.video_id)).first() is None
+    except Exception:
+        return False
+
+
 def _end(exc: Exception, part: ClaimedPart, stop: Stop, settings: Settings, stores: Stores, root: str) -> str:
     """A part attempt that did not succeed: remove what it wrote (unless its output is on record), then retry the
     part, or end the job."""
     engine = get_engine(settings)
+    if _video_deleted(engine, part):
+        # Deleted while this attempt ran: what it wrote after the deletion's sweep is named by no row, and the
+        # storyboard's files carry no attempt tag, so the video's whole folder goes (nothing can be using it).
+        try:
+            stores.media.delete_prefix(media_prefix(part.video_id))
+        except Exception:  # an orphan costs bytes; logged for the operator
+            log.warning("could not remove the files of deleted video %s", part.video_id, exc_info=True)
+        log.warning("video %s was deleted while its %s ran; the attempt's output is dropped", part.video_id, part.kind)
+        return "lost"
     tag = attempt_tag(part.lease)
     recorded = _recorded(engine, part)
     if recorded is not False:

@@ -205,14 +205,22 @@ def update_video(
 @router.delete("/{video_id}", status_code=204, responses=NOT_FOUND)
 def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep, bell: WebhookBellDep) -> None:
     # Blobs first: if storage fails the row stays, so the delete can be retried and nothing is orphaned.
+    prefix = media_prefix(video.id)
     try:
-        stores.media.delete_prefix(media_prefix(video.id))
-        stores.sources.delete_prefix(media_prefix(video.id))
+        stores.media.delete_prefix(prefix)
+        stores.sources.delete_prefix(prefix)
     except Exception as exc:
         log.exception("video %s: storage failed while deleting; row kept", video.id)  # details for operators only
         raise HTTPException(503, "storage unavailable, video not deleted: try again later") from exc
     queued = emit_deleted(session, video)  # committed with the deletion (the outbox)
     session.execute(delete(Video).where(col(Video.id) == video.id))
     session.commit()
+    # Again, now that no row names the video: a worker may have written and recorded files between the first
+    # pass and the commit (a just-ready video's storyboard). An attempt that writes after the commit finds its
+    # part gone and removes the video's folder itself (workers.parts._end).
+    try:
+        stores.media.delete_prefix(prefix)
+    except Exception:
+        log.warning("video %s: deleted, but its files could not be removed a second time", video.id, exc_info=True)
     if queued:
         bell(f"deleted {video.id}")
