@@ -34,7 +34,15 @@ POLL_SECONDS = 0.2  # how often the tests ask for a video's status
 # Test tiers (`make test-fast` runs the tests with none of these markers; `make test` runs them all). The markers
 # follow from the fixtures a test uses, directly or through other fixtures, so a new test is classed by what it
 # needs; a test that starts such a process itself carries the marker in its own file.
-STACK_FIXTURES = {"postgres_url", "redis_url", "azurite", "stack", "embedded", "fault_logs"}  # embedded: `streamify up`
+STACK_FIXTURES = {
+    "postgres_url",
+    "own_postgres",
+    "redis_url",
+    "azurite",
+    "stack",
+    "embedded",
+    "fault_logs",
+}  # embedded: `streamify up`
 STACK_PARAMS = {"postgresql", "azure"}  # fixture params that open a PostgreSQL database or Azurite themselves
 BROWSER_FIXTURES = {"browser"}
 SLOW_FIXTURES = {"clips", "big_clips", "long_clip", "broken_clip"}  # seconds of ffmpeg encoding each
@@ -115,6 +123,14 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 def postgres_url() -> Iterator[str]:
     name, url = new_pg_database()
     yield url.replace("postgresql://", "postgresql+psycopg://")
+    drop_pg_database(name)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL database of the test's own (name, SQLAlchemy URL): no other test's worker takes its jobs."""
+    name, url = new_pg_database()
+    yield name, url.replace("postgresql://", "postgresql+psycopg://")
     drop_pg_database(name)
 
 

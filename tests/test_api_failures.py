@@ -11,19 +11,17 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PG_ADMIN, drop_pg_database, new_pg_database
+from tests.conftest import PG_ADMIN
 from tests.inprocess import local_app
 from tests.media import make_clip
 
 
 @pytest.fixture
-def own_database(postgres_url) -> tuple[str, str]:
+def own_database(own_postgres) -> tuple[str, str]:
     """A database of this test's own (it is made unreachable), beside the session's."""
-    name, url = new_pg_database()
-    yield name, url.replace("postgresql://", "postgresql+psycopg://")
+    yield own_postgres
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
-    drop_pg_database(name)
+        conn.execute(f'ALTER DATABASE "{own_postgres[0]}" WITH ALLOW_CONNECTIONS true')
 
 
 def _kill_connections(name: str) -> int:

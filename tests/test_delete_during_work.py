@@ -6,19 +6,33 @@ for ever, named by no row. The storyboard's file names carry no attempt tag, so 
 take them. The moments are forced here by running the deletion (the real API route) from inside the worker's
 storyboard step, or the worker from inside the deletion's first sweep; everything else is real (SQLite, local
 blobs, ffmpeg, the worker's own code in this process).
+
+Also seen in CI, on PostgreSQL: the same deletion answered 503, its transaction aborted as a deadlock with the
+worker recording the storyboard (each held a row the other needed). The last tests run the worker's own
+transactions on a PostgreSQL database of their own and start the deletion while the worker holds its first row
+lock (a hook on the worker's engine pauses it there until the deletion waits for that lock).
 """
 
+import secrets
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import Engine, event
+from sqlmodel import Session, col, select
 
 import workers.pipeline
 from core.blobs import make_stores
+from core.db import get_engine
+from schemas.tables import FailureKind, JobState, TranscodeJob
+from tests.conftest import PG_ADMIN
 from tests.inprocess import LocalApp, local_app
 from tests.media import make_clip
-from workers.job import run_next, run_until_idle
+from workers.job import end_generation, run_next, run_until_idle
 
 SETTINGS = {"per_title": False, "measure_vmaf": False, "first_range_seconds": 2, "range_seconds": 4}
 
@@ -105,5 +119,100 @@ def test_a_storyboard_recorded_during_the_deletions_sweep_is_removed_with_the_vi
 
     assert outcomes == ["succeeded"]  # the storyboard was made and recorded, the video row still there
     assert answers == [204]
+    assert install.client.get(f"/api/v1/videos/{video_id}", headers=auth).status_code == 404
+    assert left_behind(install, video_id) == []
+
+
+@pytest.fixture
+def pg_site(tmp_path, own_postgres) -> Iterator[tuple[LocalApp, dict[str, str], str]]:
+    database, url = own_postgres
+    with local_app(tmp_path / "data", database_url=url, playback_secret=secrets.token_urlsafe(48), **SETTINGS) as site:
+        yield site, site.as_user(site.user()), database
+
+
+@contextmanager
+def paused_before(engine: Engine, statement: str, meanwhile: Callable[[], None]) -> Iterator[None]:
+    """Runs `meanwhile` once, just before this engine first sends a statement starting with `statement`."""
+    fired: list[str] = []
+
+    def hook(conn, cursor, sent: str, parameters, context, executemany) -> None:
+        if sent.startswith(statement) and not fired:
+            fired.append(sent)
+            meanwhile()
+
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+    assert fired, f"the worker never sent {statement!r}"
+
+
+def delete_in_background(install: LocalApp, auth: dict[str, str], video_id: str, database: str) -> Callable[[], int]:
+    """Starts the owner's DELETE and returns once it waits for a row lock in `database`; call the result for
+    its status code."""
+    answers: list[int] = []
+    owner = threading.Thread(
+        target=lambda: answers.append(install.client.delete(f"/api/v1/videos/{video_id}", headers=auth).status_code)
+    )
+    owner.start()
+    deadline = time.monotonic() + 30
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+        while not conn.execute(query, (database,)).fetchone()[0]:  # type: ignore[index]
+            assert owner.is_alive() and time.monotonic() < deadline, f"the deletion never waited: {answers}"
+            time.sleep(0.02)
+
+    def answer() -> int:
+        owner.join(60)
+        return answers[0]
+
+    return answer
+
+
+def test_a_video_deleted_while_its_storyboard_is_recorded_is_deleted_without_a_deadlock(pg_site, clip, caplog):
+    """The storyboard part holds its part row and is about to update the video when the owner deletes it."""
+    install, auth, database = pg_site
+    video_id = ready_without_storyboard(install, auth, clip)
+    deletions: list[Callable[[], int]] = []
+
+    def delete_now() -> None:
+        deletions.append(delete_in_background(install, auth, video_id, database))
+
+    with paused_before(get_engine(install.settings), "UPDATE videos SET storyboard_track", delete_now):
+        outcomes = run_until_idle(install.settings, make_stores(install.settings))
+
+    assert [answer() for answer in deletions] == [204]
+    assert outcomes == ["succeeded"]  # the worker was not aborted either
+    assert not [r.message for r in caplog.records if r.name == "api.video_deletion"]  # no deadlock to run again
+    assert install.client.get(f"/api/v1/videos/{video_id}", headers=auth).status_code == 404
+    assert left_behind(install, video_id) == []
+
+
+def test_a_video_deleted_while_its_encode_is_failed_is_deleted(pg_site, clip, caplog):
+    """Failing an encode locks its job before its parts, the other way round from recording a part: the
+    deletion waits for the job while holding the parts, PostgreSQL aborts it as the deadlock's victim, and it is
+    run again once the failure has committed."""
+    install, auth, database = pg_site
+    with clip.open("rb") as f:
+        r = install.client.post("/api/v1/videos", files={"file": ("clip.mp4", f)}, headers=auth)
+    video_id = r.json()["id"]
+    assert run_next(install.settings, make_stores(install.settings)) != "idle"  # planned into parts
+    engine = get_engine(install.settings)
+    with Session(engine) as s:
+        job = s.execute(select(TranscodeJob).where(col(TranscodeJob.video_id) == video_id)).scalar_one()
+    assert job.state == JobState.running and job.lease is not None
+    deletions: list[Callable[[], int]] = []
+
+    def delete_now() -> None:
+        deletions.append(delete_in_background(install, auth, video_id, database))
+
+    with paused_before(engine, "UPDATE job_parts", delete_now):
+        ended = end_generation(engine, make_stores(install.settings), job.id, job.lease, JobState.failed,
+                               "a range failed for good", FailureKind.ffmpeg)  # fmt: skip
+
+    assert [answer() for answer in deletions] == [204]
+    assert ended
+    assert [r.message for r in caplog.records if r.name == "api.video_deletion"]  # it met the deadlock
     assert install.client.get(f"/api/v1/videos/{video_id}", headers=auth).status_code == 404
     assert left_behind(install, video_id) == []

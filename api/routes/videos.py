@@ -5,7 +5,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
-from sqlalchemy import delete, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from api.access import Signer
@@ -25,7 +25,8 @@ from api.deps import (
 from api.downloads import change_downloads
 from api.errors import Responses
 from api.presenters import video_read
-from api.webhook_events import emit_deleted, report_refused_upload
+from api.video_deletion import delete_video_rows
+from api.webhook_events import report_refused_upload
 from core.errors import Refused
 from core.media_keys import media_prefix
 from core.titles import checked_title
@@ -212,9 +213,7 @@ def delete_video(video: OwnedVideoDep, session: SessionDep, stores: StoresDep, b
     except Exception as exc:
         log.exception("video %s: storage failed while deleting; row kept", video.id)  # details for operators only
         raise HTTPException(503, "storage unavailable, video not deleted: try again later") from exc
-    queued = emit_deleted(session, video)  # committed with the deletion (the outbox)
-    session.execute(delete(Video).where(col(Video.id) == video.id))
-    session.commit()
+    queued = delete_video_rows(session, video)
     # Again, now that no row names the video: a worker may have written and recorded files between the first
     # pass and the commit (a just-ready video's storyboard). An attempt that writes after the commit finds its
     # part gone and removes the video's folder itself (workers.parts._end).

@@ -1,0 +1,57 @@
+"""Deleting a video's rows while a worker may still be writing for it, without a deadlock reaching the owner.
+
+A worker records a part by updating its part row, then its job, then the video (workers.parts). A plain
+`DELETE FROM videos` locks the video first and its cascade then waits for the part row the worker holds, while the
+worker waits for the video: PostgreSQL aborts one of the two after deadlock_timeout. Seen in CI: a video deleted
+just as its storyboard was being recorded answered 503. So the deletion takes its locks in the workers' order
+(parts, jobs, the video), and a transaction PostgreSQL still aborts as a deadlock or serialization victim (another
+order: a cancelled generation locks its job before its parts) is run again, as PostgreSQL's manual advises for
+those errors; SQLAlchemy has no retry of its own.
+"""
+
+import logging
+import uuid
+
+from psycopg.errors import DeadlockDetected, SerializationFailure
+from sqlalchemy import delete
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, col, select
+
+from api.webhook_events import emit_deleted
+from schemas.tables import JobPart, TranscodeJob, Video
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 3
+
+
+def delete_video_rows(session: Session, video: Video) -> int:
+    """The video's rows (and through the cascade everything under it) and its `video.deleted` event, in one
+    committed transaction. Returns the number of webhook events queued."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _lock_in_workers_order(session, video.id)
+            queued = emit_deleted(session, video)  # committed with the deletion (the outbox)
+            session.execute(delete(Video).where(col(Video.id) == video.id))
+            session.commit()
+            return queued
+        except DBAPIError as exc:
+            session.rollback()
+            if not isinstance(exc.orig, DeadlockDetected | SerializationFailure) or attempt == ATTEMPTS:
+                raise
+            log.warning("video %s: deletion aborted by the database (%s); running it again", video.id, exc.orig)
+    raise AssertionError("unreachable")
+
+
+def _lock_in_workers_order(session: Session, video_id: uuid.UUID) -> None:
+    """Row locks a worker's transaction takes, in the order it takes them (a no-op on SQLite, which locks the
+    whole database)."""
+    session.execute(
+        select(col(JobPart.id)).where(col(JobPart.video_id) == video_id).order_by(col(JobPart.id)).with_for_update()
+    )
+    session.execute(
+        select(col(TranscodeJob.id))
+        .where(col(TranscodeJob.video_id) == video_id)
+        .order_by(col(TranscodeJob.id))
+        .with_for_update()
+    )
+    session.execute(select(col(Video.id)).where(col(Video.id) == video_id).with_for_update())
