@@ -162,9 +162,13 @@ def delete_in_background(install: LocalApp, auth: dict[str, str], video_id: str,
         while not conn.execute(query, (database,)).fetchone()[0]:  # type: ignore[index]
             assert owner.is_alive() and time.monotonic() < deadline, f"the deletion never waited: {answers}"
             time.sleep(0.02)
+    # PostgreSQL aborts the first waiter of a deadlock (its deadlock_timeout runs out first): keep the deletion
+    # that waiter by a clear margin, whatever the machine's load.
+    time.sleep(0.3)
 
     def answer() -> int:
         owner.join(60)
+        assert answers, "the deletion raised instead of answering (its log is above)"
         return answers[0]
 
     return answer
