@@ -26,19 +26,21 @@ ATTEMPTS = 3
 
 def delete_video_rows(session: Session, video: Video) -> int:
     """The video's rows (and through the cascade everything under it) and its `video.deleted` event, in one
-    committed transaction. Returns the number of webhook events queued."""
+    committed transaction. Returns the number of webhook events queued. A run again reads the video afresh, so
+    the event says what it was when deleted (say, failed by the encode that held the lock)."""
+    video_id = video.id
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            _lock_in_workers_order(session, video.id)
+            _lock_in_workers_order(session, video_id)
             queued = emit_deleted(session, video)  # committed with the deletion (the outbox)
-            session.execute(delete(Video).where(col(Video.id) == video.id))
+            session.execute(delete(Video).where(col(Video.id) == video_id))
             session.commit()
             return queued
         except DBAPIError as exc:
             session.rollback()
             if not isinstance(exc.orig, DeadlockDetected | SerializationFailure) or attempt == ATTEMPTS:
                 raise
-            log.warning("video %s: deletion aborted by the database (%s); running it again", video.id, exc.orig)
+            log.warning("video %s: deletion aborted by the database (%s); running it again", video_id, exc.orig)
     raise AssertionError("unreachable")
 
 
