@@ -1,12 +1,12 @@
 """Deleting a video's rows while a worker may still be writing for it, without a deadlock reaching the owner.
 
-A worker records a part by updating its part row, then its job, then the video (workers.parts). A plain
+A worker records a part by updating its part row first, then its job or the video (workers.parts). A plain
 `DELETE FROM videos` locks the video first and its cascade then waits for the part row the worker holds, while the
 worker waits for the video: PostgreSQL aborts one of the two after deadlock_timeout. Seen in CI: a video deleted
-just as its storyboard was being recorded answered 503. So the deletion takes its locks in the workers' order
-(parts, jobs, the video), and a transaction PostgreSQL still aborts as a deadlock or serialization victim (another
-order: a cancelled generation locks its job before its parts) is run again, as PostgreSQL's manual advises for
-those errors; SQLAlchemy has no retry of its own.
+just as its storyboard was being recorded answered 503. So the deletion takes its locks in that order (parts,
+jobs, the video). Some worker transactions lock a job or the video before parts (an encode failed or cancelled,
+a re-plan, `ready` queueing downloads); a deletion PostgreSQL aborts as the victim of one of those is run again,
+as PostgreSQL's manual advises for deadlock and serialization failures. SQLAlchemy has no retry of its own.
 """
 
 import logging
@@ -26,13 +26,17 @@ ATTEMPTS = 3
 
 def delete_video_rows(session: Session, video: Video) -> int:
     """The video's rows (and through the cascade everything under it) and its `video.deleted` event, in one
-    committed transaction. Returns the number of webhook events queued. A run again reads the video afresh, so
-    the event says what it was when deleted (say, failed by the encode that held the lock)."""
+    committed transaction. Returns the number of webhook events queued. The event says what the video was once
+    locked (say, failed by the encode that held the lock); a video another request deleted meanwhile is gone
+    already and queues no second event."""
     video_id = video.id
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            _lock_in_workers_order(session, video_id)
-            queued = emit_deleted(session, video)  # committed with the deletion (the outbox)
+            locked = _lock_in_workers_order(session, video_id)
+            if locked is None:
+                session.rollback()
+                return 0
+            queued = emit_deleted(session, locked)  # committed with the deletion (the outbox)
             session.execute(delete(Video).where(col(Video.id) == video_id))
             session.commit()
             return queued
@@ -44,9 +48,9 @@ def delete_video_rows(session: Session, video: Video) -> int:
     raise AssertionError("unreachable")
 
 
-def _lock_in_workers_order(session: Session, video_id: uuid.UUID) -> None:
-    """Row locks a worker's transaction takes, in the order it takes them (a no-op on SQLite, which locks the
-    whole database)."""
+def _lock_in_workers_order(session: Session, video_id: uuid.UUID) -> Video | None:
+    """The row locks of the video's parts, jobs and the video itself, in the order a worker recording a part
+    takes them (SQLite locks the whole database instead). Returns the video as it is now, None when it is gone."""
     session.execute(
         select(col(JobPart.id)).where(col(JobPart.video_id) == video_id).order_by(col(JobPart.id)).with_for_update()
     )
@@ -56,4 +60,4 @@ def _lock_in_workers_order(session: Session, video_id: uuid.UUID) -> None:
         .order_by(col(TranscodeJob.id))
         .with_for_update()
     )
-    session.execute(select(col(Video.id)).where(col(Video.id) == video_id).with_for_update())
+    return session.get(Video, video_id, with_for_update=True, populate_existing=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +41,9 @@ STACK_FIXTURES = {
     "redis_url",
     "azurite",
     "stack",
-    "embedded",
+    "embedded",  # `streamify up`
     "fault_logs",
-}  # embedded: `streamify up`
+}
 STACK_PARAMS = {"postgresql", "azure"}  # fixture params that open a PostgreSQL database or Azurite themselves
 BROWSER_FIXTURES = {"browser"}
 SLOW_FIXTURES = {"clips", "big_clips", "long_clip", "broken_clip"}  # seconds of ffmpeg encoding each
@@ -119,19 +120,27 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@contextmanager
+def pg_database() -> Iterator[tuple[str, str]]:
+    """A new PostgreSQL database (its name, its SQLAlchemy URL), dropped afterwards."""
+    name, url = new_pg_database()
+    try:
+        yield name, url.replace("postgresql://", "postgresql+psycopg://")
+    finally:
+        drop_pg_database(name)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    name, url = new_pg_database()
-    yield url.replace("postgresql://", "postgresql+psycopg://")
-    drop_pg_database(name)
+    with pg_database() as (_, url):
+        yield url
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[tuple[str, str]]:
     """A PostgreSQL database of the test's own (name, SQLAlchemy URL): no other test's worker takes its jobs."""
-    name, url = new_pg_database()
-    yield name, url.replace("postgresql://", "postgresql+psycopg://")
-    drop_pg_database(name)
+    with pg_database() as database:
+        yield database
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ reconnected, an unreachable database is a 503 with Retry-After, a full disk is a
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tests.media import make_clip
 
 
 @pytest.fixture
-def own_database(own_postgres) -> tuple[str, str]:
+def own_database(own_postgres: tuple[str, str]) -> Iterator[tuple[str, str]]:
     """A database of this test's own (it is made unreachable), beside the session's."""
     yield own_postgres
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

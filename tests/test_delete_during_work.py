@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -124,8 +125,12 @@ def test_a_storyboard_recorded_during_the_deletions_sweep_is_removed_with_the_vi
 
 
 @pytest.fixture
-def pg_site(tmp_path, own_postgres) -> Iterator[tuple[LocalApp, dict[str, str], str]]:
+def pg_site(tmp_path: Path, own_postgres: tuple[str, str]) -> Iterator[tuple[LocalApp, dict[str, str], str]]:
+    """An install on a PostgreSQL database of its own, with PostgreSQL's default deadlock_timeout (1 s) whatever
+    the server's: the tests order the deadlock's waiters by a margin below it."""
     database, url = own_postgres
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{database}\" SET deadlock_timeout = '1s'")
     with local_app(tmp_path / "data", database_url=url, playback_secret=secrets.token_urlsafe(48), **SETTINGS) as site:
         yield site, site.as_user(site.user()), database
 
@@ -135,7 +140,7 @@ def paused_before(engine: Engine, statement: str, meanwhile: Callable[[], None])
     """Runs `meanwhile` once, just before this engine first sends a statement starting with `statement`."""
     fired: list[str] = []
 
-    def hook(conn, cursor, sent: str, parameters, context, executemany) -> None:
+    def hook(conn: Any, cursor: Any, sent: str, parameters: Any, context: Any, executemany: bool) -> None:
         if sent.startswith(statement) and not fired:
             fired.append(sent)
             meanwhile()
