@@ -51,12 +51,17 @@ def site(tmp_path) -> Iterator[tuple[LocalApp, dict[str, str]]]:
         yield install, install.as_user(install.user())
 
 
-def ready_without_storyboard(install: LocalApp, auth: dict[str, str], clip: Path) -> str:
-    """A video uploaded through the API and run by the worker until it is ready, its storyboard still queued."""
+def uploaded(install: LocalApp, auth: dict[str, str], clip: Path) -> str:
+    """A video uploaded through the API; its id."""
     with clip.open("rb") as f:
         r = install.client.post("/api/v1/videos", files={"file": ("clip.mp4", f)}, headers=auth)
     assert r.status_code == 202, r.text
-    video_id = r.json()["id"]
+    return r.json()["id"]
+
+
+def ready_without_storyboard(install: LocalApp, auth: dict[str, str], clip: Path) -> str:
+    """A video uploaded through the API and run by the worker until it is ready, its storyboard still queued."""
+    video_id = uploaded(install, auth, clip)
     while install.client.get(f"/api/v1/videos/{video_id}", headers=auth).json()["status"] != "ready":
         assert run_next(install.settings, make_stores(install.settings)) != "idle"
     assert install.client.get(f"/api/v1/videos/{video_id}", headers=auth).json()["storyboard_url"] is None
@@ -181,18 +186,28 @@ def delete_in_background(install: LocalApp, auth: dict[str, str], video_id: str,
     return answer
 
 
+@contextmanager
+def deleted_before(
+    statement: str, install: LocalApp, auth: dict[str, str], video_id: str, database: str
+) -> Iterator[list[Callable[[], int]]]:
+    """The owner deletes the video just before the worker (this process's engine) sends `statement`; yields
+    the deletions started, each to be called for its status code."""
+    deletions: list[Callable[[], int]] = []
+
+    def delete_now() -> None:
+        deletions.append(delete_in_background(install, auth, video_id, database))
+
+    with paused_before(get_engine(install.settings), statement, delete_now):
+        yield deletions
+
+
 def test_a_video_deleted_while_its_storyboard_is_recorded_is_deleted_without_a_deadlock(pg_site, clip, monkeypatch):
     """The storyboard part holds its part row and is about to update the video when the owner deletes it. The
     deletion gets no second attempt here: it succeeds because no deadlock happens, not because it was retried."""
     install, auth, database = pg_site
     monkeypatch.setattr(api.video_deletion, "ATTEMPTS", 1)
     video_id = ready_without_storyboard(install, auth, clip)
-    deletions: list[Callable[[], int]] = []
-
-    def delete_now() -> None:
-        deletions.append(delete_in_background(install, auth, video_id, database))
-
-    with paused_before(get_engine(install.settings), "UPDATE videos SET storyboard_track", delete_now):
+    with deleted_before("UPDATE videos SET storyboard_track", install, auth, video_id, database) as deletions:
         outcomes = run_until_idle(install.settings, make_stores(install.settings))
 
     assert [answer() for answer in deletions] == [204]
@@ -209,20 +224,13 @@ def test_a_video_deleted_while_its_encode_is_failed_is_deleted(pg_site, clip, mo
     is kept whole, failed, to be deleted again."""
     install, auth, database = pg_site
     monkeypatch.setattr(api.video_deletion, "ATTEMPTS", attempts)
-    with clip.open("rb") as f:
-        r = install.client.post("/api/v1/videos", files={"file": ("clip.mp4", f)}, headers=auth)
-    video_id = r.json()["id"]
+    video_id = uploaded(install, auth, clip)
     assert run_next(install.settings, make_stores(install.settings)) != "idle"  # planned into parts
     engine = get_engine(install.settings)
     with Session(engine) as s:
         job = s.execute(select(TranscodeJob).where(col(TranscodeJob.video_id) == video_id)).scalar_one()
     assert job.state == JobState.running and job.lease is not None
-    deletions: list[Callable[[], int]] = []
-
-    def delete_now() -> None:
-        deletions.append(delete_in_background(install, auth, video_id, database))
-
-    with paused_before(engine, "UPDATE job_parts", delete_now):
+    with deleted_before("UPDATE job_parts", install, auth, video_id, database) as deletions:
         ended = end_generation(engine, make_stores(install.settings), job.id, job.lease, JobState.failed,
                                "a range failed for good", FailureKind.ffmpeg)  # fmt: skip
 
